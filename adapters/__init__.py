@@ -1,0 +1,1 @@
+"""Concrete parts behind the ports: storage, language models, session actors, the service."""

@@ -1,0 +1,1 @@
+"""Session actors: one trio task per active chat session, and the supervisor that runs them."""

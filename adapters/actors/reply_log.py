@@ -1,0 +1,103 @@
+"""The events of one reply, kept in order, read by any number of followers.
+
+Each follower keeps its own cursor into the one shared log instead of owning a buffer, so a
+reader that stops reading costs nothing and never slows the others; the log itself is bounded
+by the reply it describes. Event ids are positions: `start` is 0, each `content` event's id is
+the length of the reply text once that chunk is added, `error` is that length + 1 and `end`
+that length + 2. Ids therefore grow strictly within a message, and a reply stored in the
+database can be replayed after any id without the original chunk boundaries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import attrs
+import trio
+
+
+@attrs.frozen(kw_only=True)
+class ReplyEvent:
+    """One server-sent event of a reply."""
+
+    id: int
+    kind: str  # start | content | error | end
+    data: dict[str, Any]
+
+
+class ReplyLog:
+    """An append-only log of a reply's events; closed after `end`."""
+
+    def __init__(self, *, message_id: UUID, user_message_id: UUID, chat_session_id: UUID) -> None:
+        self.message_id = message_id
+        self.user_message_id = user_message_id
+        self.chat_session_id = chat_session_id
+        self.events: list[ReplyEvent] = []
+        self.text_length = 0
+        self._changed = trio.Event()
+        self._ended = trio.Event()
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    def start(self, data: dict[str, Any]) -> None:
+        self._append(ReplyEvent(id=0, kind="start", data=data))
+
+    def content(self, text: str) -> None:
+        if not text:
+            return  # an empty chunk would repeat the previous id
+        self.text_length += len(text)
+        self._append(
+            ReplyEvent(
+                id=self.text_length,
+                kind="content",
+                data={"message_id": str(self.message_id), "content": text},
+            )
+        )
+
+    def error(self, code: str, message: str) -> None:
+        self._append(
+            ReplyEvent(id=self.text_length + 1, kind="error", data={"code": code, "message": message})
+        )
+
+    def end(self, data: dict[str, Any]) -> None:
+        self._append(ReplyEvent(id=self.text_length + 2, kind="end", data=data))
+        self._ended.set()
+
+    def _append(self, event: ReplyEvent) -> None:
+        if self._ended.is_set():
+            raise RuntimeError("reply already ended")
+        self.events.append(event)
+        changed, self._changed = self._changed, trio.Event()
+        changed.set()
+
+    def follow(self, after: int | None = None) -> ReplyFollower:
+        """A reader of every event whose id is greater than `after` (all when None)."""
+        return ReplyFollower(self, after)
+
+
+class ReplyFollower:
+    """One reader's position in a ReplyLog."""
+
+    def __init__(self, log: ReplyLog, after: int | None) -> None:
+        self._log = log
+        self._cursor = 0
+        if after is not None:
+            while self._cursor < len(log.events) and log.events[self._cursor].id <= after:
+                self._cursor += 1
+
+    async def next_batch(self) -> list[ReplyEvent]:
+        """Every event not yet read, waiting for one; [] once the reply has ended and all is read."""
+        log = self._log
+        while self._cursor >= len(log.events):
+            if log.ended:
+                return []
+            await log._changed.wait()
+        batch = log.events[self._cursor :]
+        self._cursor = len(log.events)
+        return batch

@@ -1,0 +1,218 @@
+"""Runs one reply from start to end: store the turn, stream the model, store the outcome.
+
+The writer runs inside its session actor's nursery. Whatever happens (the reply completes,
+the model fails, a user cancels, the service shuts down) the assistant message ends up stored
+with the text written so far and an honest status, and every follower of the reply sees `end`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+
+from adapters.actors.reply_log import ReplyLog
+from domain.context import build_prompt, estimated_usage
+from domain.model import ChatSession, Message, MessageStatus, Usage
+from domain.rules import assistant_message, user_message
+from domain.session_machine import SessionInput
+from ports.clock import Clock
+from ports.language_model import LanguageModel, ModelFailure
+from ports.storage import ConversationStore, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+# Persisting the final state must finish even while the service is being cancelled, but
+# must not hang shutdown on a dead store.
+FINAL_WRITE_DEADLINE = 5.0
+
+
+@attrs.frozen(kw_only=True)
+class FlushPolicy:
+    """How often a reply's partial text is written while it streams."""
+
+    interval: float = 0.5
+    max_chunks: int = 64
+
+
+def usage_view(usage: Usage | None) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "estimated": usage.estimated,
+    }
+
+
+@attrs.define(kw_only=True)
+class _Outcome:
+    status: MessageStatus = MessageStatus.INCOMPLETE
+    finish_reason: str = "interrupted"
+    usage: Usage | None = None
+    error: tuple[str, str] | None = ("shutting_down", "the service is stopping")
+
+
+class ReplyWriter:
+    """One reply of one session; `run` is awaited by the actor's generation task."""
+
+    def __init__(
+        self,
+        *,
+        session: Callable[[], ChatSession],
+        set_session: Callable[[ChatSession], None],
+        load_history: Callable[[], Awaitable[list[Message]]],
+        text: str,
+        reply: ReplyLog,
+        model: LanguageModel,
+        store: ConversationStore,
+        clock: Clock,
+        flush: FlushPolicy,
+    ) -> None:
+        self._session = session
+        self._set_session = set_session
+        self._load_history = load_history
+        self._history: list[Message] = []
+        self._text = text
+        self.reply = reply
+        self._model = model
+        self._store = store
+        self._clock = clock
+        self._flush = flush
+        self._parts: list[str] = []
+        self._unflushed = 0
+        self._last_flush = 0.0
+        self.cancel_scope = trio.CancelScope()
+        self._assistant: Message | None = None
+
+    async def run(self) -> None:
+        """Store the turn, then stream; returns when the reply has ended, however it ended."""
+        if not await self._begin():
+            return
+        outcome = _Outcome()
+        try:
+            outcome = await self._generate()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_DEADLINE):
+                await self._finish(outcome)
+
+    async def _begin(self) -> bool:
+        try:
+            self._history = await self._load_history()
+        except StorageUnavailable as error:
+            log.warning("reply %s: history not loaded: %s", self.reply.message_id, error)
+            self.reply.error("storage_unavailable", "the session could not be loaded; try again")
+            self.reply.end(self._end_data("error", None))
+            return False
+        session = self._session()
+        at = self._clock.now()
+        user = user_message(id=self.reply.user_message_id, session=session, text=self._text, at=at)
+        assistant = assistant_message(id=self.reply.message_id, session=session, at=at)
+        responding = session.apply(SessionInput.SEND, at)
+        try:
+            await self._store.add_message(user)
+            await self._store.add_message(assistant)
+            await self._store.update_session(responding)
+        except StorageUnavailable as error:
+            log.warning("reply %s not started: %s", self.reply.message_id, error)
+            self.reply.error("storage_unavailable", "the message could not be stored; try again")
+            self.reply.end(self._end_data("error", None))
+            return False
+        self._set_session(responding)
+        self._history.append(user)
+        self._assistant = assistant
+        self.reply.start(
+            {
+                "message_id": str(assistant.id),
+                "user_message_id": str(user.id),
+                "chat_session_id": str(session.id),
+                "model_id": str(session.model_id),
+            }
+        )
+        return True
+
+    async def _generate(self) -> _Outcome:
+        prompt = build_prompt(self._history)
+        self._last_flush = trio.current_time()
+        outcome: _Outcome | None = None
+        with self.cancel_scope:
+            try:
+                result = await self._model.generate(prompt, self._emit)
+            except ModelFailure as failure:
+                outcome = _Outcome(
+                    status=MessageStatus.FAILED,
+                    finish_reason="error",
+                    error=(failure.code, failure.message),
+                )
+            except Exception:
+                log.exception("reply %s: the model raised", self.reply.message_id)
+                outcome = _Outcome(
+                    status=MessageStatus.FAILED,
+                    finish_reason="error",
+                    error=("internal_error", "the reply failed unexpectedly"),
+                )
+            else:
+                outcome = _Outcome(
+                    status=MessageStatus.COMPLETED,
+                    finish_reason=result.finish_reason,
+                    usage=result.usage or estimated_usage(prompt, "".join(self._parts)),
+                    error=None,
+                )
+        if self.cancel_scope.cancelled_caught:
+            return _Outcome(status=MessageStatus.CANCELLED, finish_reason="cancelled", error=None)
+        assert outcome is not None
+        return outcome
+
+    async def _emit(self, chunk: str) -> None:
+        if not chunk:
+            return
+        self._parts.append(chunk)
+        self.reply.content(chunk)
+        self._unflushed += 1
+        now = trio.current_time()
+        if self._unflushed >= self._flush.max_chunks or now - self._last_flush >= self._flush.interval:
+            self._unflushed = 0
+            self._last_flush = now
+            assert self._assistant is not None
+            partial = self._assistant.with_content("".join(self._parts), self._clock.now())
+            try:
+                await self._store.update_message(partial)
+            except StorageUnavailable as error:
+                # The final write will try again; the stream goes on meanwhile.
+                log.warning("reply %s: partial flush failed: %s", self.reply.message_id, error)
+
+    async def _finish(self, outcome: _Outcome) -> None:
+        assert self._assistant is not None
+        at = self._clock.now()
+        final = self._assistant.finished(
+            content="".join(self._parts),
+            status=outcome.status,
+            finish_reason=outcome.finish_reason,
+            usage=outcome.usage,
+            at=at,
+        )
+        idle = self._session().apply(SessionInput.FINISH, at)
+        self._set_session(idle)
+        self._history.append(final)
+        try:
+            await self._store.update_message(final)
+            await self._store.update_session(idle)
+        except StorageUnavailable as error:
+            log.error("reply %s: final state not stored: %s", self.reply.message_id, error)
+            if outcome.error is None:
+                outcome.error = ("storage_unavailable", "the reply could not be stored")
+        if outcome.error is not None:
+            self.reply.error(*outcome.error)
+        finish_reason = outcome.finish_reason if outcome.error is None else "error"
+        self.reply.end(self._end_data(finish_reason, outcome.usage))
+
+    def _end_data(self, finish_reason: str, usage: Usage | None) -> dict[str, Any]:
+        return {
+            "message_id": str(self.reply.message_id),
+            "finish_reason": finish_reason,
+            "usage": usage_view(usage),
+        }

@@ -1,0 +1,146 @@
+"""A store kept in process memory: for unit tests and for apps embedding the library.
+
+It implements the same ports as the SQL store, with the same ordering and scoping rules.
+Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from domain.model import (
+    AccessRole,
+    ChatSession,
+    Conversation,
+    Message,
+    MessageStatus,
+    Org,
+    Page,
+    Principal,
+)
+from domain.session_machine import SessionInput, SessionState
+
+
+class InMemoryStore:
+    """ConversationStore and AccessStore over dictionaries."""
+
+    def __init__(self) -> None:
+        self._orgs: dict[UUID, Org] = {}
+        self._tokens: dict[str, Principal] = {}
+        self._conversations: dict[UUID, Conversation] = {}
+        self._sessions: dict[UUID, ChatSession] = {}
+        self._messages: dict[UUID, Message] = {}  # insertion order is message order
+
+    # -- access -------------------------------------------------------------------------
+    async def add_org(self, org: Org) -> None:
+        self._orgs[org.id] = org
+
+    async def get_org(self, org_id: UUID) -> Org | None:
+        return self._orgs.get(org_id)
+
+    async def count_orgs(self) -> int:
+        return len(self._orgs)
+
+    async def add_token(
+        self, *, token_id: UUID, org_id: UUID, role: AccessRole, token_hash: str, at: datetime
+    ) -> None:
+        self._tokens[token_hash] = Principal(token_id=token_id, org_id=org_id, role=role)
+
+    async def find_token(self, token_hash: str) -> Principal | None:
+        return self._tokens.get(token_hash)
+
+    # -- conversations ------------------------------------------------------------------
+    async def add_conversation(self, conversation: Conversation) -> None:
+        self._conversations[conversation.id] = conversation
+
+    async def get_conversation(self, org_id: UUID, conversation_id: UUID) -> Conversation | None:
+        found = self._conversations.get(conversation_id)
+        return found if found is not None and found.org_id == org_id else None
+
+    async def list_conversations(
+        self, org_id: UUID, *, is_archived: bool | None, limit: int, offset: int
+    ) -> Page[Conversation]:
+        mine = [
+            c
+            for c in self._conversations.values()
+            if c.org_id == org_id and (is_archived is None or c.is_archived == is_archived)
+        ]
+        mine.sort(key=lambda c: (c.updated_at, c.created_at, str(c.id)), reverse=True)
+        return _page(mine, limit, offset)
+
+    def _touch(self, conversation_id: UUID, at: datetime) -> None:
+        conversation = self._conversations.get(conversation_id)
+        if conversation is not None:
+            self._conversations[conversation_id] = conversation.touched(at)
+
+    # -- sessions -----------------------------------------------------------------------
+    async def add_session(self, session: ChatSession) -> None:
+        self._sessions[session.id] = session
+        self._touch(session.conversation_id, session.created_at)
+
+    async def update_session(self, session: ChatSession) -> None:
+        if session.id in self._sessions:
+            self._sessions[session.id] = session
+
+    async def get_session(self, org_id: UUID, session_id: UUID) -> ChatSession | None:
+        found = self._sessions.get(session_id)
+        return found if found is not None and found.org_id == org_id else None
+
+    async def list_sessions(self, org_id: UUID, conversation_id: UUID) -> Sequence[ChatSession]:
+        return [
+            s
+            for s in self._sessions.values()
+            if s.org_id == org_id and s.conversation_id == conversation_id
+        ]
+
+    # -- messages -----------------------------------------------------------------------
+    async def add_message(self, message: Message) -> None:
+        self._messages[message.id] = message
+        self._touch(message.conversation_id, message.created_at)
+
+    async def update_message(self, message: Message) -> None:
+        if message.id in self._messages:
+            self._messages[message.id] = message
+
+    async def get_message(self, org_id: UUID, message_id: UUID) -> Message | None:
+        found = self._messages.get(message_id)
+        return found if found is not None and found.org_id == org_id else None
+
+    async def list_messages(
+        self, org_id: UUID, conversation_id: UUID, *, limit: int, offset: int
+    ) -> Page[Message]:
+        mine = [
+            m
+            for m in self._messages.values()
+            if m.org_id == org_id and m.conversation_id == conversation_id
+        ]
+        return _page(mine, limit, offset)
+
+    async def session_messages(self, org_id: UUID, session_id: UUID) -> Sequence[Message]:
+        return [
+            m
+            for m in self._messages.values()
+            if m.org_id == org_id and m.chat_session_id == session_id
+        ]
+
+    async def recover_interrupted(self, at: datetime) -> int:
+        marked = 0
+        for message in list(self._messages.values()):
+            if message.status is MessageStatus.IN_PROGRESS:
+                self._messages[message.id] = attrs.evolve(
+                    message, status=MessageStatus.INCOMPLETE, finish_reason="interrupted", updated_at=at
+                )
+                marked += 1
+        for session in list(self._sessions.values()):
+            if session.status is SessionState.RESPONDING:
+                self._sessions[session.id] = session.apply(SessionInput.RECOVER, at)
+        return marked
+
+
+def _page(items: list, limit: int, offset: int) -> Page:  # type: ignore[type-arg]
+    chunk = items[offset : offset + limit]
+    return Page(items=tuple(chunk), limit=limit, offset=offset, has_more=offset + limit < len(items))

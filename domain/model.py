@@ -1,0 +1,158 @@
+"""The values the service keeps: organisations, conversations, chat sessions and messages.
+
+All are frozen and keyword-only; time and ids come in as arguments, never read here.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Generic, TypeVar
+from uuid import UUID
+
+import attrs
+
+from domain.session_machine import SessionInput, SessionState, next_state
+
+
+class MessageRole(enum.Enum):
+    """Who wrote a message."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class MessageStatus(enum.Enum):
+    """Where a message is in its life; user messages are always COMPLETED."""
+
+    COMPLETED = "completed"
+    IN_PROGRESS = "in_progress"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INCOMPLETE = "incomplete"  # the service stopped or crashed while writing it
+
+
+class AccessRole(enum.Enum):
+    """What a token may do inside its organisation."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
+@attrs.frozen(kw_only=True)
+class Org:
+    """A tenant: every other object belongs to exactly one."""
+
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class Principal:
+    """Who is calling: the organisation and role a verified token grants."""
+
+    token_id: UUID
+    org_id: UUID
+    role: AccessRole
+
+
+@attrs.frozen(kw_only=True)
+class Conversation:
+    """A titled thread that holds chat sessions and their messages."""
+
+    id: UUID
+    org_id: UUID
+    title: str
+    is_archived: bool
+    created_at: datetime
+    updated_at: datetime
+
+    def touched(self, at: datetime) -> Conversation:
+        """The conversation after activity at `at` (it moves up the list)."""
+        return attrs.evolve(self, updated_at=max(at, self.updated_at))
+
+
+@attrs.frozen(kw_only=True)
+class ChatSession:
+    """A conversation's binding to one language model, with its own state machine."""
+
+    id: UUID
+    org_id: UUID
+    conversation_id: UUID
+    model_id: UUID
+    status: SessionState
+    created_at: datetime
+    updated_at: datetime
+
+    def apply(self, event: SessionInput, at: datetime) -> ChatSession:
+        """The session after `event`; InvalidTransition when its state does not allow it."""
+        return attrs.evolve(self, status=next_state(self.status, event), updated_at=at)
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """Tokens a reply consumed; `estimated` when counted by us rather than the provider."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@attrs.frozen(kw_only=True)
+class Message:
+    """One turn of a chat session: the user's text or the model's reply."""
+
+    id: UUID
+    org_id: UUID
+    conversation_id: UUID
+    chat_session_id: UUID
+    role: MessageRole
+    content: str
+    status: MessageStatus
+    model_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+    def with_content(self, content: str, at: datetime) -> Message:
+        """The reply with the text generated so far."""
+        return attrs.evolve(self, content=content, updated_at=at)
+
+    def finished(
+        self,
+        *,
+        content: str,
+        status: MessageStatus,
+        finish_reason: str,
+        usage: Usage | None,
+        at: datetime,
+    ) -> Message:
+        """The reply once generation has ended, whatever the outcome."""
+        return attrs.evolve(
+            self,
+            content=content,
+            status=status,
+            finish_reason=finish_reason,
+            usage=usage,
+            updated_at=at,
+        )
+
+
+T = TypeVar("T")
+
+
+@attrs.frozen(kw_only=True)
+class Page(Generic[T]):
+    """A slice of an ordered listing, and whether more follows it."""
+
+    items: tuple[T, ...]
+    limit: int
+    offset: int
+    has_more: bool

@@ -1,0 +1,98 @@
+"""The composition root: the one place that builds concrete adapters from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import attrs
+
+from adapters.access import AccessAdmin, TokenVerifier
+from adapters.actors.session_actor import ActorSettings
+from adapters.actors.supervisor import SessionSupervisor, open_supervisor
+from adapters.conversation_service import ConversationService
+from adapters.llm import load_registry, open_catalog
+from adapters.rate_limits import RequestRateLimiter, StreamSlots
+from adapters.sql import open_sql_store, sqlite_url_for_dir
+from adapters.sql.sql_store import SqlStore
+from adapters.system import RandomIds, SystemClock
+from domain.rules import InputLimits
+from entrypoints.http.routes import HttpDeps, HttpSettings
+from entrypoints.settings import Settings, SettingsError
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return sqlite_url_for_dir(settings.data_dir)
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[SqlStore]:
+    """The SQL store alone (for the CLI's org and token commands). Needs a trio-asyncio loop."""
+    async with open_sql_store(database_url(settings)) as store:
+        yield store
+
+
+@attrs.frozen(kw_only=True)
+class Services:
+    """The running service's parts, as the HTTP app and the CLI use them."""
+
+    store: SqlStore
+    service: ConversationService
+    supervisor: SessionSupervisor
+    admin: AccessAdmin
+    http: HttpDeps
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Every part of the service, started; stopped in reverse order on exit.
+
+    Must run inside `trio_asyncio.open_loop()` (the SQL store is asyncio underneath).
+    """
+    try:
+        rate_limiter = RequestRateLimiter(settings.rate_limit)
+    except ValueError as error:
+        raise SettingsError(f"rate_limit {settings.rate_limit!r}: {error}") from None
+    registry = load_registry(settings.models)
+    echo_delay = None if settings.echo_delay_ms is None else settings.echo_delay_ms / 1000
+    clock, ids = SystemClock(), RandomIds()
+    async with open_store(settings) as store:
+        await store.recover_interrupted(clock.now())
+        async with (
+            open_catalog(registry, echo_delay=echo_delay) as catalog,
+            open_supervisor(
+                store=store,
+                catalog=catalog,
+                clock=clock,
+                settings=ActorSettings(
+                    idle_timeout=settings.actor_idle_timeout,
+                    max_queued=settings.max_queued_per_session,
+                ),
+            ) as supervisor,
+        ):
+            service = ConversationService(
+                store=store,
+                catalog=catalog,
+                supervisor=supervisor,
+                clock=clock,
+                ids=ids,
+                limits=InputLimits(
+                    max_title_chars=settings.max_title_chars,
+                    max_message_chars=settings.max_message_chars,
+                ),
+            )
+            yield Services(
+                store=store,
+                service=service,
+                supervisor=supervisor,
+                admin=AccessAdmin(store=store, clock=clock, ids=ids),
+                http=HttpDeps(
+                    service=service,
+                    verifier=TokenVerifier(store),
+                    rate_limiter=rate_limiter,
+                    stream_slots=StreamSlots(settings.max_streams_per_org),
+                    settings=HttpSettings(max_body_bytes=settings.max_body_bytes),
+                ),
+            )

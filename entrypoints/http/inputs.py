@@ -1,0 +1,158 @@
+"""Request input: JSON bodies structured strictly by one private cattrs converter, and query
+parameters; every failure is an InvalidField naming the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+from uuid import UUID
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+from quart import request
+
+from domain.errors import InvalidField
+
+T = TypeVar("T")
+
+_body = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _strict(kind: type, name: str) -> Any:
+    def structure(value: object, _: object) -> object:
+        # JSON true is not the integer 1, and 123 is not the string "123".
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise TypeError(f"must be {name}")
+        return value
+
+    return structure
+
+
+def _uuid(value: object, _: object) -> UUID:
+    if not isinstance(value, str):
+        raise TypeError("must be a UUID string")
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ValueError("must be a UUID string") from None
+
+
+_body.register_structure_hook(str, _strict(str, "a string"))
+_body.register_structure_hook(bool, _strict(bool, "true or false"))
+_body.register_structure_hook(int, _strict(int, "an integer"))
+_body.register_structure_hook(UUID, _uuid)
+
+
+def _first_problem(error: BaseException, path: str = "") -> InvalidField:
+    if isinstance(error, ForbiddenExtraKeysError):
+        extra = sorted(error.extra_fields)[0]
+        return InvalidField(f"{path}{extra}", "unknown field")
+    if isinstance(error, ClassValidationError):
+        for inner in error.exceptions:
+            note = _note(inner)
+            if note is not None:
+                if isinstance(inner, KeyError):
+                    return InvalidField(f"{path}{note}", "required field is missing")
+                return _first_problem(inner, f"{path}{note}.") if isinstance(
+                    inner, ClassValidationError
+                ) else InvalidField(f"{path}{note}", _reason(inner))
+            return _first_problem(inner, path)
+    return InvalidField(path.rstrip(".") or "body", _reason(error))
+
+
+def _note(error: BaseException) -> str | None:
+    for note in getattr(error, "__notes__", []):
+        name = getattr(note, "name", None)
+        if name is not None:
+            return str(name)
+    return None
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error)
+    return text if text.startswith("must") else "has an invalid value"
+
+
+async def read_json_body(kind: type[T], max_bytes: int) -> T:
+    """The request body as `kind`; InvalidField on bad JSON, types or unknown fields."""
+    raw = await request.get_data(cache=False)
+    if len(raw) > max_bytes:
+        raise InvalidField("body", f"must be at most {max_bytes} bytes")
+    if not raw:
+        raise InvalidField("body", "must be a JSON object")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidField("body", f"is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise InvalidField("body", "must be a JSON object")
+    try:
+        return _body.structure(data, kind)
+    except (ClassValidationError, ForbiddenExtraKeysError) as error:
+        raise _first_problem(error) from None
+
+
+def query_uuid(name: str, *, required: bool = True) -> UUID | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise InvalidField(name, "required query parameter is missing")
+        return None
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise InvalidField(name, "must be a UUID") from None
+
+
+def query_int(name: str, *, default: int, minimum: int, maximum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise InvalidField(name, "must be an integer") from None
+    if value < minimum:
+        raise InvalidField(name, f"must be at least {minimum}")
+    if value > maximum:
+        raise InvalidField(name, f"must be at most {maximum}")
+    return value
+
+
+def query_bool(name: str) -> bool | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    lowered = raw.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise InvalidField(name, "must be true or false")
+
+
+# -- request bodies ----------------------------------------------------------------------
+@attrs.frozen(kw_only=True)
+class CreateConversation:
+    title: str
+    is_archived: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class CreateSession:
+    conversation_id: UUID
+    model_id: UUID
+
+
+@attrs.frozen(kw_only=True)
+class StreamChat:
+    chat_session_id: UUID
+    message: str
+    multitask: str = "enqueue"
+
+
+@attrs.frozen(kw_only=True)
+class SessionRef:
+    chat_session_id: UUID
+    message_id: UUID | None = None

@@ -1,0 +1,128 @@
+"""`conversation-service serve`: Hypercorn's trio worker inside one trio-asyncio loop.
+
+Shutdown (SIGTERM or SIGINT): stop taking messages, let running replies finish for up to
+`shutdown_grace` seconds, cancel the rest (stored as incomplete, their streams told
+"shutting_down"), then stop the HTTP server and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+import attrs
+
+import trio
+import trio_asyncio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from domain.model import AccessRole
+from entrypoints.bootstrap import Services, open_services
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+
+log = logging.getLogger("conversation_service")
+
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus rid=%({x-request-id}o)s'
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.accesslog = logging.getLogger("conversation_service.access")
+    config.access_log_format = ACCESS_LOG_FORMAT
+    config.errorlog = logging.getLogger("conversation_service.server")
+    config.graceful_timeout = 5.0
+    config.h11_max_incomplete_size = 16 * 1024  # request line + headers
+    config.read_timeout = 60  # a client that stops sending its request is dropped
+    return config
+
+
+async def _first_run(services: Services, base_url: str) -> None:
+    """On an empty database: an organisation and an admin token, printed once."""
+    if await services.store.count_orgs() > 0:
+        return
+    org = await services.admin.create_org("default")
+    issued = await services.admin.create_token(org.id, AccessRole.ADMIN)
+    print(
+        "First start: created organisation 'default' and an admin token.\n"
+        f"  org_id: {org.id}\n"
+        f"  token:  {issued.token}\n"
+        "The token is shown only this once. Try:\n"
+        f"  curl -X POST '{base_url}/api/conversation/create?org_id={org.id}' "
+        f"-H 'Authorization: Bearer {issued.token}' -H 'Content-Type: application/json' "
+        "-d '{\"title\": \"Hello\"}'",
+        flush=True,
+    )
+
+
+@attrs.frozen(kw_only=True)
+class RunningServer:
+    services: Services
+    base_url: str
+
+
+@asynccontextmanager
+async def running_server(
+    settings: Settings, *, app_config: dict[str, object] | None = None
+) -> AsyncIterator[RunningServer]:
+    """The service listening on HTTP; leaving the block shuts it down gracefully.
+
+    `app_config` overrides Quart settings (tests use it to shorten Quart's timeouts).
+    """
+    async with trio_asyncio.open_loop(), open_services(settings) as services:
+        app = create_app(services.http)
+        app.config.update(app_config or {})
+        http_stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(
+                partial(
+                    hypercorn_serve, app, hypercorn_config(settings), shutdown_trigger=http_stop.wait
+                )
+            )
+            try:
+                yield RunningServer(services=services, base_url=binds[0])
+            finally:
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + settings.shutdown_grace + 15
+                    await _shut_down(services, settings)
+                    http_stop.set()
+
+
+async def serve(settings: Settings) -> None:
+    """Run the service until SIGTERM or SIGINT."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with running_server(settings) as server:
+            await _first_run(server.services, server.base_url)
+            print(f"Conversation Service ready on {server.base_url}", flush=True)
+            log.info("ready on %s", server.base_url)
+            async for signum in signals:
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                break
+    log.info("stopped")
+
+
+async def _shut_down(services: Services, settings: Settings) -> None:
+    supervisor = services.supervisor
+    supervisor.stop_accepting()
+    if not await supervisor.drain(settings.shutdown_grace):
+        log.info("grace period over: cancelling the replies still running")
+    await supervisor.stop()
+
+
+def run(settings: Settings) -> int:
+    trio.run(serve, settings)
+    return 0
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,1 @@
+"""The roles the core needs filled, as typing.Protocols; adapters implement them."""

@@ -1,0 +1,93 @@
+"""Where conversations, sessions, messages, organisations and tokens are kept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from domain.errors import DomainError
+from domain.model import AccessRole, ChatSession, Conversation, Message, Org, Page, Principal
+
+
+class StorageUnavailable(DomainError):
+    """The store could not be reached or could not complete the operation."""
+
+    code = "storage_unavailable"
+
+
+class ConversationStore(Protocol):
+    """Conversations, their chat sessions and messages, always scoped to an organisation.
+
+    Every read takes the org_id: an object of another organisation is simply not found.
+    Writes that touch a conversation (a new session, a new message) also move its
+    `updated_at` forward to the time of that write.
+    """
+
+    async def add_conversation(self, conversation: Conversation) -> None: ...
+
+    async def get_conversation(self, org_id: UUID, conversation_id: UUID) -> Conversation | None: ...
+
+    async def list_conversations(
+        self, org_id: UUID, *, is_archived: bool | None, limit: int, offset: int
+    ) -> Page[Conversation]:
+        """Newest `updated_at` first (ties: newest `created_at`, then id)."""
+        ...
+
+    async def add_session(self, session: ChatSession) -> None: ...
+
+    async def update_session(self, session: ChatSession) -> None:
+        """Store the session's status and updated_at."""
+        ...
+
+    async def get_session(self, org_id: UUID, session_id: UUID) -> ChatSession | None: ...
+
+    async def list_sessions(self, org_id: UUID, conversation_id: UUID) -> Sequence[ChatSession]:
+        """Oldest first."""
+        ...
+
+    async def add_message(self, message: Message) -> None:
+        """Append a message; messages keep the order in which they were added."""
+        ...
+
+    async def update_message(self, message: Message) -> None:
+        """Store a reply's content, status, finish_reason, usage and updated_at."""
+        ...
+
+    async def get_message(self, org_id: UUID, message_id: UUID) -> Message | None: ...
+
+    async def list_messages(
+        self, org_id: UUID, conversation_id: UUID, *, limit: int, offset: int
+    ) -> Page[Message]:
+        """The conversation's messages in the order they were added (oldest first)."""
+        ...
+
+    async def session_messages(self, org_id: UUID, session_id: UUID) -> Sequence[Message]:
+        """All of one session's messages, in the order they were added."""
+        ...
+
+    async def recover_interrupted(self, at: datetime) -> int:
+        """After a restart: mark in-progress replies INCOMPLETE and RESPONDING sessions ACTIVE.
+
+        Returns how many replies were marked.
+        """
+        ...
+
+
+class AccessStore(Protocol):
+    """Organisations and the hashes of their tokens."""
+
+    async def add_org(self, org: Org) -> None: ...
+
+    async def get_org(self, org_id: UUID) -> Org | None: ...
+
+    async def count_orgs(self) -> int: ...
+
+    async def add_token(
+        self, *, token_id: UUID, org_id: UUID, role: AccessRole, token_hash: str, at: datetime
+    ) -> None: ...
+
+    async def find_token(self, token_hash: str) -> Principal | None:
+        """The principal of the token whose hash is `token_hash`, or None."""
+        ...

@@ -1,0 +1,67 @@
+"""A language model whose replies the test scripts, and a catalog serving it.
+
+For actor and service tests only: provider tests run real HTTP servers instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID, uuid4
+
+import attrs
+import trio
+
+from domain.context import PromptMessage
+from domain.errors import ModelNotFound
+from domain.model import Usage
+from ports.language_model import Emit, ModelFailure, ModelInfo, ModelResult
+
+
+@attrs.define
+class Script:
+    chunks: Sequence[str] = ("Hello", ", ", "world")
+    delay: float = 1.0
+    fail_after: int | None = None  # raise ModelFailure after this many chunks
+    hang: bool = False  # after the chunks, wait forever
+
+
+class ScriptedModel:
+    def __init__(self) -> None:
+        self.scripts: list[Script] = []
+        self.prompts: list[tuple[PromptMessage, ...]] = []
+        self.cancelled = 0
+        self.default = Script()
+
+    async def generate(self, prompt: Sequence[PromptMessage], emit: Emit) -> ModelResult:
+        self.prompts.append(tuple(prompt))
+        script = self.scripts.pop(0) if self.scripts else self.default
+        try:
+            for index, chunk in enumerate(script.chunks):
+                if script.fail_after is not None and index >= script.fail_after:
+                    raise ModelFailure("upstream_error", "the model broke")
+                await trio.sleep(script.delay)
+                await emit(chunk)
+            if script.hang:
+                await trio.sleep_forever()
+        except trio.Cancelled:
+            self.cancelled += 1
+            raise
+        return ModelResult(finish_reason="stop", usage=Usage(prompt_tokens=3, completion_tokens=5,
+                                                             estimated=False))
+
+
+class ScriptedCatalog:
+    def __init__(self) -> None:
+        self.model = ScriptedModel()
+        self.info = ModelInfo(id=uuid4(), name="scripted", provider="test")
+
+    def models_for(self, org_id: UUID) -> Sequence[ModelInfo]:
+        return [self.info]
+
+    def get(self, org_id: UUID, model_id: UUID) -> ModelInfo:
+        if model_id != self.info.id:
+            raise ModelNotFound(model_id)
+        return self.info
+
+    def language_model(self, model_id: UUID) -> ScriptedModel:
+        return self.model

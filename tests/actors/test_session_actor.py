@@ -1,0 +1,238 @@
+"""Session actors: replies stored whole, in turn, cancellable, surviving their listeners."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from adapters.actors.commands import Multitask
+from adapters.actors.reply_log import ReplyEvent, ReplyLog
+from domain.errors import RateLimited, SessionBusy, SessionCompleted, Unavailable
+from domain.model import MessageRole, MessageStatus
+from domain.session_machine import SessionState
+from tests.actors.conftest import World
+from tests.actors.scripted import Script
+
+
+async def read_all(reply: ReplyLog, after: int | None = None) -> list[ReplyEvent]:
+    follower = reply.follow(after)
+    events: list[ReplyEvent] = []
+    with trio.fail_after(600):
+        while batch := await follower.next_batch():
+            events.extend(batch)
+    return events
+
+
+def text_of(events: list[ReplyEvent]) -> str:
+    return "".join(e.data["content"] for e in events if e.kind == "content")
+
+
+async def test_reply_streams_in_order_and_is_stored_complete(world: World, autojump_clock) -> None:
+    session = await world.new_session()
+    reply = await world.service.send_message(world.who, world.org, session.id, "hi")
+    events = await read_all(reply)
+    assert [e.kind for e in events] == ["start", "content", "content", "content", "end"]
+    assert [e.id for e in events] == [0, 5, 7, 12, 14]
+    assert text_of(events) == "Hello, world"
+    assert events[0].data["user_message_id"] == str(reply.user_message_id)
+    assert events[-1].data["finish_reason"] == "stop"
+    assert events[-1].data["usage"]["completion_tokens"] == 5
+    stored = await world.store.session_messages(world.org, session.id)
+    assert [(m.role, m.content, m.status) for m in stored] == [
+        (MessageRole.USER, "hi", MessageStatus.COMPLETED),
+        (MessageRole.ASSISTANT, "Hello, world", MessageStatus.COMPLETED),
+    ]
+    assert stored[1].usage is not None and stored[1].usage.estimated is False
+
+
+async def test_reply_finishes_and_is_stored_when_nobody_listens(world: World, autojump_clock) -> None:
+    session = await world.new_session()
+    reply = await world.service.send_message(world.who, world.org, session.id, "hi")
+    follower = reply.follow()
+    assert (await follower.next_batch())[0].kind == "start"
+    del follower  # the client went away mid-stream
+    with trio.fail_after(60):
+        await reply.wait_ended()
+    stored = await world.store.get_message(world.org, reply.message_id)
+    assert stored is not None and stored.content == "Hello, world"
+    assert stored.status is MessageStatus.COMPLETED
+
+
+async def test_follower_after_an_id_gets_only_later_events_once(world: World, autojump_clock) -> None:
+    session = await world.new_session()
+    reply = await world.service.send_message(world.who, world.org, session.id, "hi")
+    first = await read_all(reply)
+    again = await read_all(reply, after=first[1].id)
+    assert again == first[2:]
+
+
+async def test_queued_messages_run_one_after_another_never_interleaved(world: World, autojump_clock) -> None:
+    session = await world.new_session()
+    first = await world.service.send_message(world.who, world.org, session.id, "one")
+    second = await world.service.send_message(world.who, world.org, session.id, "two")
+    order: list[tuple[str, str]] = []
+
+    async def watch(name: str, reply: ReplyLog) -> None:
+        for event in await read_all(reply):
+            order.append((name, event.kind))
+
+    # Events are recorded as they arrive only if we follow live; follow both concurrently.
+    async def live(name: str, reply: ReplyLog) -> None:
+        follower = reply.follow()
+        while batch := await follower.next_batch():
+            order.extend((name, e.kind) for e in batch)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(live, "one", first)
+        nursery.start_soon(live, "two", second)
+    assert order.index(("one", "end")) < order.index(("two", "start"))
+    stored = await world.store.session_messages(world.org, session.id)
+    assert [m.content for m in stored] == ["one", "Hello, world", "two", "Hello, world"]
+    # The second reply saw the first exchange as context.
+    assert [p.content for p in world.catalog.model.prompts[1]] == ["one", "Hello, world", "two"]
+
+
+async def test_reject_refuses_a_message_while_a_reply_runs(world: World, autojump_clock) -> None:
+    session = await world.new_session()
+    running = await world.service.send_message(world.who, world.org, session.id, "one")
+    with pytest.raises(SessionBusy):
+        await world.service.send_message(
+            world.who, world.org, session.id, "two", multitask=Multitask.REJECT
+        )
+    await read_all(running)
+    stored = await world.store.session_messages(world.org, session.id)
+    assert [m.content for m in stored] == ["one", "Hello, world"]
+
+
+async def test_interrupt_cancels_the_running_reply_then_runs_the_new_one(world: World, autojump_clock) -> None:
+    world.catalog.model.scripts = [Script(hang=True), Script()]
+    session = await world.new_session()
+    first = await world.service.send_message(world.who, world.org, session.id, "one")
+    await trio.sleep(10)
+    second = await world.service.send_message(
+        world.who, world.org, session.id, "two", multitask=Multitask.INTERRUPT
+    )
+    first_events = await read_all(first)
+    assert first_events[-1].data["finish_reason"] == "cancelled"
+    assert text_of(await read_all(second)) == "Hello, world"
+    stored = await world.store.session_messages(world.org, session.id)
+    assert [(m.content, m.status) for m in stored] == [
+        ("one", MessageStatus.COMPLETED),
+        ("Hello, world", MessageStatus.CANCELLED),
+        ("two", MessageStatus.COMPLETED),
+        ("Hello, world", MessageStatus.COMPLETED),
+    ]
+
+
+async def test_cancel_keeps_the_partial_reply_and_twice_is_harmless(world: World, autojump_clock) -> None:
+    world.catalog.model.scripts = [Script(chunks=("a", "b", "c"), hang=True)]
+    session = await world.new_session()
+    reply = await world.service.send_message(world.who, world.org, session.id, "go")
+    await trio.sleep(2.5)  # two chunks written
+    await world.service.cancel(world.who, world.org, session.id)
+    await world.service.cancel(world.who, world.org, session.id, reply.message_id)
+    events = await read_all(reply)
+    assert text_of(events) == "ab"
+    assert events[-1].kind == "end" and events[-1].data["finish_reason"] == "cancelled"
+    assert world.catalog.model.cancelled == 1
+    stored = await world.store.get_message(world.org, reply.message_id)
+    assert stored is not None and (stored.content, stored.status) == ("ab", MessageStatus.CANCELLED)
+    await world.service.cancel(world.who, world.org, session.id)  # nothing runs: harmless
+
+
+async def test_full_mailbox_is_rate_limited(world: World, autojump_clock) -> None:
+    world.catalog.model.default = Script(hang=True)
+    session = await world.new_session()
+    await world.service.send_message(world.who, world.org, session.id, "running")
+    await trio.sleep(1)
+    for text in ("q1", "q2"):  # max_queued = 2
+        await world.service.send_message(world.who, world.org, session.id, text)
+    with pytest.raises(RateLimited) as caught:
+        await world.service.send_message(world.who, world.org, session.id, "one too many")
+    assert caught.value.retry_after > 0
+    await world.service.cancel(world.who, world.org, session.id)
+
+
+async def test_model_failure_sends_error_then_end_and_stores_failed(world: World, autojump_clock) -> None:
+    world.catalog.model.scripts = [Script(fail_after=1)]
+    session = await world.new_session()
+    reply = await world.service.send_message(world.who, world.org, session.id, "hi")
+    events = await read_all(reply)
+    assert [e.kind for e in events] == ["start", "content", "error", "end"]
+    assert events[2].data == {"code": "upstream_error", "message": "the model broke"}
+    assert events[3].data["finish_reason"] == "error"
+    stored = await world.store.get_message(world.org, reply.message_id)
+    assert stored is not None and (stored.content, stored.status) == ("Hello", MessageStatus.FAILED)
+    # The session takes the next message.
+    assert text_of(await read_all(
+        await world.service.send_message(world.who, world.org, session.id, "again")
+    )) == "Hello, world"
+
+
+async def test_completed_session_refuses_messages(world: World, autojump_clock) -> None:
+    session = await world.new_session()
+    done = await world.service.complete_session(world.who, world.org, session.id)
+    assert done.status is SessionState.COMPLETED
+    with pytest.raises(SessionCompleted):
+        await world.service.send_message(world.who, world.org, session.id, "hi")
+    stored = await world.store.get_session(world.org, session.id)
+    assert stored is not None and stored.status is SessionState.COMPLETED
+
+
+async def test_status_is_responding_while_a_reply_runs(world: World, autojump_clock) -> None:
+    session = await world.new_session()
+    reply = await world.service.send_message(world.who, world.org, session.id, "hi")
+    await trio.sleep(0.5)
+    live = await world.service.get_with_sessions(world.who, world.org, session.conversation_id)
+    assert live.sessions[0].status is SessionState.RESPONDING
+    await read_all(reply)
+    live = await world.service.get_with_sessions(world.who, world.org, session.conversation_id)
+    assert live.sessions[0].status is SessionState.ACTIVE
+
+
+async def test_idle_actor_retires_and_comes_back_with_its_history(world: World, autojump_clock) -> None:
+    session = await world.new_session()
+    await read_all(await world.service.send_message(world.who, world.org, session.id, "one"))
+    assert world.supervisor.find(session.id) is not None
+    await trio.sleep(31)
+    assert world.supervisor.find(session.id) is None
+    await read_all(await world.service.send_message(world.who, world.org, session.id, "two"))
+    assert [p.content for p in world.catalog.model.prompts[-1]] == ["one", "Hello, world", "two"]
+
+
+async def test_partial_reply_is_flushed_while_streaming(world: World, autojump_clock) -> None:
+    world.catalog.model.scripts = [Script(chunks=tuple("abcdef"), hang=True)]
+    session = await world.new_session()
+    reply = await world.service.send_message(world.who, world.org, session.id, "go")
+    await trio.sleep(6.5)
+    stored = await world.store.get_message(world.org, reply.message_id)
+    assert stored is not None and stored.status is MessageStatus.IN_PROGRESS
+    assert stored.content.startswith("abcde")
+    await world.service.cancel(world.who, world.org, session.id)
+
+
+async def test_reader_that_never_reads_does_not_hold_up_others(world: World, autojump_clock) -> None:
+    world.catalog.model.default = Script(chunks=("x",) * 500, delay=0.01)
+    session = await world.new_session()
+    reply = await world.service.send_message(world.who, world.org, session.id, "go")
+    stalled = reply.follow()  # never read
+    events = await read_all(reply)
+    assert text_of(events) == "x" * 500 and events[-1].kind == "end"
+    assert len(await stalled.next_batch()) == len(events)  # it can still catch up later
+
+
+async def test_stopping_mid_reply_stores_it_incomplete_and_tells_listeners(world: World, autojump_clock) -> None:
+    world.catalog.model.scripts = [Script(chunks=("a", "b"), hang=True)]
+    session = await world.new_session()
+    reply = await world.service.send_message(world.who, world.org, session.id, "go")
+    await trio.sleep(5)
+    world.supervisor.stop_accepting()
+    with pytest.raises(Unavailable):
+        await world.service.send_message(world.who, world.org, session.id, "late")
+    await world.supervisor.stop()
+    events = await read_all(reply)
+    assert [e.kind for e in events][-2:] == ["error", "end"]
+    assert events[-2].data["code"] == "shutting_down"
+    stored = await world.store.get_message(world.org, reply.message_id)
+    assert stored is not None and (stored.content, stored.status) == ("ab", MessageStatus.INCOMPLETE)
+    assert world.supervisor.live_actors == 0

@@ -1,0 +1,114 @@
+"""The real app on a real socket, over a real SQLite file; clients speak HTTP to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import attrs
+import httpx
+import pytest
+import trio
+from httpx_sse import aconnect_sse
+
+from domain.model import AccessRole
+from entrypoints.server import RunningServer, running_server
+from entrypoints.settings import Settings
+
+ECHO = "6563686f-0000-4000-8000-000000000000"
+
+
+@attrs.define
+class Tenant:
+    org_id: UUID
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def q(self) -> dict[str, str]:
+        return {"org_id": str(self.org_id)}
+
+
+@attrs.define
+class Api:
+    server: RunningServer
+    client: httpx.AsyncClient
+    a: Tenant
+    b: Tenant
+
+    async def tenant(self, role: AccessRole = AccessRole.MEMBER, org_id: UUID | None = None) -> Tenant:
+        admin = self.server.services.admin
+        if org_id is None:
+            org_id = (await admin.create_org("extra")).id
+        issued = await admin.create_token(org_id, role)
+        return Tenant(org_id=org_id, token=issued.token)
+
+    async def post(self, path: str, body: Any, who: Tenant | None = None, **params: str) -> httpx.Response:
+        who = who or self.a
+        return await self.client.post(path, json=body, headers=who.auth, params={**who.q, **params})
+
+    async def get(self, path: str, who: Tenant | None = None, **params: str) -> httpx.Response:
+        who = who or self.a
+        return await self.client.get(path, headers=who.auth, params={**who.q, **params})
+
+    async def conversation(self, title: str = "Project Discussion", who: Tenant | None = None) -> dict:
+        response = await self.post("/api/conversation/create", {"title": title}, who)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def session(self, conversation_id: str, model_id: str = ECHO, who: Tenant | None = None) -> dict:
+        response = await self.post(
+            "/api/conversation/create_session",
+            {"conversation_id": conversation_id, "model_id": model_id},
+            who,
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def stream(self, session_id: str, message: str, who: Tenant | None = None,
+                     **extra: Any) -> list[tuple[str, str, dict]]:
+        """(id, event, data) of every event of a stream_chat call, parsed by httpx-sse."""
+        who = who or self.a
+        events = []
+        with trio.fail_after(30):
+            async with aconnect_sse(
+                self.client, "POST", "/api/conversation/stream_chat", params=who.q,
+                headers=who.auth, json={"chat_session_id": session_id, "message": message, **extra},
+            ) as source:
+                assert source.response.status_code == 200, await source.response.aread()
+                async for sse in source.aiter_sse():
+                    events.append((sse.id, sse.event, sse.json()))
+        return events
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        port=0, data_dir=tmp_path / "data", echo_delay_ms=1, shutdown_grace=2.0,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def open_api(settings: Settings, app_config: dict[str, object] | None = None) -> AsyncIterator[Api]:
+    async with running_server(settings, app_config=app_config) as server:
+        admin = server.services.admin
+        tenants = []
+        for name in ("org-a", "org-b"):
+            org = await admin.create_org(name)
+            issued = await admin.create_token(org.id, AccessRole.MEMBER)
+            tenants.append(Tenant(org_id=org.id, token=issued.token))
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+            yield Api(server=server, client=client, a=tenants[0], b=tenants[1])
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    async with open_api(settings_for(tmp_path)) as opened:
+        yield opened
