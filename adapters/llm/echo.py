@@ -1,0 +1,50 @@
+"""The built-in echo model: a stand-in for a language model during development and tests."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from uuid import UUID
+
+import trio
+
+from domain.context import PromptMessage, estimated_usage
+from ports.language_model import Emit, ModelResult
+
+ECHO_MODEL_ID = UUID("6563686f-0000-4000-8000-000000000000")  # "echo" in hex
+ECHO_PREFIX = "Echo: "
+NOTHING_TO_ECHO = "Echo: (nothing to echo: the prompt has no user message)"
+
+# A word with its following whitespace; the first also takes any leading whitespace, so the
+# pieces always join back into the whole text.
+_WORD = re.compile(r"\s*\S+\s*")
+
+
+def echo_reply(prompt: Sequence[PromptMessage]) -> str:
+    """The echo model's reply: its prefix and the last non-blank user message."""
+    for message in reversed(prompt):
+        if message.role == "user" and message.content.strip():
+            return ECHO_PREFIX + message.content
+    return NOTHING_TO_ECHO
+
+
+class EchoModel:
+    """A deterministic development model; NOT a language model.
+
+    It replies "Echo: " and the last user message, streamed word by word with `delay` seconds
+    between words, so streaming, cancellation and persistence can be exercised without a
+    provider, a network or an API key. Usage is estimated.
+    """
+
+    def __init__(self, delay: float = 0.0) -> None:
+        if delay < 0:
+            raise ValueError(f"delay must be >= 0 seconds, not {delay}")
+        self.delay = delay
+
+    async def generate(self, prompt: Sequence[PromptMessage], emit: Emit) -> ModelResult:
+        reply = echo_reply(prompt)
+        for index, word in enumerate(_WORD.findall(reply)):
+            if index:
+                await trio.sleep(self.delay)
+            await emit(word)
+        return ModelResult(finish_reason="stop", usage=estimated_usage(prompt, reply))

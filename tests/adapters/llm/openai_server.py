@@ -1,0 +1,247 @@
+"""A scripted OpenAI-compatible Chat Completions server on a real socket, for tests.
+
+A raw trio HTTP/1.1 server: a test decides which bytes go out in which TCP write, and when,
+and sees when the client closes the connection. One request per connection; every response
+says `Connection: close`. Start it with `await start_fake_openai(nursery, handler)`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+@attrs.frozen(kw_only=True)
+class ReceivedRequest:
+    """What the client sent; header names are lower-case."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Exchange:
+    """One connection: the request it carried and the means to answer it byte by byte."""
+
+    def __init__(self, stream: trio.SocketStream, request: ReceivedRequest) -> None:
+        self.request = request
+        self.client_closed = trio.Event()  # set by `wait_closed_by_client`
+        self._stream = stream
+        self._chunked = False
+
+    async def send_head(
+        self,
+        status: int = 200,
+        *,
+        content_type: str = "text/event-stream",
+        chunked: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The status line and headers. Without `chunked`, the body ends when we close."""
+        self._chunked = chunked
+        lines = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+            f"Content-Type: {content_type}",
+            "Connection: close",
+        ]
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        await self._stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    async def send(self, data: bytes | str) -> None:
+        """One TCP write of body bytes (one HTTP chunk when chunked)."""
+        raw = data.encode() if isinstance(data, str) else data
+        if self._chunked:
+            raw = b"%x\r\n%s\r\n" % (len(raw), raw)
+        await self._stream.send_all(raw)
+
+    async def send_event(self, payload: dict[str, Any] | str) -> None:
+        """One SSE event `data: <payload>` in one write; a dict is sent as JSON."""
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        await self.send(f"data: {data}\n\n")
+
+    async def end_body(self) -> None:
+        """End a chunked body properly (the last, empty chunk)."""
+        await self._stream.send_all(b"0\r\n\r\n")
+
+    async def send_json(self, status: int, body: Any) -> None:
+        """A complete JSON response, as an error reply is."""
+        raw = json.dumps(body).encode()
+        await self.send_head(
+            status,
+            content_type="application/json",
+            chunked=False,
+            headers={"Content-Length": str(len(raw))},
+        )
+        await self._stream.send_all(raw)
+
+    async def wait_closed_by_client(self) -> None:
+        """Return once the client has closed (or reset) the connection."""
+        try:
+            while await self._stream.receive_some():
+                pass
+        except trio.BrokenResourceError:
+            pass
+        self.client_closed.set()
+
+
+Handler = Callable[[Exchange], Awaitable[None]]
+
+
+class FakeOpenAIServer:
+    """A running fake server: where to reach it and what it has received."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.port = 0
+        self.exchanges: list[Exchange] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        return [exchange.request for exchange in self.exchanges]
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            try:
+                request = await _read_request(stream)
+                if request is None:
+                    return
+                exchange = Exchange(stream, request)
+                self.exchanges.append(exchange)
+                await self.handler(exchange)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the client hung up, as it may
+
+
+async def start_fake_openai(nursery: trio.Nursery, handler: Handler) -> FakeOpenAIServer:
+    """Serve `handler` on 127.0.0.1 (a free port) until `nursery` is cancelled."""
+    server = FakeOpenAIServer(handler)
+    serve = functools.partial(trio.serve_tcp, host="127.0.0.1")
+    listeners = await nursery.start(serve, server._serve_connection, 0)
+    server.port = listeners[0].socket.getsockname()[1]
+    return server
+
+
+async def _read_request(stream: trio.SocketStream) -> ReceivedRequest | None:
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        data = await stream.receive_some()
+        if not data:
+            return None
+        buffer += data
+    head, _, body = buffer.partition(b"\r\n\r\n")
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    method, path, _version = request_line.split(" ", 2)
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        data = await stream.receive_some()
+        if not data:
+            return None
+        body += data
+    return ReceivedRequest(method=method, path=path, headers=headers, body=body)
+
+
+# -- stock replies ----------------------------------------------------------------------
+
+
+def chunk(
+    content: str | None = None, *, finish_reason: str | None = None, role: str | None = None
+) -> dict[str, Any]:
+    """A `chat.completion.chunk` with one choice."""
+    delta: dict[str, Any] = {}
+    if role is not None:
+        delta["role"] = role
+    if content is not None:
+        delta["content"] = content
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": "fake",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+def usage_chunk(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """The last chunk OpenAI sends with stream_options.include_usage: no choices, usage."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": "fake",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def streaming_reply(
+    pieces: Sequence[str],
+    *,
+    finish_reason: str = "stop",
+    usage: tuple[int, int] | None = None,
+) -> Handler:
+    """A handler streaming `pieces` as OpenAI does: role, contents, finish, [usage], [DONE]."""
+
+    async def handler(exchange: Exchange) -> None:
+        await exchange.send_head()
+        await exchange.send_event(chunk(role="assistant", content=""))
+        for piece in pieces:
+            await exchange.send_event(chunk(piece))
+        await exchange.send_event(chunk(finish_reason=finish_reason))
+        if usage is not None:
+            await exchange.send_event(usage_chunk(*usage))
+        await exchange.send_event("[DONE]")
+        await exchange.end_body()
+
+    return handler
+
+
+def error_reply(status: int, message: str | None = None) -> Handler:
+    """A handler answering with `status` and, given a message, OpenAI's error body."""
+
+    async def handler(exchange: Exchange) -> None:
+        body: Any = {}
+        if message is not None:
+            body = {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+        await exchange.send_json(status, body)
+
+    return handler
