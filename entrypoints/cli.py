@@ -68,9 +68,18 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 def _with_admin(settings: Settings, job: Callable[[AccessAdmin], Awaitable[Any]]) -> Any:
     async def main() -> Any:
         async with trio_asyncio.open_loop(), open_store(settings) as store:
-            return await job(AccessAdmin(store=store, clock=SystemClock(), ids=RandomIds()))
+            admin = AccessAdmin(store=store, clock=SystemClock(), ids=RandomIds())
+            try:
+                return await job(admin)
+            except (DomainError, ValueError) as error:
+                # Returned, not raised: raised inside the store's nursery it would come out
+                # wrapped in an ExceptionGroup.
+                return error
 
-    return trio.run(main)
+    result = trio.run(main)
+    if isinstance(result, DomainError | ValueError):
+        raise result
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

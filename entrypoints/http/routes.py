@@ -14,6 +14,7 @@ from adapters.actors.commands import Multitask
 from adapters.actors.reply_log import ReplyFollower
 from adapters.conversation_service import ConversationService
 from adapters.rate_limits import RequestRateLimiter, StreamSlots
+from domain.access import Action, authorize
 from domain.errors import InvalidField
 from domain.model import Principal
 from entrypoints.http import sse, views
@@ -65,6 +66,8 @@ def build_routes(deps: HttpDeps) -> Blueprint:  # noqa: C901 - one closure per r
             deps.rate_limiter.check(str(principal.token_id))  # raises RateLimited
         org_id = query_uuid("org_id")
         assert org_id is not None
+        # Membership first, so a token of another org learns nothing from body validation.
+        authorize(principal, org_id, Action.READ)
         return principal, org_id
 
     @api.post("/api/conversation/create")
