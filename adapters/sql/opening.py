@@ -1,0 +1,106 @@
+"""Opening and closing the SQL store: the database URL, the actor's lifetime.
+
+The store runs on asyncio libraries, so it must be opened inside trio-asyncio's loop:
+`async with trio_asyncio.open_loop(): async with open_sql_store(url) as store: ...`.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import databases
+import trio
+import trio_asyncio
+
+from adapters.sql.schema import prepare_database
+from adapters.sql.sql_store import SqlStore
+from adapters.sql.storage_actor import StorageActor
+from ports.storage import StorageUnavailable
+
+DATABASE_FILE = "conversations.db"
+
+# Long enough for a batch waiting out SQLite's 5 s busy timeout, short enough for a shutdown.
+_CLOSE_DEADLINE = 6.0
+
+_SCHEMES = {"sqlite": "sqlite+aiosqlite", "sqlite+aiosqlite": "sqlite+aiosqlite"}
+
+
+def sqlite_url_for_dir(data_dir: Path) -> str:
+    """The URL of the database file in `data_dir`, creating the directory if needed."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = (data_dir / DATABASE_FILE).resolve()
+    return f"sqlite+aiosqlite:///{quote(str(path))}"
+
+
+def normalise_url(url: str) -> str:
+    """`url` with the driver the store uses; ValueError for a database it does not support."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in _SCHEMES:
+        raise ValueError(f"unsupported database URL {url!r}: expected sqlite+aiosqlite:///path")
+    return f"{_SCHEMES[scheme]}://{rest}"
+
+
+@asynccontextmanager
+async def open_sql_store(url: str) -> AsyncIterator[SqlStore]:
+    """Connect, migrate and serve the store until the block ends; then close it cleanly.
+
+    Requests still queued at the end are answered; after that every call raises
+    StorageUnavailable. Raises StorageUnavailable if the database cannot be opened, and
+    RuntimeError when not inside `trio_asyncio.open_loop()`.
+    """
+    _require_trio_asyncio_loop()
+    database = databases.Database(normalise_url(url))
+    await _check_sqlite_file(database.url.database)
+    actor = StorageActor(
+        database, setup=functools.partial(prepare_database, dialect=database.url.dialect)
+    )
+    not_opened: StorageUnavailable | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            await nursery.start(actor.run)
+        except StorageUnavailable as e:
+            not_opened = e  # re-raised below, so that it is not wrapped in an ExceptionGroup
+        else:
+            try:
+                yield SqlStore(actor)
+            finally:
+                with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
+                    await actor.stop()
+                # Only does something if the actor overran the deadline: its task is
+                # cancelled and whatever it still held is failed with StorageUnavailable.
+                nursery.cancel_scope.cancel()
+    if not_opened is not None:
+        raise not_opened
+
+
+async def _check_sqlite_file(path: str) -> None:
+    # When aiosqlite fails to connect, its worker thread later posts to the event loop, which
+    # blows up in that thread if the loop has closed meanwhile. A plain sqlite3 probe in a
+    # thread finds the same faults (no such directory, no permission) cleanly, first.
+    if path in ("", ":memory:"):
+        return
+    try:
+        await trio.to_thread.run_sync(_open_and_close, path)
+    except (sqlite3.Error, OSError) as e:
+        raise StorageUnavailable(f"could not open the database {path!r}: {e}") from e
+
+
+def _open_and_close(path: str) -> None:
+    sqlite3.connect(path).close()
+
+
+def _require_trio_asyncio_loop() -> None:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        raise RuntimeError("open_sql_store() must be called from a trio task") from None
+    if trio_asyncio.current_loop.get() is None:
+        raise RuntimeError(
+            "open_sql_store() needs a trio-asyncio loop: call it inside "
+            "`async with trio_asyncio.open_loop():`"
+        )

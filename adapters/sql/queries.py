@@ -1,0 +1,107 @@
+"""The SQL the store runs: plain text with named `:parameters`, portable to PostgreSQL.
+
+Every listing has an index that serves both its filter and its order (see schema.py).
+Message and session order is the insertion order of the `seq` column, never a timestamp.
+"""
+
+from __future__ import annotations
+
+from adapters.sql.schema import IN_PROGRESS, RESPONDING
+
+ORG_COLUMNS = ("id", "name", "created_at")
+TOKEN_COLUMNS = ("id", "org_id", "role", "token_hash", "created_at")
+CONVERSATION_COLUMNS = ("id", "org_id", "title", "is_archived", "created_at", "updated_at")
+SESSION_COLUMNS = (
+    "id", "org_id", "conversation_id", "model_id", "status", "created_at", "updated_at",
+)  # fmt: skip
+MESSAGE_COLUMNS = (
+    "id", "org_id", "conversation_id", "chat_session_id", "role", "content", "status",
+    "model_id", "finish_reason", "prompt_tokens", "completion_tokens", "usage_estimated",
+    "error_code", "error_message", "created_at", "updated_at",
+)  # fmt: skip
+MESSAGE_UPDATE_COLUMNS = (
+    "content", "status", "finish_reason", "prompt_tokens", "completion_tokens",
+    "usage_estimated", "error_code", "error_message", "updated_at",
+)  # fmt: skip
+
+
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(columns)
+    params = ", ".join(f":{column}" for column in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({params})"
+
+
+def _select(table: str, columns: tuple[str, ...], rest: str) -> str:
+    return f"SELECT {', '.join(columns)} FROM {table} {rest}"
+
+
+# -- organisations and tokens ----------------------------------------------------------------
+INSERT_ORG = _insert("orgs", ORG_COLUMNS)
+GET_ORG = _select("orgs", ORG_COLUMNS, "WHERE id = :id")
+COUNT_ORGS = "SELECT COUNT(*) FROM orgs"
+INSERT_TOKEN = _insert("tokens", TOKEN_COLUMNS)
+# Expiry is not checked yet: the port gives no clock to compare expires_at with.
+FIND_TOKEN = (
+    "SELECT id AS token_id, org_id, role FROM tokens "
+    "WHERE token_hash = :token_hash AND revoked_at IS NULL"
+)
+
+# -- conversations ---------------------------------------------------------------------------
+INSERT_CONVERSATION = _insert("conversations", CONVERSATION_COLUMNS)
+GET_CONVERSATION = _select(
+    "conversations", CONVERSATION_COLUMNS, "WHERE id = :id AND org_id = :org_id"
+)
+_NEWEST_FIRST = "ORDER BY updated_at DESC, created_at DESC, id DESC LIMIT :limit OFFSET :offset"
+LIST_CONVERSATIONS = _select(
+    "conversations", CONVERSATION_COLUMNS, f"WHERE org_id = :org_id {_NEWEST_FIRST}"
+)
+LIST_CONVERSATIONS_BY_ARCHIVED = _select(
+    "conversations",
+    CONVERSATION_COLUMNS,
+    f"WHERE org_id = :org_id AND is_archived = :is_archived {_NEWEST_FIRST}",
+)
+# updated_at only moves forward, like Conversation.touched.
+TOUCH_CONVERSATION = "UPDATE conversations SET updated_at = :at WHERE id = :id AND updated_at < :at"
+
+# -- chat sessions ---------------------------------------------------------------------------
+INSERT_SESSION = _insert("chat_sessions", SESSION_COLUMNS)
+UPDATE_SESSION = (
+    "UPDATE chat_sessions SET status = :status, updated_at = :updated_at "
+    "WHERE id = :id AND org_id = :org_id"
+)
+GET_SESSION = _select("chat_sessions", SESSION_COLUMNS, "WHERE id = :id AND org_id = :org_id")
+LIST_SESSIONS = _select(
+    "chat_sessions",
+    SESSION_COLUMNS,
+    "WHERE conversation_id = :conversation_id AND org_id = :org_id ORDER BY seq",
+)
+
+# -- messages --------------------------------------------------------------------------------
+INSERT_MESSAGE = _insert("messages", MESSAGE_COLUMNS)
+UPDATE_MESSAGE = (
+    "UPDATE messages SET "
+    + ", ".join(f"{column} = :{column}" for column in MESSAGE_UPDATE_COLUMNS)
+    + " WHERE id = :id AND org_id = :org_id"
+)
+GET_MESSAGE = _select("messages", MESSAGE_COLUMNS, "WHERE id = :id AND org_id = :org_id")
+LIST_MESSAGES = _select(
+    "messages",
+    MESSAGE_COLUMNS,
+    "WHERE conversation_id = :conversation_id AND org_id = :org_id "
+    "ORDER BY seq LIMIT :limit OFFSET :offset",
+)
+SESSION_MESSAGES = _select(
+    "messages",
+    MESSAGE_COLUMNS,
+    "WHERE chat_session_id = :chat_session_id AND org_id = :org_id ORDER BY seq",
+)
+
+# -- recovery after a restart (literal statuses, to match the partial indexes) ----------------
+COUNT_IN_PROGRESS = f"SELECT COUNT(*) FROM messages WHERE status = '{IN_PROGRESS}'"
+MARK_INTERRUPTED = (
+    "UPDATE messages SET status = :status, finish_reason = :finish_reason, updated_at = :at "
+    f"WHERE status = '{IN_PROGRESS}'"
+)
+RECOVER_SESSIONS = (
+    f"UPDATE chat_sessions SET status = :status, updated_at = :at WHERE status = '{RESPONDING}'"
+)

@@ -1,0 +1,91 @@
+"""Domain values to and from database rows, through one private cattrs converter.
+
+Ids are canonical UUID text. Timestamps are fixed-width ISO-8601 UTC text with microseconds
+(`2026-11-26T06:02:59.123456Z`), so that comparing the text compares the instants and an
+index on a timestamp column orders rows by time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+
+from domain.model import Message
+from ports.storage import StorageUnavailable
+
+T = TypeVar("T")
+
+_USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "usage_estimated")
+
+
+def format_timestamp(at: datetime) -> str:
+    """The stored text of an aware datetime: UTC, microseconds, fixed width."""
+    if at.utcoffset() is None:
+        raise ValueError(f"naive datetime {at!r}: the store keeps timezone-aware instants only")
+    # isoformat pads the year to four digits, strftime("%Y") does not on every platform.
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """The aware UTC datetime of stored timestamp text."""
+    if not text.endswith("Z"):
+        raise ValueError(f"stored timestamp {text!r} is not UTC text")
+    return datetime.fromisoformat(text)  # C-fast; strptime cost a third of a read
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_unstructure_hook(UUID, str)
+    converter.register_structure_hook(UUID, lambda value, _: UUID(value))
+    converter.register_unstructure_hook(datetime, format_timestamp)
+    converter.register_structure_hook(datetime, lambda value, _: parse_timestamp(value))
+    # SQLite has no boolean type: it hands back 0 and 1.
+    converter.register_structure_hook(bool, lambda value, _: bool(value))
+
+    # A message's usage is three nullable columns, not a nested object.
+    unstructure_message = make_dict_unstructure_fn(Message, converter)
+    structure_message = make_dict_structure_fn(Message, converter)
+
+    def message_to_row(message: Message) -> dict[str, Any]:
+        row = unstructure_message(message)
+        usage = row.pop("usage")
+        row["prompt_tokens"] = usage["prompt_tokens"] if usage else None
+        row["completion_tokens"] = usage["completion_tokens"] if usage else None
+        row["usage_estimated"] = usage["estimated"] if usage else None
+        return row
+
+    def message_from_row(row: Mapping[str, Any], _: type) -> Message:
+        fields = dict(row)
+        prompt, completion, estimated = (fields.pop(name) for name in _USAGE_COLUMNS)
+        fields["usage"] = (
+            None
+            if prompt is None
+            else {"prompt_tokens": prompt, "completion_tokens": completion, "estimated": estimated}
+        )
+        return structure_message(fields, Message)
+
+    converter.register_unstructure_hook(Message, message_to_row)
+    converter.register_structure_hook(Message, message_from_row)
+    return converter
+
+
+_rows = _make_converter()
+
+
+def to_row(value: object) -> dict[str, Any]:
+    """The column values of a domain value, keyed by column name."""
+    row: dict[str, Any] = _rows.unstructure(value)
+    return row
+
+
+def from_row(cls: type[T], row: Mapping[str, Any]) -> T:
+    """The domain value stored in `row`; StorageUnavailable if the row does not fit."""
+    try:
+        return _rows.structure(row, cls)
+    except (cattrs.BaseValidationError, KeyError, ValueError, TypeError) as e:
+        raise StorageUnavailable(f"a stored {cls.__name__} could not be read: {e}") from e

@@ -1,0 +1,143 @@
+"""The database schema as numbered migrations, and the connection settings.
+
+Each step of MIGRATIONS runs once, in its own transaction, and records its number in
+`schema_version`; opening a database that is already current changes nothing. A database
+written by newer code (a version above the last step known here) is refused.
+
+SQLite runs in WAL mode with synchronous=NORMAL: a committed transaction survives the
+process crashing or being killed, but a power loss or OS crash can lose the last few
+transactions (never corrupting the file). That is the trade taken for commit speed.
+"""
+
+from __future__ import annotations
+
+from databases.core import Connection
+
+from domain.model import MessageStatus
+from domain.session_machine import SessionState
+from ports.storage import StorageUnavailable
+
+
+class SchemaTooNew(StorageUnavailable):
+    """The database was written by a newer version of the service than this one."""
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(
+            f"the database schema is version {found} but this service only knows up to "
+            f"version {known}; run a newer service version or restore an older database"
+        )
+        self.found = found
+        self.known = known
+
+
+# Recovery after a restart looks only for these, so they get partial indexes; the query
+# must repeat the literal value for SQLite to use such an index.
+IN_PROGRESS = MessageStatus.IN_PROGRESS.value
+RESPONDING = SessionState.RESPONDING.value
+
+# An ever-growing integer key gives rows their insertion order, whatever their timestamps.
+_SERIAL_KEY = {
+    "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "postgresql": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+}
+
+# Timestamps are TEXT in the format of adapters.sql.rows; ids are canonical UUID TEXT.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE orgs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL REFERENCES orgs (id),
+            role TEXT NOT NULL,
+            token_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT NULL,
+            expires_at TEXT NULL
+        )""",
+        "CREATE UNIQUE INDEX tokens_by_hash ON tokens (token_hash)",
+        """CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL REFERENCES orgs (id),
+            title TEXT NOT NULL,
+            is_archived BOOLEAN NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE INDEX conversations_by_org
+            ON conversations (org_id, updated_at DESC, created_at DESC, id DESC)""",
+        """CREATE INDEX conversations_by_org_archived
+            ON conversations (org_id, is_archived, updated_at DESC, created_at DESC, id DESC)""",
+        """CREATE TABLE chat_sessions (
+            seq {serial_key},
+            id TEXT NOT NULL UNIQUE,
+            org_id TEXT NOT NULL REFERENCES orgs (id),
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            model_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX chat_sessions_by_conversation ON chat_sessions (conversation_id, seq)",
+        f"""CREATE INDEX chat_sessions_responding ON chat_sessions (status)
+            WHERE status = '{RESPONDING}'""",
+        """CREATE TABLE messages (
+            seq {serial_key},
+            id TEXT NOT NULL UNIQUE,
+            org_id TEXT NOT NULL REFERENCES orgs (id),
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            chat_session_id TEXT NOT NULL REFERENCES chat_sessions (id),
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            status TEXT NOT NULL,
+            model_id TEXT NULL,
+            finish_reason TEXT NULL,
+            prompt_tokens INTEGER NULL,
+            completion_tokens INTEGER NULL,
+            usage_estimated BOOLEAN NULL,
+            error_code TEXT NULL,
+            error_message TEXT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX messages_by_conversation ON messages (conversation_id, seq)",
+        "CREATE INDEX messages_by_session ON messages (chat_session_id, seq)",
+        f"""CREATE INDEX messages_in_progress ON messages (status)
+            WHERE status = '{IN_PROGRESS}'""",
+    ),
+)
+
+CURRENT_VERSION = len(MIGRATIONS)
+
+_SQLITE_SETTINGS = (
+    "PRAGMA journal_mode = WAL",  # stored in the file; readers never block the writer
+    "PRAGMA synchronous = NORMAL",  # see the module docstring for what this risks
+    "PRAGMA busy_timeout = 5000",  # wait for another process's lock instead of failing
+    "PRAGMA foreign_keys = ON",  # off by default in SQLite, per connection
+)
+
+
+async def prepare_database(connection: Connection, dialect: str) -> None:
+    """Apply the connection settings, then every migration the database lacks."""
+    if dialect not in _SERIAL_KEY:
+        raise StorageUnavailable(f"unsupported database dialect {dialect!r}")
+    if dialect == "sqlite":
+        for pragma in _SQLITE_SETTINGS:
+            await connection.execute(pragma)
+    await connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    for version in range(1, CURRENT_VERSION + 1):
+        async with connection.transaction():
+            # Re-read inside the transaction: another process may have migrated meanwhile.
+            found = await connection.fetch_val("SELECT MAX(version) FROM schema_version") or 0
+            if found > CURRENT_VERSION:
+                raise SchemaTooNew(found, CURRENT_VERSION)
+            if found >= version:
+                continue
+            for statement in MIGRATIONS[version - 1]:
+                await connection.execute(statement.format(serial_key=_SERIAL_KEY[dialect]))
+            await connection.execute(
+                "INSERT INTO schema_version (version) VALUES (:version)", {"version": version}
+            )

@@ -1,0 +1,214 @@
+"""The SQL store: ConversationStore and AccessStore over a StorageActor.
+
+It behaves like adapters.memory_store.InMemoryStore (ordering, org scoping, paging, the
+conversation's updated_at moving forward on every new session or message), with two
+differences a database brings: a duplicate id or token hash, or a session or message whose
+parent does not exist, is refused with StorageUnavailable; and revoked tokens are not found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from databases.core import Connection
+
+from adapters.sql import queries as q
+from adapters.sql.rows import format_timestamp, from_row, to_row
+from adapters.sql.storage_actor import StorageActor, Work
+from domain.model import (
+    AccessRole,
+    ChatSession,
+    Conversation,
+    Message,
+    MessageStatus,
+    Org,
+    Page,
+    Principal,
+)
+from domain.session_machine import SessionInput, SessionState, next_state
+
+T = TypeVar("T")
+
+# What recover_interrupted writes; the same values as InMemoryStore.
+_INTERRUPTED_STATUS = MessageStatus.INCOMPLETE.value
+_INTERRUPTED_REASON = "interrupted"
+_RECOVERED_STATUS = next_state(SessionState.RESPONDING, SessionInput.RECOVER).value
+
+
+class SqlStore:
+    """ConversationStore and AccessStore over SQL; get one from open_sql_store()."""
+
+    def __init__(self, actor: StorageActor) -> None:
+        self._actor = actor
+
+    # -- access -------------------------------------------------------------------------
+    async def add_org(self, org: Org) -> None:
+        await self._actor.call(_execute((q.INSERT_ORG, to_row(org))))
+
+    async def get_org(self, org_id: UUID) -> Org | None:
+        return await self._one(Org, q.GET_ORG, {"id": str(org_id)})
+
+    async def count_orgs(self) -> int:
+        count: int = await self._actor.call(_value(q.COUNT_ORGS, {}))
+        return count
+
+    async def add_token(
+        self, *, token_id: UUID, org_id: UUID, role: AccessRole, token_hash: str, at: datetime
+    ) -> None:
+        row = {
+            "id": str(token_id),
+            "org_id": str(org_id),
+            "role": role.value,
+            "token_hash": token_hash,
+            "created_at": format_timestamp(at),
+        }
+        await self._actor.call(_execute((q.INSERT_TOKEN, row)))
+
+    async def find_token(self, token_hash: str) -> Principal | None:
+        return await self._one(Principal, q.FIND_TOKEN, {"token_hash": token_hash})
+
+    # -- conversations ------------------------------------------------------------------
+    async def add_conversation(self, conversation: Conversation) -> None:
+        await self._actor.call(_execute((q.INSERT_CONVERSATION, to_row(conversation))))
+
+    async def get_conversation(self, org_id: UUID, conversation_id: UUID) -> Conversation | None:
+        values = {"id": str(conversation_id), "org_id": str(org_id)}
+        return await self._one(Conversation, q.GET_CONVERSATION, values)
+
+    async def list_conversations(
+        self, org_id: UUID, *, is_archived: bool | None, limit: int, offset: int
+    ) -> Page[Conversation]:
+        """Newest `updated_at` first (ties: newest `created_at`, then id)."""
+        if is_archived is None:
+            return await self._page(
+                Conversation, q.LIST_CONVERSATIONS, {"org_id": str(org_id)}, limit, offset
+            )
+        values = {"org_id": str(org_id), "is_archived": is_archived}
+        return await self._page(
+            Conversation, q.LIST_CONVERSATIONS_BY_ARCHIVED, values, limit, offset
+        )
+
+    # -- sessions -----------------------------------------------------------------------
+    async def add_session(self, session: ChatSession) -> None:
+        touch = _touch(session.conversation_id, session.created_at)
+        await self._actor.call(_execute((q.INSERT_SESSION, to_row(session)), touch))
+
+    async def update_session(self, session: ChatSession) -> None:
+        """Store the session's status and updated_at."""
+        row = to_row(session)
+        values = {key: row[key] for key in ("id", "org_id", "status", "updated_at")}
+        await self._actor.call(_execute((q.UPDATE_SESSION, values)))
+
+    async def get_session(self, org_id: UUID, session_id: UUID) -> ChatSession | None:
+        values = {"id": str(session_id), "org_id": str(org_id)}
+        return await self._one(ChatSession, q.GET_SESSION, values)
+
+    async def list_sessions(self, org_id: UUID, conversation_id: UUID) -> Sequence[ChatSession]:
+        """Oldest first."""
+        values = {"conversation_id": str(conversation_id), "org_id": str(org_id)}
+        return await self._all(ChatSession, q.LIST_SESSIONS, values)
+
+    # -- messages -----------------------------------------------------------------------
+    async def add_message(self, message: Message) -> None:
+        """Append a message; messages keep the order in which they were added."""
+        touch = _touch(message.conversation_id, message.created_at)
+        await self._actor.call(_execute((q.INSERT_MESSAGE, to_row(message)), touch))
+
+    async def update_message(self, message: Message) -> None:
+        """Store a reply's content, status, finish_reason, usage, error and updated_at."""
+        row = to_row(message)
+        values = {key: row[key] for key in ("id", "org_id", *q.MESSAGE_UPDATE_COLUMNS)}
+        await self._actor.call(_execute((q.UPDATE_MESSAGE, values)))
+
+    async def get_message(self, org_id: UUID, message_id: UUID) -> Message | None:
+        values = {"id": str(message_id), "org_id": str(org_id)}
+        return await self._one(Message, q.GET_MESSAGE, values)
+
+    async def list_messages(
+        self, org_id: UUID, conversation_id: UUID, *, limit: int, offset: int
+    ) -> Page[Message]:
+        """The conversation's messages in the order they were added (oldest first)."""
+        values = {"conversation_id": str(conversation_id), "org_id": str(org_id)}
+        return await self._page(Message, q.LIST_MESSAGES, values, limit, offset)
+
+    async def session_messages(self, org_id: UUID, session_id: UUID) -> Sequence[Message]:
+        """All of one session's messages, in the order they were added."""
+        values = {"chat_session_id": str(session_id), "org_id": str(org_id)}
+        return await self._all(Message, q.SESSION_MESSAGES, values)
+
+    async def recover_interrupted(self, at: datetime) -> int:
+        """After a restart: mark in-progress replies INCOMPLETE and RESPONDING sessions ACTIVE.
+
+        Returns how many replies were marked.
+        """
+        stamp = format_timestamp(at)
+
+        async def recover(connection: Connection) -> int:
+            # Counted first: the driver's rowcount is not portable. Same transaction, so exact.
+            marked = await connection.fetch_val(q.COUNT_IN_PROGRESS)
+            await connection.execute(
+                q.MARK_INTERRUPTED,
+                {"status": _INTERRUPTED_STATUS, "finish_reason": _INTERRUPTED_REASON, "at": stamp},
+            )
+            await connection.execute(q.RECOVER_SESSIONS, {"status": _RECOVERED_STATUS, "at": stamp})
+            return int(marked)
+
+        marked: int = await self._actor.call(recover)
+        return marked
+
+    # -- reading rows -------------------------------------------------------------------
+    async def _one(self, cls: type[T], sql: str, values: dict[str, Any]) -> T | None:
+        rows = await self._actor.call(_rows(sql, values))
+        return from_row(cls, rows[0]) if rows else None
+
+    async def _all(self, cls: type[T], sql: str, values: dict[str, Any]) -> list[T]:
+        rows = await self._actor.call(_rows(sql, values))
+        return [from_row(cls, row) for row in rows]
+
+    async def _page(
+        self, cls: type[T], sql: str, values: dict[str, Any], limit: int, offset: int
+    ) -> Page[T]:
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
+        # One row past the page tells whether more follow, without counting them all.
+        items = await self._all(cls, sql, {**values, "limit": limit + 1, "offset": offset})
+        return Page(
+            items=tuple(items[:limit]), limit=limit, offset=offset, has_more=len(items) > limit
+        )
+
+
+# -- work for the actor (runs on the asyncio side) -------------------------------------------
+def _touch(conversation_id: UUID, at: datetime) -> tuple[str, dict[str, Any]]:
+    return q.TOUCH_CONVERSATION, {"id": str(conversation_id), "at": format_timestamp(at)}
+
+
+def _execute(*statements: tuple[str, dict[str, Any]]) -> Work:
+    async def work(connection: Connection) -> None:
+        for sql, values in statements:
+            await connection.execute(sql, values)
+
+    return work
+
+
+def _value(sql: str, values: dict[str, Any]) -> Work:
+    async def work(connection: Connection) -> Any:
+        return await connection.fetch_val(sql, values)
+
+    return work
+
+
+def _rows(sql: str, values: dict[str, Any]) -> Work:
+    async def work(connection: Connection) -> list[dict[str, Any]]:
+        return [_as_dict(record) for record in await connection.fetch_all(sql, values)]
+
+    return work
+
+
+def _as_dict(record: Any) -> dict[str, Any]:
+    # databases 0.9's Record._mapping is a SQLAlchemy Row, which under SQLAlchemy 2.1 is not
+    # itself a mapping; its _fields and values are the public way in.
+    row = record._mapping
+    return dict(zip(row._fields, row, strict=True))

@@ -1,0 +1,123 @@
+"""Stores to test and a builder of domain values with a controllable clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+import trio_asyncio
+
+from adapters.memory_store import InMemoryStore
+from adapters.sql import SqlStore, open_sql_store
+from domain.model import (
+    ChatSession,
+    Conversation,
+    Message,
+    MessageRole,
+    MessageStatus,
+    Org,
+    Usage,
+)
+from domain.session_machine import SessionState
+
+T0 = datetime(2026, 11, 26, 6, 2, 59, 123456, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    """A fixed instant `seconds` after T0, so tests can force ties and reorderings."""
+    return T0 + timedelta(seconds=seconds)
+
+
+class Values:
+    """Builds valid domain values; every object gets a fresh id."""
+
+    def at(self, seconds: float) -> datetime:
+        return at(seconds)
+
+    def org(self, *, name: str = "acme", created: float = 0) -> Org:
+        return Org(id=uuid4(), name=name, created_at=at(created))
+
+    def conversation(
+        self, org: Org, *, created: float = 0, title: str = "a title", archived: bool = False
+    ) -> Conversation:
+        return Conversation(
+            id=uuid4(),
+            org_id=org.id,
+            title=title,
+            is_archived=archived,
+            created_at=at(created),
+            updated_at=at(created),
+        )
+
+    def session(
+        self,
+        conversation: Conversation,
+        *,
+        created: float = 0,
+        status: SessionState = SessionState.ACTIVE,
+    ) -> ChatSession:
+        return ChatSession(
+            id=uuid4(),
+            org_id=conversation.org_id,
+            conversation_id=conversation.id,
+            model_id=uuid4(),
+            status=status,
+            created_at=at(created),
+            updated_at=at(created),
+        )
+
+    def message(
+        self,
+        session: ChatSession,
+        *,
+        created: float = 0,
+        content: str = "hello",
+        role: MessageRole = MessageRole.USER,
+        status: MessageStatus = MessageStatus.COMPLETED,
+        model_id: UUID | None = None,
+        finish_reason: str | None = None,
+        usage: Usage | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> Message:
+        return Message(
+            id=uuid4(),
+            org_id=session.org_id,
+            conversation_id=session.conversation_id,
+            chat_session_id=session.id,
+            role=role,
+            content=content,
+            status=status,
+            model_id=model_id,
+            created_at=at(created),
+            updated_at=at(created),
+            finish_reason=finish_reason,
+            usage=usage,
+            error_code=error_code,
+            error_message=error_message,
+        )
+
+
+@pytest.fixture
+def values() -> Values:
+    return Values()
+
+
+@pytest.fixture
+def sqlite_db_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path}/conversations.db"
+
+
+@pytest.fixture(params=["memory", "sql"])
+async def store(
+    request: pytest.FixtureRequest, sqlite_db_url: str
+) -> AsyncIterator[InMemoryStore | SqlStore]:
+    """Each store implementation in turn, so one set of tests holds both to the contract."""
+    if request.param == "memory":
+        yield InMemoryStore()
+        return
+    async with trio_asyncio.open_loop(), open_sql_store(sqlite_db_url) as sql_store:
+        yield sql_store

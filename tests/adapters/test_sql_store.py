@@ -1,0 +1,379 @@
+"""What only the SQL store on a real SQLite file has to show: durability, schema, indexes,
+batching, concurrency, closing, and clean errors."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import databases.core
+import pytest
+import trio
+import trio.testing
+import trio_asyncio
+
+from adapters.sql import (
+    SchemaTooNew,
+    SqlStore,
+    normalise_url,
+    open_sql_store,
+    sqlite_url_for_dir,
+)
+from adapters.sql import queries as q
+from adapters.sql.schema import CURRENT_VERSION
+from ports.storage import StorageUnavailable
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[SqlStore]:
+    async with trio_asyncio.open_loop(), open_sql_store(url) as store:
+        yield store
+
+
+def file_of(url: str) -> Path:
+    return Path(url.removeprefix("sqlite+aiosqlite://"))
+
+
+def query_file(url: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(file_of(url)) as db:
+        return db.execute(sql, params or {}).fetchall()
+
+
+async def test_data_survives_close_and_reopen(sqlite_db_url: str, values: Any) -> None:
+    org = values.org()
+    conversation = values.conversation(org)
+    session = values.session(conversation, created=1)
+    message = values.message(session, created=2)
+    async with opened(sqlite_db_url) as store:
+        await store.add_org(org)
+        await store.add_conversation(conversation)
+        await store.add_session(session)
+        await store.add_message(message)
+
+    async with opened(sqlite_db_url) as store:
+        assert await store.get_org(org.id) == org
+        assert await store.get_session(org.id, session.id) == session
+        assert await store.get_message(org.id, message.id) == message
+        page = await store.list_conversations(org.id, is_archived=None, limit=5, offset=0)
+        assert page.items == (attrs.evolve(conversation, updated_at=values.at(2)),)
+
+
+async def test_database_file_is_in_wal_mode(sqlite_db_url: str) -> None:
+    async with opened(sqlite_db_url):
+        pass
+
+    assert query_file(sqlite_db_url, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_schema_version_is_recorded_and_reopening_changes_nothing(
+    sqlite_db_url: str, values: Any
+) -> None:
+    org = values.org()
+    async with opened(sqlite_db_url) as store:
+        await store.add_org(org)
+    schema = query_file(sqlite_db_url, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
+
+    async with opened(sqlite_db_url) as store:
+        assert await store.count_orgs() == 1
+
+    versions = query_file(sqlite_db_url, "SELECT version FROM schema_version")
+    assert versions == [(v,) for v in range(1, CURRENT_VERSION + 1)]
+    assert query_file(sqlite_db_url, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == (
+        schema
+    )
+
+
+async def test_a_database_from_newer_code_is_refused(sqlite_db_url: str) -> None:
+    async with opened(sqlite_db_url):
+        pass
+    query_file(sqlite_db_url, "INSERT INTO schema_version (version) VALUES (99)")
+
+    async with trio_asyncio.open_loop():
+        with pytest.raises(SchemaTooNew, match="version 99") as refused:
+            async with open_sql_store(sqlite_db_url):
+                pass  # pragma: no cover
+    assert isinstance(refused.value, StorageUnavailable)
+
+
+async def test_every_expected_index_exists(sqlite_db_url: str) -> None:
+    async with opened(sqlite_db_url):
+        pass
+
+    names = {
+        row[0]
+        for row in query_file(sqlite_db_url, "SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
+    assert {
+        "tokens_by_hash",
+        "conversations_by_org",
+        "conversations_by_org_archived",
+        "chat_sessions_by_conversation",
+        "chat_sessions_responding",
+        "messages_by_conversation",
+        "messages_by_session",
+        "messages_in_progress",
+    } <= names
+
+
+_PAGE = {"limit": 11, "offset": 0}
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "index"),
+    [
+        (q.LIST_CONVERSATIONS, {"org_id": "o", **_PAGE}, "conversations_by_org"),
+        (
+            q.LIST_CONVERSATIONS_BY_ARCHIVED,
+            {"org_id": "o", "is_archived": True, **_PAGE},
+            "conversations_by_org_archived",
+        ),
+        (q.LIST_SESSIONS, {"conversation_id": "c", "org_id": "o"}, "chat_sessions_by_conversation"),
+        (
+            q.LIST_MESSAGES,
+            {"conversation_id": "c", "org_id": "o", **_PAGE},
+            "messages_by_conversation",
+        ),
+        (q.SESSION_MESSAGES, {"chat_session_id": "s", "org_id": "o"}, "messages_by_session"),
+        (q.FIND_TOKEN, {"token_hash": "h"}, "tokens_by_hash"),
+        (q.COUNT_IN_PROGRESS, {}, "messages_in_progress"),
+        (
+            q.MARK_INTERRUPTED,
+            {"status": "s", "finish_reason": "r", "at": "t"},
+            "messages_in_progress",
+        ),
+        (q.RECOVER_SESSIONS, {"status": "s", "at": "t"}, "chat_sessions_responding"),
+    ],
+)
+async def test_list_queries_are_served_by_an_index(
+    sqlite_db_url: str, sql: str, params: dict[str, Any], index: str
+) -> None:
+    async with opened(sqlite_db_url):
+        pass
+
+    plan = " | ".join(
+        row[-1] for row in query_file(sqlite_db_url, f"EXPLAIN QUERY PLAN {sql}", params)
+    )
+    assert f"INDEX {index}" in plan
+    assert "TEMP B-TREE" not in plan  # no sorting outside the index
+
+
+async def test_one_failing_write_in_a_batch_fails_alone(sqlite_db_url: str, values: Any) -> None:
+    org = values.org()
+    existing = values.conversation(org)
+    burst = [values.conversation(org, created=i) for i in range(1, 20)]
+    burst.insert(7, existing)
+    outcomes: dict[int, BaseException | None] = {}
+
+    async def add(index: int, conversation: Any) -> None:
+        try:
+            await store.add_conversation(conversation)
+        except StorageUnavailable as e:
+            outcomes[index] = e
+        else:
+            outcomes[index] = None
+
+    async with opened(sqlite_db_url) as store:
+        await store.add_org(org)
+        await store.add_conversation(existing)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for index, conversation in enumerate(burst):
+                    nursery.start_soon(add, index, conversation)
+        page = await store.list_conversations(org.id, is_archived=None, limit=50, offset=0)
+
+    failed = {index: e for index, e in outcomes.items() if e is not None}
+    assert list(failed) == [7]
+    assert "duplicate id" in str(failed[7])
+    assert isinstance(failed[7].__cause__, sqlite3.IntegrityError)
+    assert len(page.items) == 20
+
+
+async def test_a_burst_of_writes_shares_one_commit(
+    sqlite_db_url: str, values: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits = 0
+    real_commit = databases.core.Transaction.commit
+
+    async def counting_commit(self: Any) -> None:
+        nonlocal commits
+        commits += 1
+        await real_commit(self)
+
+    org = values.org()
+    async with opened(sqlite_db_url) as store:
+        await store.add_org(org)
+        monkeypatch.setattr(databases.core.Transaction, "commit", counting_commit)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for i in range(20):
+                    nursery.start_soon(store.add_conversation, values.conversation(org, created=i))
+        assert commits <= 2
+        page = await store.list_conversations(org.id, is_archived=None, limit=50, offset=0)
+        assert len(page.items) == 20
+
+
+async def test_fifty_concurrent_writers_all_land(sqlite_db_url: str, values: Any) -> None:
+    org = values.org()
+    conversation = values.conversation(org)
+    session = values.session(conversation)
+    messages = [values.message(session, created=i, content=str(i)) for i in range(50)]
+
+    async with opened(sqlite_db_url) as store:
+        for write, value in (("add_org", org), ("add_conversation", conversation)):
+            await getattr(store, write)(value)
+        await store.add_session(session)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for message in messages:
+                    nursery.start_soon(store.add_message, message)
+        page = await store.list_messages(org.id, conversation.id, limit=100, offset=0)
+        touched = await store.get_conversation(org.id, conversation.id)
+
+    assert sorted(page.items, key=lambda m: int(m.content)) == messages
+    assert touched is not None and touched.updated_at == values.at(49)
+
+
+async def test_a_cancelled_caller_does_not_stop_the_actor(sqlite_db_url: str, values: Any) -> None:
+    org = values.org()
+    async with opened(sqlite_db_url) as store:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await store.add_org(org)
+        # The request was already queued, so it still ran; the actor keeps serving.
+        with trio.fail_after(5):
+            assert await store.get_org(org.id) == org
+            assert await store.count_orgs() == 1
+
+
+async def test_closing_answers_queued_requests_then_refuses_new_ones(
+    sqlite_db_url: str, values: Any
+) -> None:
+    org = values.org()
+    outcomes: list[BaseException | None] = []
+
+    async def add(store: SqlStore, i: int) -> None:
+        try:
+            await store.add_conversation(values.conversation(org, created=i))
+        except StorageUnavailable as e:
+            outcomes.append(e)
+        else:
+            outcomes.append(None)
+
+    with trio.fail_after(10):
+        async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
+            async with open_sql_store(sqlite_db_url) as store:
+                await store.add_org(org)
+                for i in range(10):
+                    nursery.start_soon(add, store, i)
+                await trio.testing.wait_all_tasks_blocked()
+            queued = len(outcomes)
+            for i in range(5):
+                nursery.start_soon(add, store, i)
+
+    assert outcomes[:10] == [None] * 10 and queued <= 10
+    assert all(isinstance(e, StorageUnavailable) for e in outcomes[10:]) and len(outcomes) == 15
+
+
+async def test_calls_after_close_raise_storage_unavailable(sqlite_db_url: str, values: Any) -> None:
+    org = values.org()
+    async with opened(sqlite_db_url) as store:
+        await store.add_org(org)
+
+    with pytest.raises(StorageUnavailable, match="closed"):
+        await store.get_org(org.id)
+    with pytest.raises(StorageUnavailable, match="closed"):
+        await store.add_conversation(values.conversation(org))
+    with pytest.raises(StorageUnavailable, match="closed"):
+        await store.recover_interrupted(values.at(1))
+
+
+async def test_a_corrupt_database_file_gives_storage_unavailable(sqlite_db_url: str) -> None:
+    file_of(sqlite_db_url).write_bytes(b"this is not an SQLite database " * 200)
+
+    async with trio_asyncio.open_loop():
+        with pytest.raises(StorageUnavailable, match="could not open the database") as refused:
+            async with open_sql_store(sqlite_db_url):
+                pass  # pragma: no cover
+    assert isinstance(refused.value.__cause__, sqlite3.DatabaseError)
+
+
+async def test_an_unreachable_database_path_gives_storage_unavailable(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/conversations.db"
+
+    async with trio_asyncio.open_loop():
+        with pytest.raises(StorageUnavailable, match="could not open the database"):
+            async with open_sql_store(url):
+                pass  # pragma: no cover
+
+
+async def test_opening_outside_a_trio_asyncio_loop_is_a_clear_error(sqlite_db_url: str) -> None:
+    with pytest.raises(RuntimeError, match=r"trio_asyncio\.open_loop\(\)"):
+        async with open_sql_store(sqlite_db_url):
+            pass  # pragma: no cover
+
+
+async def test_url_for_a_data_dir_creates_it_and_opens(tmp_path: Path, values: Any) -> None:
+    data_dir = tmp_path / "with space" / "data"
+    url = sqlite_url_for_dir(data_dir)
+
+    assert url.startswith("sqlite+aiosqlite:///") and url.endswith("/conversations.db")
+    async with opened(url) as store:
+        await store.add_org(values.org())
+    assert (data_dir / "conversations.db").is_file()
+
+
+async def test_a_plain_sqlite_url_is_accepted_and_others_are_not(
+    sqlite_db_url: str, values: Any
+) -> None:
+    plain = sqlite_db_url.replace("sqlite+aiosqlite://", "sqlite://")
+    async with opened(plain) as store:
+        await store.add_org(values.org())
+        assert await store.count_orgs() == 1
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        normalise_url("postgresql://localhost/conversations")
+
+
+async def test_ids_and_times_are_stored_as_canonical_text(sqlite_db_url: str, values: Any) -> None:
+    org = values.org()
+    plus_two = timezone(timedelta(hours=2))
+    conversation = values.conversation(org)
+    conversation = attrs.evolve(
+        conversation, created_at=conversation.created_at.astimezone(plus_two)
+    )
+    async with opened(sqlite_db_url) as store:
+        await store.add_org(org)
+        await store.add_conversation(conversation)
+        assert await store.get_conversation(org.id, conversation.id) == conversation
+
+    [(stored_id, created_at)] = query_file(
+        sqlite_db_url, "SELECT id, created_at FROM conversations"
+    )
+    assert stored_id == str(conversation.id)
+    assert created_at == "2026-11-26T06:02:59.123456Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", created_at)
+
+
+async def test_a_naive_datetime_is_refused(sqlite_db_url: str, values: Any) -> None:
+    org = attrs.evolve(values.org(), created_at=values.at(0).replace(tzinfo=None))
+    async with opened(sqlite_db_url) as store:
+        with pytest.raises(ValueError, match="naive datetime"):
+            await store.add_org(org)
+
+
+async def test_a_session_for_a_missing_conversation_is_refused(
+    sqlite_db_url: str, values: Any
+) -> None:
+    org = values.org()
+    async with opened(sqlite_db_url) as store:
+        await store.add_org(org)
+        with pytest.raises(StorageUnavailable, match="missing conversation"):
+            await store.add_session(values.session(values.conversation(org)))
+        assert await store.count_orgs() == 1  # the actor is still serving
