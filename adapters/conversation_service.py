@@ -12,11 +12,12 @@ from uuid import UUID
 import attrs
 
 from adapters.actors.commands import Cancel, Complete, Multitask, Send, Verdict
-from adapters.actors.reply_log import ReplyLog
+from adapters.actors.reply_log import ReplyFollower, ReplyLog
+from adapters.actors.replay import replay_stored
 from adapters.actors.supervisor import SessionSupervisor
 from domain.access import Action, authorize
-from domain.errors import ConversationNotFound, SessionNotFound
-from domain.model import ChatSession, Conversation, Message, Page, Principal
+from domain.errors import ConversationNotFound, MessageNotFound, SessionNotFound
+from domain.model import ChatSession, Conversation, Message, MessageRole, Page, Principal
 from domain.rules import InputLimits, check_message, new_conversation, new_session
 from ports.clock import Clock, IdGenerator
 from ports.language_model import ModelCatalog, ModelInfo
@@ -178,6 +179,35 @@ class ConversationService:
         verdict = Verdict()
         actor.tell(Cancel(message_id=message_id, verdict=verdict))
         await verdict.wait()
+
+    async def attach(
+        self,
+        who: Principal,
+        org_id: UUID,
+        session_id: UUID,
+        message_id: UUID,
+        *,
+        after: int | None = None,
+    ) -> ReplyFollower:
+        """Follow a reply, running or finished, from just after event id `after`."""
+        await self.get_session(who, org_id, session_id)
+        actor = self.supervisor.find(session_id)
+        live = actor.find_reply(message_id) if actor is not None else None
+        if live is not None:
+            return live.follow(after)
+        message = await self.store.get_message(org_id, message_id)
+        if (
+            message is None
+            or message.chat_session_id != session_id
+            or message.role is not MessageRole.ASSISTANT
+        ):
+            raise MessageNotFound(message_id)
+        history = await self.store.session_messages(org_id, session_id)
+        user_message_id = None
+        for earlier, current in zip(history, history[1:], strict=False):
+            if current.id == message_id and earlier.role is MessageRole.USER:
+                user_message_id = earlier.id
+        return replay_stored(message, user_message_id=user_message_id, after=after).follow(after)
 
     def _live(self, session: ChatSession) -> ChatSession:
         actor = self.supervisor.find(session.id)

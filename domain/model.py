@@ -120,6 +120,8 @@ class Message:
     updated_at: datetime
     finish_reason: str | None = None
     usage: Usage | None = None
+    error_code: str | None = None  # why a reply failed or stopped early, as its stream said
+    error_message: str | None = None
 
     def with_content(self, content: str, at: datetime) -> Message:
         """The reply with the text generated so far."""
@@ -133,6 +135,7 @@ class Message:
         finish_reason: str,
         usage: Usage | None,
         at: datetime,
+        error: tuple[str, str] | None = None,
     ) -> Message:
         """The reply once generation has ended, whatever the outcome."""
         return attrs.evolve(
@@ -142,6 +145,8 @@ class Message:
             finish_reason=finish_reason,
             usage=usage,
             updated_at=at,
+            error_code=error[0] if error else None,
+            error_message=error[1] if error else None,
         )
 
 

@@ -24,6 +24,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from domain.model import AccessRole
 from entrypoints.bootstrap import Services, open_services
 from entrypoints.http.app import create_app
+from entrypoints.http.send_timeout import install_send_timeout
 from entrypoints.settings import Settings
 
 log = logging.getLogger("conversation_service")
@@ -75,6 +76,7 @@ async def running_server(
 
     `app_config` overrides Quart settings (tests use it to shorten Quart's timeouts).
     """
+    install_send_timeout(settings.send_timeout)
     async with trio_asyncio.open_loop(), open_services(settings) as services:
         app = create_app(services.http)
         app.config.update(app_config or {})

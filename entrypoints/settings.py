@@ -25,6 +25,7 @@ class Settings:
     max_queued_per_session: int = 8
     actor_idle_timeout: float = 60.0
     shutdown_grace: float = 10.0
+    send_timeout: float = 30.0  # a client that accepts no bytes for this long is dropped
     max_body_bytes: int = 256 * 1024
     max_title_chars: int = 500
     max_message_chars: int = 100_000
@@ -43,6 +44,7 @@ FIELDS: dict[str, tuple[str, type]] = {
     "max_queued_per_session": ("max_queued_per_session", int),
     "actor_idle_timeout": ("actor_idle_timeout", float),
     "shutdown_grace": ("shutdown_grace", float),
+    "send_timeout": ("send_timeout", float),
     "max_body_bytes": ("max_body_bytes", int),
     "max_title_chars": ("max_title_chars", int),
     "max_message_chars": ("max_message_chars", int),
@@ -82,5 +84,7 @@ def _check(settings: Settings) -> None:
                  "max_title_chars", "max_message_chars"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
-    if settings.shutdown_grace < 0 or settings.actor_idle_timeout <= 0:
-        raise SettingsError("shutdown_grace must be >= 0 and actor_idle_timeout > 0")
+    if settings.shutdown_grace < 0 or settings.actor_idle_timeout <= 0 or settings.send_timeout <= 0:
+        raise SettingsError(
+            "shutdown_grace must be >= 0, actor_idle_timeout and send_timeout > 0"
+        )

@@ -76,6 +76,13 @@ class ReplyLog:
         changed, self._changed = self._changed, trio.Event()
         changed.set()
 
+    def load(self, events: list[ReplyEvent]) -> None:
+        """Fill a fresh log with events already known (a stored reply) and end it."""
+        if self.events:
+            raise RuntimeError("only a fresh log can be loaded")
+        self.events.extend(events)
+        self._ended.set()
+
     def follow(self, after: int | None = None) -> ReplyFollower:
         """A reader of every event whose id is greater than `after` (all when None)."""
         return ReplyFollower(self, after)

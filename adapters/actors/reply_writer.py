@@ -194,6 +194,7 @@ class ReplyWriter:
             finish_reason=outcome.finish_reason,
             usage=outcome.usage,
             at=at,
+            error=outcome.error,
         )
         idle = self._session().apply(SessionInput.FINISH, at)
         self._set_session(idle)

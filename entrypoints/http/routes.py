@@ -144,6 +144,21 @@ def build_routes(deps: HttpDeps) -> Blueprint:  # noqa: C901 - one closure per r
             raise
         return _event_stream(reply.follow(None), lambda: deps.stream_slots.release(org_id))
 
+    @api.get("/api/conversation/stream")
+    async def reattach() -> Response:
+        who, org_id = await caller()
+        session_id = query_uuid("chat_session_id")
+        message_id = query_uuid("message_id")
+        assert session_id is not None and message_id is not None
+        after = _last_event_id()
+        deps.stream_slots.acquire(org_id)
+        try:
+            follower = await service.attach(who, org_id, session_id, message_id, after=after)
+        except BaseException:
+            deps.stream_slots.release(org_id)
+            raise
+        return _event_stream(follower, lambda: deps.stream_slots.release(org_id))
+
     @api.post("/api/conversation/cancel")
     async def cancel() -> Response:
         who, org_id = await caller()
@@ -168,6 +183,18 @@ def build_routes(deps: HttpDeps) -> Blueprint:  # noqa: C901 - one closure per r
     @api.get("/healthz")
     async def healthz() -> Response:
         return jsonify({"status": "ok"})
+
+    def _last_event_id() -> int | None:
+        """The id after which to resume: the Last-Event-ID header, else ?after=."""
+        header = request.headers.get("Last-Event-ID")
+        if header is not None and header.strip():
+            try:
+                return int(header.strip())
+            except ValueError:
+                raise InvalidField("Last-Event-ID", "must be an event id (an integer)") from None
+        if request.args.get("after") in (None, ""):
+            return None
+        return query_int("after", default=-1, minimum=-1, maximum=2**62)
 
     def _event_stream(follower: ReplyFollower, release: Callable[[], None]) -> Response:
         async def body() -> AsyncIterator[bytes]:

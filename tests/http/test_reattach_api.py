@@ -1,0 +1,114 @@
+"""Re-attaching to replies over HTTP with Last-Event-ID, and listeners that never read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import trio
+from httpx_sse import aconnect_sse
+
+from tests.http.conftest import Api, open_api, settings_for
+
+
+async def reattach(api: Api, session_id: str, message_id: str, last_event_id: str | None = None,
+                   **params: str) -> list[tuple[str, str, dict]]:
+    headers = dict(api.a.auth)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    events = []
+    with trio.fail_after(30):
+        async with aconnect_sse(
+            api.client, "GET", "/api/conversation/stream", headers=headers,
+            params={**api.a.q, "chat_session_id": session_id, "message_id": message_id, **params},
+        ) as source:
+            assert source.response.status_code == 200, await source.response.aread()
+            async for sse in source.aiter_sse():
+                events.append((sse.id, sse.event, sse.json()))
+    return events
+
+
+def content(events: list[tuple[str, str, dict]]) -> str:
+    return "".join(d["content"] for _, k, d in events if k == "content")
+
+
+async def test_reconnect_with_last_event_id_resumes_a_running_reply(tmp_path: Path) -> None:
+    async with open_api(settings_for(tmp_path, echo_delay_ms=40)) as api:
+        conv = await api.conversation()
+        session = await api.session(conv["id"])
+        message = " ".join(f"word{i}" for i in range(15))
+        seen = []
+        async with aconnect_sse(
+            api.client, "POST", "/api/conversation/stream_chat", params=api.a.q, headers=api.a.auth,
+            json={"chat_session_id": session["id"], "message": message},
+        ) as source:
+            async for sse in source.aiter_sse():
+                seen.append((sse.id, sse.event, sse.json()))
+                if len(seen) == 3:
+                    break  # the page refreshes
+        message_id = seen[0][2]["message_id"]
+        rest = await reattach(api, session["id"], message_id, last_event_id=seen[-1][0])
+        assert content(seen) + content(rest) == "Echo: " + message
+        assert [int(i) for i, _, _ in rest] == sorted({int(i) for i, _, _ in rest})
+        assert int(rest[0][0]) > int(seen[-1][0]) and rest[-1][1] == "end"
+        # Once finished, the same reply replays whole (from memory or storage) via ?after=-1.
+        whole = await reattach(api, session["id"], message_id, after="-1")
+        assert whole[0][1] == "start" and content(whole) == "Echo: " + message
+
+
+async def test_reattach_errors_are_json(api: Api) -> None:
+    conv = await api.conversation()
+    session = await api.session(conv["id"])
+    events = await api.stream(session["id"], "hi")
+    message_id = events[0][2]["message_id"]
+    for params, headers, status, field in [
+        ({"message_id": "00000000-0000-4000-8000-000000000001"}, {}, 404, None),
+        ({"message_id": events[0][2]["user_message_id"]}, {}, 404, None),
+        ({}, {}, 400, "message_id"),
+        ({"message_id": message_id}, {"Last-Event-ID": "abc"}, 400, "Last-Event-ID"),
+        ({"message_id": message_id, "after": "-5"}, {}, 400, "after"),
+    ]:
+        response = await api.client.get(
+            "/api/conversation/stream", headers={**api.a.auth, **headers},
+            params={**api.a.q, "chat_session_id": session["id"], **params},
+        )
+        assert response.status_code == status, params
+        assert response.json()["error"].get("field") == field
+
+
+async def test_a_listener_that_never_reads_does_not_hold_up_another(tmp_path: Path) -> None:
+    async with open_api(settings_for(tmp_path, echo_delay_ms=0, send_timeout=1.0)) as api:
+        conv = await api.conversation()
+        session = await api.session(conv["id"])
+        big = "x " * 49_000  # ~5 MB of events: more than the server's socket buffer holds
+        body = json.dumps({"chat_session_id": session["id"], "message": big}).encode()
+        url = urlsplit(api.server.base_url)
+        sock = trio.socket.socket()
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+        await sock.connect((url.hostname, url.port))
+        stalled = trio.SocketStream(sock)
+        request = (
+            f"POST /api/conversation/stream_chat?org_id={api.a.org_id} HTTP/1.1\r\n"
+            f"Host: {url.netloc}\r\nAuthorization: Bearer {api.a.token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        await stalled.send_all(request)
+        head = b""
+        while b"event: start" not in head:  # read up to the start event, then never again
+            head += await stalled.receive_some(4096)
+        assert b" 200 " in head.split(b"\r\n", 1)[0]
+        start = head.split(b"event: start\ndata: ", 1)[1].split(b"\n", 1)[0]
+        message_id = json.loads(start)["message_id"]
+        with trio.fail_after(30):
+            events = await reattach(api, session["id"], message_id)
+        assert content(events) == "Echo: " + big
+        assert events[-1][1] == "end" and events[-1][2]["finish_reason"] == "stop"
+        # The server gives up on the stalled reader: draining its socket now ends in EOF,
+        # before the whole (multi-megabyte) stream was delivered.
+        tail = b""
+        with trio.fail_after(30):
+            while chunk := await stalled.receive_some(1 << 16):
+                tail = (tail + chunk)[-4096:]
+        assert b"event: end" not in tail
+        await stalled.aclose()
