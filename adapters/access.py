@@ -37,17 +37,24 @@ class AccessAdmin:
         await self._store.add_org(org)
         return org
 
-    async def create_token(self, org_id: object, role: AccessRole = AccessRole.MEMBER) -> IssuedToken:
+    async def create_token(
+        self, org_id: object, role: AccessRole = AccessRole.MEMBER
+    ) -> IssuedToken:
         org = await self._store.get_org(org_id)  # type: ignore[arg-type]
         if org is None:
             raise OrgNotFound(org_id)
         token = make_token(secrets.token_urlsafe(32))
         token_id = self._ids.new_id()
         await self._store.add_token(
-            token_id=token_id, org_id=org.id, role=role, token_hash=hash_token(token),
+            token_id=token_id,
+            org_id=org.id,
+            role=role,
+            token_hash=hash_token(token),
             at=self._clock.now(),
         )
-        return IssuedToken(token=token, principal=Principal(token_id=token_id, org_id=org.id, role=role))
+        return IssuedToken(
+            token=token, principal=Principal(token_id=token_id, org_id=org.id, role=role)
+        )
 
 
 class TokenVerifier:
@@ -58,7 +65,9 @@ class TokenVerifier:
 
     async def verify_header(self, header: str | None) -> Principal:
         if not header:
-            raise Unauthenticated("missing Authorization header; send 'Authorization: Bearer <token>'")
+            raise Unauthenticated(
+                "missing Authorization header; send 'Authorization: Bearer <token>'"
+            )
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:

@@ -12,8 +12,8 @@ from uuid import UUID
 import attrs
 
 from adapters.actors.commands import Cancel, Complete, Multitask, Send, Verdict
-from adapters.actors.reply_log import ReplyFollower, ReplyLog
 from adapters.actors.replay import replay_stored
+from adapters.actors.reply_log import ReplyFollower, ReplyLog
 from adapters.actors.supervisor import SessionSupervisor
 from domain.access import Action, authorize
 from domain.errors import ConversationNotFound, MessageNotFound, SessionNotFound
@@ -99,7 +99,13 @@ class ConversationService:
         )
 
     async def list_messages(
-        self, who: Principal, org_id: UUID, conversation_id: UUID, *, limit: int = 20, offset: int = 0
+        self,
+        who: Principal,
+        org_id: UUID,
+        conversation_id: UUID,
+        *,
+        limit: int = 20,
+        offset: int = 0,
     ) -> Page[Message]:
         await self.get_conversation(who, org_id, conversation_id)
         return await self.store.list_messages(org_id, conversation_id, limit=limit, offset=offset)
@@ -116,7 +122,10 @@ class ConversationService:
         self.catalog.get(org_id, model_id)  # ModelNotFound before anything is written
         conversation = await self.get_conversation(who, org_id, conversation_id)
         session = new_session(
-            id=self._ids.new_id(), conversation=conversation, model_id=model_id, at=self._clock.now()
+            id=self._ids.new_id(),
+            conversation=conversation,
+            model_id=model_id,
+            at=self._clock.now(),
         )
         await self.store.add_session(session)
         return session

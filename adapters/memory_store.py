@@ -132,7 +132,10 @@ class InMemoryStore:
         for message in list(self._messages.values()):
             if message.status is MessageStatus.IN_PROGRESS:
                 self._messages[message.id] = attrs.evolve(
-                    message, status=MessageStatus.INCOMPLETE, finish_reason="interrupted", updated_at=at
+                    message,
+                    status=MessageStatus.INCOMPLETE,
+                    finish_reason="interrupted",
+                    updated_at=at,
                 )
                 marked += 1
         for session in list(self._sessions.values()):
@@ -143,4 +146,6 @@ class InMemoryStore:
 
 def _page(items: list, limit: int, offset: int) -> Page:  # type: ignore[type-arg]
     chunk = items[offset : offset + limit]
-    return Page(items=tuple(chunk), limit=limit, offset=offset, has_more=offset + limit < len(items))
+    return Page(
+        items=tuple(chunk), limit=limit, offset=offset, has_more=offset + limit < len(items)
+    )

@@ -57,7 +57,11 @@ def new_conversation(
 
 
 def new_session(
-    *, id: UUID, conversation: Conversation, model_id: UUID, at: datetime  # noqa: A002
+    *,
+    id: UUID,
+    conversation: Conversation,
+    model_id: UUID,
+    at: datetime,  # noqa: A002
 ) -> ChatSession:
     """A new, active chat session on `model_id` inside `conversation`."""
     return ChatSession(

@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 import attrs
-
 import trio
 import trio_asyncio
 from hypercorn.config import Config
@@ -57,7 +56,7 @@ async def _first_run(services: Services, base_url: str) -> None:
         "The token is shown only this once. Try:\n"
         f"  curl -X POST '{base_url}/api/conversation/create?org_id={org.id}' "
         f"-H 'Authorization: Bearer {issued.token}' -H 'Content-Type: application/json' "
-        "-d '{\"title\": \"Hello\"}'",
+        '-d \'{"title": "Hello"}\'',
         flush=True,
     )
 
@@ -84,7 +83,10 @@ async def running_server(
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(
                 partial(
-                    hypercorn_serve, app, hypercorn_config(settings), shutdown_trigger=http_stop.wait
+                    hypercorn_serve,
+                    app,
+                    hypercorn_config(settings),
+                    shutdown_trigger=http_stop.wait,
                 )
             )
             try:

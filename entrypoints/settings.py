@@ -80,11 +80,18 @@ def load_settings(flags: dict[str, object], environ: dict[str, str] | None = Non
 def _check(settings: Settings) -> None:
     if not 0 <= settings.port <= 65535:
         raise SettingsError(f"port {settings.port} is out of range 0-65535")
-    for name in ("max_streams_per_org", "max_queued_per_session", "max_body_bytes",
-                 "max_title_chars", "max_message_chars"):
+    for name in (
+        "max_streams_per_org",
+        "max_queued_per_session",
+        "max_body_bytes",
+        "max_title_chars",
+        "max_message_chars",
+    ):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
-    if settings.shutdown_grace < 0 or settings.actor_idle_timeout <= 0 or settings.send_timeout <= 0:
-        raise SettingsError(
-            "shutdown_grace must be >= 0, actor_idle_timeout and send_timeout > 0"
-        )
+    if (
+        settings.shutdown_grace < 0
+        or settings.actor_idle_timeout <= 0
+        or settings.send_timeout <= 0
+    ):
+        raise SettingsError("shutdown_grace must be >= 0, actor_idle_timeout and send_timeout > 0")

@@ -27,7 +27,9 @@ class ConversationStore(Protocol):
 
     async def add_conversation(self, conversation: Conversation) -> None: ...
 
-    async def get_conversation(self, org_id: UUID, conversation_id: UUID) -> Conversation | None: ...
+    async def get_conversation(
+        self, org_id: UUID, conversation_id: UUID
+    ) -> Conversation | None: ...
 
     async def list_conversations(
         self, org_id: UUID, *, is_archived: bool | None, limit: int, offset: int

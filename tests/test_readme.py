@@ -13,14 +13,17 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_readme_embedding_example_streams_a_reply_without_http() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README has no python example"
-    result = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True,
-                            timeout=60, cwd=README.parent)
+    result = subprocess.run(
+        [sys.executable, "-c", blocks[0]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=README.parent,
+    )
     assert result.returncode == 0, result.stderr
     kinds = [line.split(" ", 1)[0] for line in result.stdout.splitlines()]
     assert kinds[0] == "start" and kinds[-1] == "end" and "content" in kinds
-    assert "Echo: hi there" in "".join(
-        re.findall(r"'content': '([^']*)'", result.stdout)
-    )
+    assert "Echo: hi there" in "".join(re.findall(r"'content': '([^']*)'", result.stdout))
 
 
 def test_readme_commands_are_the_ones_ci_runs() -> None:

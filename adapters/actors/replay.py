@@ -30,16 +30,25 @@ def replay_stored(message: Message, *, user_message_id: UUID | None, after: int 
     position = -1 if after is None else after
     events: list[ReplyEvent] = []
     if position < 0:
-        events.append(ReplyEvent(id=0, kind="start", data={
-            "message_id": str(message.id),
-            "user_message_id": str(user_message_id) if user_message_id else None,
-            "chat_session_id": str(message.chat_session_id),
-            "model_id": str(message.model_id),
-        }))
-    rest = text[max(position, 0):]
+        events.append(
+            ReplyEvent(
+                id=0,
+                kind="start",
+                data={
+                    "message_id": str(message.id),
+                    "user_message_id": str(user_message_id) if user_message_id else None,
+                    "chat_session_id": str(message.chat_session_id),
+                    "model_id": str(message.model_id),
+                },
+            )
+        )
+    rest = text[max(position, 0) :]
     if rest:
-        events.append(ReplyEvent(id=len(text), kind="content",
-                                 data={"message_id": str(message.id), "content": rest}))
+        events.append(
+            ReplyEvent(
+                id=len(text), kind="content", data={"message_id": str(message.id), "content": rest}
+            )
+        )
     error = _ERRORS.get(message.status)
     finish_reason = message.finish_reason or "stop"
     if error is not None:
@@ -47,13 +56,21 @@ def replay_stored(message: Message, *, user_message_id: UUID | None, after: int 
         if message.error_code:
             code, why = message.error_code, message.error_message or why
         finish_reason = "error"
-        events.append(ReplyEvent(id=len(text) + 1, kind="error", data={"code": code, "message": why}))
+        events.append(
+            ReplyEvent(id=len(text) + 1, kind="error", data={"code": code, "message": why})
+        )
     elif message.status is MessageStatus.CANCELLED:
         finish_reason = "cancelled"
-    events.append(ReplyEvent(id=len(text) + 2, kind="end", data={
-        "message_id": str(message.id),
-        "finish_reason": finish_reason,
-        "usage": usage_view(message.usage),
-    }))
+    events.append(
+        ReplyEvent(
+            id=len(text) + 2,
+            kind="end",
+            data={
+                "message_id": str(message.id),
+                "finish_reason": finish_reason,
+                "usage": usage_view(message.usage),
+            },
+        )
+    )
     log.load([e for e in events if after is None or e.id > after])
     return log

@@ -62,7 +62,9 @@ class ReplyLog:
 
     def error(self, code: str, message: str) -> None:
         self._append(
-            ReplyEvent(id=self.text_length + 1, kind="error", data={"code": code, "message": message})
+            ReplyEvent(
+                id=self.text_length + 1, kind="error", data={"code": code, "message": message}
+            )
         )
 
     def end(self, data: dict[str, Any]) -> None:
@@ -99,7 +101,7 @@ class ReplyFollower:
                 self._cursor += 1
 
     async def next_batch(self) -> list[ReplyEvent]:
-        """Every event not yet read, waiting for one; [] once the reply has ended and all is read."""
+        """Every event not yet read, waiting for one; [] once the reply ended and all was read."""
         log = self._log
         while self._cursor >= len(log.events):
             if log.ended:

@@ -174,7 +174,10 @@ class ReplyWriter:
         self.reply.content(chunk)
         self._unflushed += 1
         now = trio.current_time()
-        if self._unflushed >= self._flush.max_chunks or now - self._last_flush >= self._flush.interval:
+        if (
+            self._unflushed >= self._flush.max_chunks
+            or now - self._last_flush >= self._flush.interval
+        ):
             self._unflushed = 0
             self._last_flush = now
             assert self._assistant is not None

@@ -61,6 +61,7 @@ class SessionActor:
         clock: Clock,
         settings: ActorSettings,
         on_retire: Callable[[SessionActor], None],
+        on_idle: Callable[[], None] = lambda: None,
     ) -> None:
         self.session = session
         self._store = store
@@ -68,6 +69,7 @@ class SessionActor:
         self._clock = clock
         self._settings = settings
         self._on_retire = on_retire
+        self._on_idle = on_idle
         # Unbounded on purpose: `Send` is bounded by max_queued inside the actor, and the
         # other commands are one per request or per reply.
         self._mailbox, self._inbox = trio.open_memory_channel[Command](math.inf)
@@ -124,6 +126,8 @@ class SessionActor:
             case ReplyDone():
                 self._running = None
                 self._start_next(nursery)
+                if not self.busy:
+                    self._on_idle()
 
     def _on_send(self, send: Send, nursery: trio.Nursery) -> None:
         try:
@@ -157,8 +161,11 @@ class SessionActor:
             if cancel.message_id == queued.reply.message_id:
                 self._queue.remove(queued)
                 queued.reply.end(
-                    {"message_id": str(queued.reply.message_id), "finish_reason": "cancelled",
-                     "usage": None}
+                    {
+                        "message_id": str(queued.reply.message_id),
+                        "finish_reason": "cancelled",
+                        "usage": None,
+                    }
                 )
         cancel.verdict.accept()
 
@@ -241,6 +248,10 @@ class SessionActor:
             if not send.reply.ended:
                 send.reply.error("shutting_down", "the service is stopping")
                 send.reply.end(
-                    {"message_id": str(send.reply.message_id), "finish_reason": "error", "usage": None}
+                    {
+                        "message_id": str(send.reply.message_id),
+                        "finish_reason": "error",
+                        "usage": None,
+                    }
                 )
         self._queue.clear()

@@ -38,6 +38,7 @@ class SessionSupervisor:
         self._settings = settings
         self._actors: dict[UUID, SessionActor] = {}
         self._accepting = True
+        self._changed = trio.Event()  # set (and replaced) when an actor goes idle or retires
 
     @property
     def live_actors(self) -> int:
@@ -65,6 +66,7 @@ class SessionSupervisor:
             clock=self._clock,
             settings=self._settings,
             on_retire=self._forget,
+            on_idle=self._notify,
         )
         self._actors[session.id] = actor
         # The mailbox exists before the task runs, so commands told now wait for it.
@@ -74,6 +76,11 @@ class SessionSupervisor:
     def _forget(self, actor: SessionActor) -> None:
         if self._actors.get(actor.session_id) is actor:
             del self._actors[actor.session_id]
+        self._notify()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, trio.Event()
+        changed.set()
 
     @property
     def accepting(self) -> bool:
@@ -89,18 +96,20 @@ class SessionSupervisor:
         self._nursery.cancel_scope.cancel()
         with trio.move_on_after(deadline):
             while self._actors:
-                await trio.sleep(0.01)
+                await self._changed.wait()
 
     async def drain(self, grace: float) -> bool:
         """Wait up to `grace` seconds for every actor to finish its work; True if all did."""
         with trio.move_on_after(grace):
             while any(actor.busy for actor in self._actors.values()):
-                await trio.sleep(0.05)
+                await self._changed.wait()
             return True
         return False
 
 
-async def _actor_host(*, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED) -> None:
+async def _actor_host(
+    *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
+) -> None:
     """The nursery every session actor runs in; cancelled on its own by `stop`."""
     async with trio.open_nursery() as nursery:
         task_status.started(nursery)

@@ -54,9 +54,11 @@ def _first_problem(error: BaseException, path: str = "") -> InvalidField:
             if note is not None:
                 if isinstance(inner, KeyError):
                     return InvalidField(f"{path}{note}", "required field is missing")
-                return _first_problem(inner, f"{path}{note}.") if isinstance(
-                    inner, ClassValidationError
-                ) else InvalidField(f"{path}{note}", _reason(inner))
+                return (
+                    _first_problem(inner, f"{path}{note}.")
+                    if isinstance(inner, ClassValidationError)
+                    else InvalidField(f"{path}{note}", _reason(inner))
+                )
             return _first_problem(inner, path)
     return InvalidField(path.rstrip(".") or "body", _reason(error))
 

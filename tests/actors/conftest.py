@@ -42,9 +42,11 @@ def actor_settings() -> ActorSettings:
 @pytest.fixture
 async def world(actor_settings: ActorSettings) -> AsyncIterator[World]:
     store, catalog, clock = InMemoryStore(), ScriptedCatalog(), SystemClock()
-    async with open_supervisor(store=store, catalog=catalog, clock=clock,
-                               settings=actor_settings) as supervisor:
-        service = ConversationService(store=store, catalog=catalog, supervisor=supervisor,
-                                      clock=clock, ids=RandomIds())
+    async with open_supervisor(
+        store=store, catalog=catalog, clock=clock, settings=actor_settings
+    ) as supervisor:
+        service = ConversationService(
+            store=store, catalog=catalog, supervisor=supervisor, clock=clock, ids=RandomIds()
+        )
         who = Principal(token_id=uuid4(), org_id=uuid4(), role=AccessRole.MEMBER)
         yield World(service=service, store=store, catalog=catalog, supervisor=supervisor, who=who)

@@ -46,8 +46,9 @@ class ScriptedModel:
         except trio.Cancelled:
             self.cancelled += 1
             raise
-        return ModelResult(finish_reason="stop", usage=Usage(prompt_tokens=3, completion_tokens=5,
-                                                             estimated=False))
+        return ModelResult(
+            finish_reason="stop", usage=Usage(prompt_tokens=3, completion_tokens=5, estimated=False)
+        )
 
 
 class ScriptedCatalog:

@@ -34,8 +34,9 @@ async def test_reattach_mid_reply_gets_the_rest_once_then_live_then_end(
     while len([e for e in seen if e.kind == "content"]) < 2:
         seen.extend(await first.next_batch())
     last_id = seen[-1].id  # the client drops here
-    again = await world.service.attach(world.who, world.org, session.id, reply.message_id,
-                                       after=last_id)
+    again = await world.service.attach(
+        world.who, world.org, session.id, reply.message_id, after=last_id
+    )
     rest = await drain(again)
     assert all(e.id > last_id for e in rest)
     assert text(seen) + text(rest) == "one two three four"
@@ -52,15 +53,19 @@ async def test_finished_reply_replays_from_storage_after_the_actor_retired(
     assert world.supervisor.find(session.id) is None
     for cut in range(len(live) - 1):
         after = live[cut].id if cut else None
-        replayed = await drain(await world.service.attach(
-            world.who, world.org, session.id, reply.message_id, after=after))
-        expected = live[cut + 1:] if cut else live
+        replayed = await drain(
+            await world.service.attach(
+                world.who, world.org, session.id, reply.message_id, after=after
+            )
+        )
+        expected = live[cut + 1 :] if cut else live
         assert text(replayed) == text(expected)
         assert [e.kind for e in replayed][-1] == "end"
         assert replayed[-1].data == live[-1].data
         assert all(e.id > (after if after is not None else -1) for e in replayed)
-    full = await drain(await world.service.attach(world.who, world.org, session.id,
-                                                  reply.message_id))
+    full = await drain(
+        await world.service.attach(world.who, world.org, session.id, reply.message_id)
+    )
     assert full[0].data == live[0].data  # start carries the same ids, user message included
 
 
@@ -70,12 +75,15 @@ async def test_failed_reply_replays_its_error(world: World, autojump_clock) -> N
     reply = await world.service.send_message(world.who, world.org, session.id, "go")
     live = await drain(reply.follow())
     await trio.sleep(60)
-    replayed = await drain(await world.service.attach(world.who, world.org, session.id,
-                                                      reply.message_id))
+    replayed = await drain(
+        await world.service.attach(world.who, world.org, session.id, reply.message_id)
+    )
     assert [(e.id, e.kind, e.data) for e in replayed] == [(e.id, e.kind, e.data) for e in live]
 
 
-async def test_reattach_to_an_unknown_or_user_message_is_not_found(world: World, autojump_clock) -> None:
+async def test_reattach_to_an_unknown_or_user_message_is_not_found(
+    world: World, autojump_clock
+) -> None:
     session = await world.new_session()
     reply = await world.service.send_message(world.who, world.org, session.id, "go")
     await drain(reply.follow())

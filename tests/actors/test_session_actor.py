@@ -45,7 +45,9 @@ async def test_reply_streams_in_order_and_is_stored_complete(world: World, autoj
     assert stored[1].usage is not None and stored[1].usage.estimated is False
 
 
-async def test_reply_finishes_and_is_stored_when_nobody_listens(world: World, autojump_clock) -> None:
+async def test_reply_finishes_and_is_stored_when_nobody_listens(
+    world: World, autojump_clock
+) -> None:
     session = await world.new_session()
     reply = await world.service.send_message(world.who, world.org, session.id, "hi")
     follower = reply.follow()
@@ -58,7 +60,9 @@ async def test_reply_finishes_and_is_stored_when_nobody_listens(world: World, au
     assert stored.status is MessageStatus.COMPLETED
 
 
-async def test_follower_after_an_id_gets_only_later_events_once(world: World, autojump_clock) -> None:
+async def test_follower_after_an_id_gets_only_later_events_once(
+    world: World, autojump_clock
+) -> None:
     session = await world.new_session()
     reply = await world.service.send_message(world.who, world.org, session.id, "hi")
     first = await read_all(reply)
@@ -66,7 +70,9 @@ async def test_follower_after_an_id_gets_only_later_events_once(world: World, au
     assert again == first[2:]
 
 
-async def test_queued_messages_run_one_after_another_never_interleaved(world: World, autojump_clock) -> None:
+async def test_queued_messages_run_one_after_another_never_interleaved(
+    world: World, autojump_clock
+) -> None:
     session = await world.new_session()
     first = await world.service.send_message(world.who, world.org, session.id, "one")
     second = await world.service.send_message(world.who, world.org, session.id, "two")
@@ -104,7 +110,9 @@ async def test_reject_refuses_a_message_while_a_reply_runs(world: World, autojum
     assert [m.content for m in stored] == ["one", "Hello, world"]
 
 
-async def test_interrupt_cancels_the_running_reply_then_runs_the_new_one(world: World, autojump_clock) -> None:
+async def test_interrupt_cancels_the_running_reply_then_runs_the_new_one(
+    world: World, autojump_clock
+) -> None:
     world.catalog.model.scripts = [Script(hang=True), Script()]
     session = await world.new_session()
     first = await world.service.send_message(world.who, world.org, session.id, "one")
@@ -124,7 +132,9 @@ async def test_interrupt_cancels_the_running_reply_then_runs_the_new_one(world: 
     ]
 
 
-async def test_cancel_keeps_the_partial_reply_and_twice_is_harmless(world: World, autojump_clock) -> None:
+async def test_cancel_keeps_the_partial_reply_and_twice_is_harmless(
+    world: World, autojump_clock
+) -> None:
     world.catalog.model.scripts = [Script(chunks=("a", "b", "c"), hang=True)]
     session = await world.new_session()
     reply = await world.service.send_message(world.who, world.org, session.id, "go")
@@ -153,7 +163,9 @@ async def test_full_mailbox_is_rate_limited(world: World, autojump_clock) -> Non
     await world.service.cancel(world.who, world.org, session.id)
 
 
-async def test_model_failure_sends_error_then_end_and_stores_failed(world: World, autojump_clock) -> None:
+async def test_model_failure_sends_error_then_end_and_stores_failed(
+    world: World, autojump_clock
+) -> None:
     world.catalog.model.scripts = [Script(fail_after=1)]
     session = await world.new_session()
     reply = await world.service.send_message(world.who, world.org, session.id, "hi")
@@ -164,9 +176,14 @@ async def test_model_failure_sends_error_then_end_and_stores_failed(world: World
     stored = await world.store.get_message(world.org, reply.message_id)
     assert stored is not None and (stored.content, stored.status) == ("Hello", MessageStatus.FAILED)
     # The session takes the next message.
-    assert text_of(await read_all(
-        await world.service.send_message(world.who, world.org, session.id, "again")
-    )) == "Hello, world"
+    assert (
+        text_of(
+            await read_all(
+                await world.service.send_message(world.who, world.org, session.id, "again")
+            )
+        )
+        == "Hello, world"
+    )
 
 
 async def test_completed_session_refuses_messages(world: World, autojump_clock) -> None:
@@ -190,7 +207,9 @@ async def test_status_is_responding_while_a_reply_runs(world: World, autojump_cl
     assert live.sessions[0].status is SessionState.ACTIVE
 
 
-async def test_idle_actor_retires_and_comes_back_with_its_history(world: World, autojump_clock) -> None:
+async def test_idle_actor_retires_and_comes_back_with_its_history(
+    world: World, autojump_clock
+) -> None:
     session = await world.new_session()
     await read_all(await world.service.send_message(world.who, world.org, session.id, "one"))
     assert world.supervisor.find(session.id) is not None
@@ -211,7 +230,9 @@ async def test_partial_reply_is_flushed_while_streaming(world: World, autojump_c
     await world.service.cancel(world.who, world.org, session.id)
 
 
-async def test_reader_that_never_reads_does_not_hold_up_others(world: World, autojump_clock) -> None:
+async def test_reader_that_never_reads_does_not_hold_up_others(
+    world: World, autojump_clock
+) -> None:
     world.catalog.model.default = Script(chunks=("x",) * 500, delay=0.01)
     session = await world.new_session()
     reply = await world.service.send_message(world.who, world.org, session.id, "go")
@@ -221,7 +242,9 @@ async def test_reader_that_never_reads_does_not_hold_up_others(world: World, aut
     assert len(await stalled.next_batch()) == len(events)  # it can still catch up later
 
 
-async def test_stopping_mid_reply_stores_it_incomplete_and_tells_listeners(world: World, autojump_clock) -> None:
+async def test_stopping_mid_reply_stores_it_incomplete_and_tells_listeners(
+    world: World, autojump_clock
+) -> None:
     world.catalog.model.scripts = [Script(chunks=("a", "b"), hang=True)]
     session = await world.new_session()
     reply = await world.service.send_message(world.who, world.org, session.id, "go")
@@ -234,5 +257,8 @@ async def test_stopping_mid_reply_stores_it_incomplete_and_tells_listeners(world
     assert [e.kind for e in events][-2:] == ["error", "end"]
     assert events[-2].data["code"] == "shutting_down"
     stored = await world.store.get_message(world.org, reply.message_id)
-    assert stored is not None and (stored.content, stored.status) == ("ab", MessageStatus.INCOMPLETE)
+    assert stored is not None and (stored.content, stored.status) == (
+        "ab",
+        MessageStatus.INCOMPLETE,
+    )
     assert world.supervisor.live_actors == 0

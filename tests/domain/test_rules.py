@@ -29,8 +29,9 @@ LIMITS = InputLimits(max_title_chars=10, max_message_chars=20)
 
 
 def conversation(title: str = "t"):
-    return new_conversation(id=uuid4(), org_id=uuid4(), title=title, is_archived=False, at=T0,
-                            limits=LIMITS)
+    return new_conversation(
+        id=uuid4(), org_id=uuid4(), title=title, is_archived=False, at=T0, limits=LIMITS
+    )
 
 
 @pytest.mark.parametrize("title", ["", "   ", "x" * 11, "a\x00b"])
@@ -59,7 +60,11 @@ def test_new_session_belongs_to_its_conversation_and_is_active() -> None:
     conv = conversation()
     model_id = uuid4()
     session = new_session(id=uuid4(), conversation=conv, model_id=model_id, at=T0)
-    assert (session.org_id, session.conversation_id, session.model_id) == (conv.org_id, conv.id, model_id)
+    assert (session.org_id, session.conversation_id, session.model_id) == (
+        conv.org_id,
+        conv.id,
+        model_id,
+    )
     assert session.status is SessionState.ACTIVE
 
 
@@ -89,7 +94,9 @@ def test_prompt_keeps_order_and_skips_empty_replies() -> None:
         assistant_message(id=uuid4(), session=session, at=T0).with_content("ok", T0),
     ]
     assert [(p.role, p.content) for p in build_prompt(history)] == [
-        ("user", "one"), ("user", "two"), ("assistant", "ok")
+        ("user", "one"),
+        ("user", "two"),
+        ("assistant", "ok"),
     ]
 
 

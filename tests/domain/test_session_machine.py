@@ -16,13 +16,16 @@ from domain.session_machine import SessionInput, SessionState, next_state, trans
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
+
 # The rules in words, written independently of the table they check.
 def expected(state: SessionState, event: SessionInput) -> SessionState | None:
     if event is SessionInput.RECOVER:
         return SessionState.COMPLETED if state is SessionState.COMPLETED else SessionState.ACTIVE
     if state is SessionState.ACTIVE:
-        return {SessionInput.SEND: SessionState.RESPONDING,
-                SessionInput.COMPLETE: SessionState.COMPLETED}.get(event)
+        return {
+            SessionInput.SEND: SessionState.RESPONDING,
+            SessionInput.COMPLETE: SessionState.COMPLETED,
+        }.get(event)
     if state is SessionState.RESPONDING:
         return SessionState.ACTIVE if event is SessionInput.FINISH else None
     return SessionState.COMPLETED if event is SessionInput.COMPLETE else None
@@ -53,8 +56,13 @@ def test_table_copy_cannot_change_the_machine() -> None:
 
 def _session() -> ChatSession:
     return ChatSession(
-        id=uuid4(), org_id=uuid4(), conversation_id=uuid4(), model_id=uuid4(),
-        status=SessionState.ACTIVE, created_at=T0, updated_at=T0,
+        id=uuid4(),
+        org_id=uuid4(),
+        conversation_id=uuid4(),
+        model_id=uuid4(),
+        status=SessionState.ACTIVE,
+        created_at=T0,
+        updated_at=T0,
     )
 
 

@@ -42,14 +42,18 @@ class Api:
     a: Tenant
     b: Tenant
 
-    async def tenant(self, role: AccessRole = AccessRole.MEMBER, org_id: UUID | None = None) -> Tenant:
+    async def tenant(
+        self, role: AccessRole = AccessRole.MEMBER, org_id: UUID | None = None
+    ) -> Tenant:
         admin = self.server.services.admin
         if org_id is None:
             org_id = (await admin.create_org("extra")).id
         issued = await admin.create_token(org_id, role)
         return Tenant(org_id=org_id, token=issued.token)
 
-    async def post(self, path: str, body: Any, who: Tenant | None = None, **params: str) -> httpx.Response:
+    async def post(
+        self, path: str, body: Any, who: Tenant | None = None, **params: str
+    ) -> httpx.Response:
         who = who or self.a
         return await self.client.post(path, json=body, headers=who.auth, params={**who.q, **params})
 
@@ -57,12 +61,16 @@ class Api:
         who = who or self.a
         return await self.client.get(path, headers=who.auth, params={**who.q, **params})
 
-    async def conversation(self, title: str = "Project Discussion", who: Tenant | None = None) -> dict:
+    async def conversation(
+        self, title: str = "Project Discussion", who: Tenant | None = None
+    ) -> dict:
         response = await self.post("/api/conversation/create", {"title": title}, who)
         assert response.status_code == 201, response.text
         return response.json()
 
-    async def session(self, conversation_id: str, model_id: str = ECHO, who: Tenant | None = None) -> dict:
+    async def session(
+        self, conversation_id: str, model_id: str = ECHO, who: Tenant | None = None
+    ) -> dict:
         response = await self.post(
             "/api/conversation/create_session",
             {"conversation_id": conversation_id, "model_id": model_id},
@@ -71,15 +79,20 @@ class Api:
         assert response.status_code == 201, response.text
         return response.json()
 
-    async def stream(self, session_id: str, message: str, who: Tenant | None = None,
-                     **extra: Any) -> list[tuple[str, str, dict]]:
+    async def stream(
+        self, session_id: str, message: str, who: Tenant | None = None, **extra: Any
+    ) -> list[tuple[str, str, dict]]:
         """(id, event, data) of every event of a stream_chat call, parsed by httpx-sse."""
         who = who or self.a
         events = []
         with trio.fail_after(30):
             async with aconnect_sse(
-                self.client, "POST", "/api/conversation/stream_chat", params=who.q,
-                headers=who.auth, json={"chat_session_id": session_id, "message": message, **extra},
+                self.client,
+                "POST",
+                "/api/conversation/stream_chat",
+                params=who.q,
+                headers=who.auth,
+                json={"chat_session_id": session_id, "message": message, **extra},
             ) as source:
                 assert source.response.status_code == 200, await source.response.aread()
                 async for sse in source.aiter_sse():
@@ -89,14 +102,19 @@ class Api:
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
-        port=0, data_dir=tmp_path / "data", echo_delay_ms=1, shutdown_grace=2.0,
+        port=0,
+        data_dir=tmp_path / "data",
+        echo_delay_ms=1,
+        shutdown_grace=2.0,
     )
     values.update(overrides)
     return Settings(**values)
 
 
 @asynccontextmanager
-async def open_api(settings: Settings, app_config: dict[str, object] | None = None) -> AsyncIterator[Api]:
+async def open_api(
+    settings: Settings, app_config: dict[str, object] | None = None
+) -> AsyncIterator[Api]:
     async with running_server(settings, app_config=app_config) as server:
         admin = server.services.admin
         tenants = []

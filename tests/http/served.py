@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +20,10 @@ COMMAND = [sys.executable, "-m", "entrypoints.cli"]
 def cli(*args: str, data_dir: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*COMMAND, *args, "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=60, check=check,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
     )
 
 
@@ -47,7 +50,10 @@ def serve(data_dir: Path, *extra: str, timeout: float = 30) -> Served:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [*COMMAND, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     assert process.stdout is not None
     lines: queue.Queue[str] = queue.Queue()

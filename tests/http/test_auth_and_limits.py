@@ -34,8 +34,13 @@ async def test_every_route_wants_a_valid_bearer_token(
     api: Api, method: str, path: str, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    response = await api.client.request(method, path, params=api.a.q, headers=headers,
-                                        json={"title": "x"} if method == "POST" else None)
+    response = await api.client.request(
+        method,
+        path,
+        params=api.a.q,
+        headers=headers,
+        json={"title": "x"} if method == "POST" else None,
+    )
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.json()["error"]["code"] == "unauthenticated"
@@ -45,7 +50,9 @@ async def test_every_route_wants_a_valid_bearer_token(
 async def test_a_token_used_for_another_org_is_forbidden(api: Api, method: str, path: str) -> None:
     conv = await api.conversation(who=api.b)
     response = await api.client.request(
-        method, path, headers=api.a.auth,
+        method,
+        path,
+        headers=api.a.auth,
         params={"org_id": str(api.b.org_id), "conversation_id": conv["id"]},
         json={"title": "x"} if method == "POST" else None,
     )
@@ -55,8 +62,9 @@ async def test_a_token_used_for_another_org_is_forbidden(api: Api, method: str, 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 async def test_org_id_is_required_on_every_route(api: Api, method: str, path: str) -> None:
-    response = await api.client.request(method, path, headers=api.a.auth,
-                                        json={} if method == "POST" else None)
+    response = await api.client.request(
+        method, path, headers=api.a.auth, json={} if method == "POST" else None
+    )
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "org_id"
 
@@ -68,13 +76,18 @@ async def test_objects_of_another_org_are_not_found_and_never_shown(api: Api) ->
     attempts = [
         await api.get("/api/conversation/get_with_sessions", conversation_id=theirs["id"]),
         await api.get("/api/conversation/messages", conversation_id=theirs["id"]),
-        await api.post("/api/conversation/create_session",
-                       {"conversation_id": theirs["id"], "model_id": their_session["model_id"]}),
-        await api.post("/api/conversation/stream_chat",
-                       {"chat_session_id": their_session["id"], "message": "hi"}),
+        await api.post(
+            "/api/conversation/create_session",
+            {"conversation_id": theirs["id"], "model_id": their_session["model_id"]},
+        ),
+        await api.post(
+            "/api/conversation/stream_chat",
+            {"chat_session_id": their_session["id"], "message": "hi"},
+        ),
         await api.post("/api/conversation/cancel", {"chat_session_id": their_session["id"]}),
-        await api.post("/api/conversation/complete_session",
-                       {"chat_session_id": their_session["id"]}),
+        await api.post(
+            "/api/conversation/complete_session", {"chat_session_id": their_session["id"]}
+        ),
     ]
     for response in attempts:
         assert response.status_code == 404
@@ -82,8 +95,11 @@ async def test_objects_of_another_org_are_not_found_and_never_shown(api: Api) ->
     mine = (await api.get("/api/conversation/list")).json()
     assert mine["conversations"] == []
     # And B's data is untouched.
-    theirs_now = (await api.get("/api/conversation/get_with_sessions", who=api.b,
-                                conversation_id=theirs["id"])).json()
+    theirs_now = (
+        await api.get(
+            "/api/conversation/get_with_sessions", who=api.b, conversation_id=theirs["id"]
+        )
+    ).json()
     assert theirs_now["sessions"][0]["status"] == "active"
 
 
@@ -91,13 +107,16 @@ async def test_viewer_reads_but_cannot_write(api: Api) -> None:
     conv = await api.conversation()
     viewer = await api.tenant(AccessRole.VIEWER, org_id=api.a.org_id)
     assert (await api.get("/api/conversation/list", who=viewer)).status_code == 200
-    assert (await api.get("/api/conversation/messages", who=viewer,
-                          conversation_id=conv["id"])).status_code == 200
+    assert (
+        await api.get("/api/conversation/messages", who=viewer, conversation_id=conv["id"])
+    ).status_code == 200
     denied = await api.post("/api/conversation/create", {"title": "nope"}, who=viewer)
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
-    denied = await api.post("/api/conversation/create_session",
-                            {"conversation_id": conv["id"], "model_id": "6563686f-0000-4000-8000-000000000000"},
-                            who=viewer)
+    denied = await api.post(
+        "/api/conversation/create_session",
+        {"conversation_id": conv["id"], "model_id": "6563686f-0000-4000-8000-000000000000"},
+        who=viewer,
+    )
     assert denied.status_code == 403
 
 
@@ -105,7 +124,13 @@ async def test_request_rate_per_token_is_limited_with_retry_after(tmp_path: Path
     async with open_api(settings_for(tmp_path, rate_limit="5/minute")) as api:
         answers = [await api.get("/api/conversation/list") for _ in range(6)]
         assert [r.status_code for r in answers] == [200] * 5 + [429]
-        assert [r.headers["x-ratelimit-remaining"] for r in answers[:5]] == ["4", "3", "2", "1", "0"]
+        assert [r.headers["x-ratelimit-remaining"] for r in answers[:5]] == [
+            "4",
+            "3",
+            "2",
+            "1",
+            "0",
+        ]
         assert all(r.headers["x-ratelimit-limit"] == "5" for r in answers)
         limited = answers[-1]
         assert 1 <= int(limited.headers["retry-after"]) <= 60
@@ -119,14 +144,22 @@ async def test_concurrent_streams_per_org_are_capped(tmp_path: Path) -> None:
         conv = await api.conversation()
         first, second = await api.session(conv["id"]), await api.session(conv["id"])
         async with aconnect_sse(
-            api.client, "POST", "/api/conversation/stream_chat", params=api.a.q, headers=api.a.auth,
+            api.client,
+            "POST",
+            "/api/conversation/stream_chat",
+            params=api.a.q,
+            headers=api.a.auth,
             json={"chat_session_id": first["id"], "message": "a b c d e f"},
         ) as source:
-            refused = await api.post("/api/conversation/stream_chat",
-                                     {"chat_session_id": second["id"], "message": "hi"})
+            refused = await api.post(
+                "/api/conversation/stream_chat", {"chat_session_id": second["id"], "message": "hi"}
+            )
             assert refused.status_code == 429 and "retry-after" in refused.headers
-            other_org = await api.post("/api/conversation/stream_chat",
-                                       {"chat_session_id": second["id"], "message": "hi"}, who=api.b)
+            other_org = await api.post(
+                "/api/conversation/stream_chat",
+                {"chat_session_id": second["id"], "message": "hi"},
+                who=api.b,
+            )
             assert other_org.status_code == 404  # not throttled by A's streams
             assert [sse.event async for sse in source.aiter_sse()][-1] == "end"
         with trio.fail_after(5):

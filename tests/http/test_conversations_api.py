@@ -50,7 +50,9 @@ async def test_bad_conversation_bodies_name_the_field(api: Api, body: object, fi
 
 async def test_malformed_json_is_a_400_naming_the_body(api: Api) -> None:
     response = await api.client.post(
-        "/api/conversation/create", content=b"{title:", params=api.a.q,
+        "/api/conversation/create",
+        content=b"{title:",
+        params=api.a.q,
         headers={**api.a.auth, "Content-Type": "application/json"},
     )
     assert response.status_code == 400
@@ -60,11 +62,22 @@ async def test_malformed_json_is_a_400_naming_the_body(api: Api) -> None:
 async def test_session_binds_a_model_to_a_conversation(api: Api) -> None:
     conv = await api.conversation()
     session = await api.session(conv["id"])
-    assert set(session) == {"id", "conversation_id", "model_id", "status", "created_at", "updated_at"}
+    assert set(session) == {
+        "id",
+        "conversation_id",
+        "model_id",
+        "status",
+        "created_at",
+        "updated_at",
+    }
     assert (session["conversation_id"], session["model_id"], session["status"]) == (
-        conv["id"], ECHO, "active"
+        conv["id"],
+        ECHO,
+        "active",
     )
-    found = (await api.get("/api/conversation/get_with_sessions", conversation_id=conv["id"])).json()
+    found = (
+        await api.get("/api/conversation/get_with_sessions", conversation_id=conv["id"])
+    ).json()
     assert found["id"] == conv["id"] and found["title"] == conv["title"]
     assert [s["id"] for s in found["sessions"]] == [session["id"]]
 
@@ -73,7 +86,11 @@ async def test_session_binds_a_model_to_a_conversation(api: Api) -> None:
     ("body", "status", "field"),
     [
         ({"conversation_id": "00000000-0000-4000-8000-000000000001", "model_id": ECHO}, 404, None),
-        ({"conversation_id": "{conv}", "model_id": "00000000-0000-4000-8000-000000000001"}, 404, None),
+        (
+            {"conversation_id": "{conv}", "model_id": "00000000-0000-4000-8000-000000000001"},
+            404,
+            None,
+        ),
         ({"conversation_id": "not-a-uuid", "model_id": ECHO}, 400, "conversation_id"),
         ({"conversation_id": "{conv}"}, 400, "model_id"),
     ],
@@ -91,7 +108,9 @@ async def test_session_needs_an_existing_conversation_and_model(
 async def test_several_sessions_in_one_conversation_are_listed_oldest_first(api: Api) -> None:
     conv = await api.conversation()
     ids = [(await api.session(conv["id"]))["id"] for _ in range(3)]
-    found = (await api.get("/api/conversation/get_with_sessions", conversation_id=conv["id"])).json()
+    found = (
+        await api.get("/api/conversation/get_with_sessions", conversation_id=conv["id"])
+    ).json()
     assert [s["id"] for s in found["sessions"]] == ids
 
 
@@ -152,8 +171,9 @@ async def test_messages_page_oldest_first_with_has_more(api: Api) -> None:
     first = (await api.get("/api/conversation/messages", conversation_id=conv["id"])).json()
     assert first["limit"] == 20 and first["offset"] == 0 and first["has_more"] is True
     assert len(first["messages"]) == 20
-    rest = (await api.get("/api/conversation/messages", conversation_id=conv["id"],
-                          offset="20")).json()
+    rest = (
+        await api.get("/api/conversation/messages", conversation_id=conv["id"], offset="20")
+    ).json()
     assert len(rest["messages"]) == 2 and rest["has_more"] is False
     everything = first["messages"] + rest["messages"]
     assert [m["role"] for m in everything] == ["user", "assistant"] * 11

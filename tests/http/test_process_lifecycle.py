@@ -31,24 +31,38 @@ class Watched:
 class Client:
     def __init__(self, served: Served) -> None:
         self.served = served
-        self.http = httpx.AsyncClient(base_url=served.base_url, timeout=30,
-                                      headers={"Authorization": f"Bearer {served.token}"})
+        self.http = httpx.AsyncClient(
+            base_url=served.base_url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {served.token}"},
+        )
         self.q = {"org_id": str(served.org_id)}
 
     async def setup_sessions(self, count: int) -> list[str]:
-        conv = (await self.http.post("/api/conversation/create", params=self.q,
-                                     json={"title": "lifecycle"})).json()
+        conv = (
+            await self.http.post(
+                "/api/conversation/create", params=self.q, json={"title": "lifecycle"}
+            )
+        ).json()
         self.conversation_id = conv["id"]
         return [
-            (await self.http.post("/api/conversation/create_session", params=self.q,
-                                  json={"conversation_id": conv["id"], "model_id": ECHO})).json()["id"]
+            (
+                await self.http.post(
+                    "/api/conversation/create_session",
+                    params=self.q,
+                    json={"conversation_id": conv["id"], "model_id": ECHO},
+                )
+            ).json()["id"]
             for _ in range(count)
         ]
 
     async def watch(self, watched: Watched) -> None:
         try:
             async with aconnect_sse(
-                self.http, "POST", "/api/conversation/stream_chat", params=self.q,
+                self.http,
+                "POST",
+                "/api/conversation/stream_chat",
+                params=self.q,
                 json={"chat_session_id": watched.session_id, "message": watched.message},
             ) as source:
                 async for sse in source.aiter_sse():
@@ -64,8 +78,10 @@ class Client:
             watched.flowing.set()
 
     async def messages(self) -> list[dict]:
-        page = await self.http.get("/api/conversation/messages", params={
-            **self.q, "conversation_id": self.conversation_id, "limit": "100"})
+        page = await self.http.get(
+            "/api/conversation/messages",
+            params={**self.q, "conversation_id": self.conversation_id, "limit": "100"},
+        )
         assert page.status_code == 200, page.text
         return page.json()["messages"]
 
@@ -100,8 +116,9 @@ async def test_sigkill_mid_stream_then_restart_keeps_what_was_flushed(tmp_path: 
     again = await trio.to_thread.run_sync(serve, data)
     again.org_id, again.token = served.org_id, served.token  # from the first start
     client = Client(again)
-    client.conversation_id = (await client.http.get("/api/conversation/list", params=client.q)
-                              ).json()["conversations"][0]["id"]
+    client.conversation_id = (
+        await client.http.get("/api/conversation/list", params=client.q)
+    ).json()["conversations"][0]["id"]
     try:
         stored = await client.messages()
         by_id = {m["id"]: m for m in stored}
@@ -127,7 +144,8 @@ async def test_sigkill_mid_stream_then_restart_keeps_what_was_flushed(tmp_path: 
 async def test_sigterm_lets_short_replies_finish_and_stops_long_ones(tmp_path: Path) -> None:
     data = tmp_path / "data"
     served = await trio.to_thread.run_sync(
-        serve, data, "--echo-delay-ms", "100", "--shutdown-grace", "1.5")
+        serve, data, "--echo-delay-ms", "100", "--shutdown-grace", "1.5"
+    )
     client = Client(served)
     short_session, long_session = await client.setup_sessions(2)
     short = Watched(session_id=short_session, message="quick one")
@@ -153,10 +171,13 @@ async def test_sigterm_lets_short_replies_finish_and_stops_long_ones(tmp_path: P
     again = await trio.to_thread.run_sync(serve, data)
     again.org_id, again.token = served.org_id, served.token  # from the first start
     client = Client(again)
-    client.conversation_id = (await client.http.get("/api/conversation/list", params=client.q)
-                              ).json()["conversations"][0]["id"]
+    client.conversation_id = (
+        await client.http.get("/api/conversation/list", params=client.q)
+    ).json()["conversations"][0]["id"]
     try:
-        replies = {m["chat_session_id"]: m for m in await client.messages() if m["role"] == "assistant"}
+        replies = {
+            m["chat_session_id"]: m for m in await client.messages() if m["role"] == "assistant"
+        }
         assert replies[short_session]["status"] == "completed"
         assert replies[long_session]["status"] == "incomplete"
         assert replies[long_session]["content"] == long.text  # the final write has everything

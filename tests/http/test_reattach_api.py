@@ -12,15 +12,19 @@ from httpx_sse import aconnect_sse
 from tests.http.conftest import Api, open_api, settings_for
 
 
-async def reattach(api: Api, session_id: str, message_id: str, last_event_id: str | None = None,
-                   **params: str) -> list[tuple[str, str, dict]]:
+async def reattach(
+    api: Api, session_id: str, message_id: str, last_event_id: str | None = None, **params: str
+) -> list[tuple[str, str, dict]]:
     headers = dict(api.a.auth)
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     events = []
     with trio.fail_after(30):
         async with aconnect_sse(
-            api.client, "GET", "/api/conversation/stream", headers=headers,
+            api.client,
+            "GET",
+            "/api/conversation/stream",
+            headers=headers,
             params={**api.a.q, "chat_session_id": session_id, "message_id": message_id, **params},
         ) as source:
             assert source.response.status_code == 200, await source.response.aread()
@@ -40,7 +44,11 @@ async def test_reconnect_with_last_event_id_resumes_a_running_reply(tmp_path: Pa
         message = " ".join(f"word{i}" for i in range(15))
         seen = []
         async with aconnect_sse(
-            api.client, "POST", "/api/conversation/stream_chat", params=api.a.q, headers=api.a.auth,
+            api.client,
+            "POST",
+            "/api/conversation/stream_chat",
+            params=api.a.q,
+            headers=api.a.auth,
             json={"chat_session_id": session["id"], "message": message},
         ) as source:
             async for sse in source.aiter_sse():
@@ -70,7 +78,8 @@ async def test_reattach_errors_are_json(api: Api) -> None:
         ({"message_id": message_id, "after": "-5"}, {}, 400, "after"),
     ]:
         response = await api.client.get(
-            "/api/conversation/stream", headers={**api.a.auth, **headers},
+            "/api/conversation/stream",
+            headers={**api.a.auth, **headers},
             params={**api.a.q, "chat_session_id": session["id"], **params},
         )
         assert response.status_code == status, params

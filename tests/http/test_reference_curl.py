@@ -83,11 +83,16 @@ def test_reference_curl_session_works_end_to_end(served: Served) -> None:
     conversation = json.loads(run_curl(CREATE, served))
     assert conversation["title"] == "Project Discussion" and conversation["is_archived"] is False
 
-    session = json.loads(run_curl(
-        CREATE_SESSION, served,
-        **{"5a7e8f91-2b3c-4d5e-6f7g-8h9i0j1k2l3m": conversation["id"],
-           "457d4f38-e3c0-43eb-b519-a867f9f5325a": ECHO},
-    ))
+    session = json.loads(
+        run_curl(
+            CREATE_SESSION,
+            served,
+            **{
+                "5a7e8f91-2b3c-4d5e-6f7g-8h9i0j1k2l3m": conversation["id"],
+                "457d4f38-e3c0-43eb-b519-a867f9f5325a": ECHO,
+            },
+        )
+    )
     assert session["status"] == "active" and session["model_id"] == ECHO
 
     stream = run_curl(STREAM, served, **{"9b8c7d6e-5f4e-3d2c-1b0a-9z8y7x6w5v4u": session["id"]})
@@ -97,11 +102,14 @@ def test_reference_curl_session_works_end_to_end(served: Served) -> None:
     listed = json.loads(run_curl(LIST, served))
     assert [c["id"] for c in listed["conversations"]] == [conversation["id"]]
 
-    found = json.loads(run_curl(GET_WITH_SESSIONS, served,
-                                **{"your-conversation-id": conversation["id"]}))
+    found = json.loads(
+        run_curl(GET_WITH_SESSIONS, served, **{"your-conversation-id": conversation["id"]})
+    )
     assert [s["id"] for s in found["sessions"]] == [session["id"]]
 
-    messages = json.loads(run_curl(MESSAGES, served, **{"your-conversation-id": conversation["id"]}))
+    messages = json.loads(
+        run_curl(MESSAGES, served, **{"your-conversation-id": conversation["id"]})
+    )
     assert [m["content"] for m in messages["messages"]] == [
         "Can you explain how vector databases work?",
         "Echo: Can you explain how vector databases work?",
@@ -111,24 +119,50 @@ def test_reference_curl_session_works_end_to_end(served: Served) -> None:
 def test_cli_creates_orgs_and_tokens_that_the_server_accepts(tmp_path: Path) -> None:
     data = tmp_path / "data"
     org_id = cli("org", "create", "Acme", data_dir=data).stdout.strip()
-    token = cli("token", "create", "--org", org_id, "--role", "viewer", data_dir=data).stdout.strip()
+    token = cli(
+        "token", "create", "--org", org_id, "--role", "viewer", data_dir=data
+    ).stdout.strip()
     assert token.startswith("cs_") and "\n" not in token
-    bad = cli("token", "create", "--org", "00000000-0000-4000-8000-000000000000", data_dir=data,
-              check=False)
+    bad = cli(
+        "token",
+        "create",
+        "--org",
+        "00000000-0000-4000-8000-000000000000",
+        data_dir=data,
+        check=False,
+    )
     assert bad.returncode == 2 and "not found" in bad.stderr
     server = serve(data)
     try:
         assert server.token is None  # not a first start: the database already had an org
         listed = subprocess.run(
-            ["curl", "-sS", "-H", f"Authorization: Bearer {token}",
-             f"{server.base_url}/api/conversation/list?org_id={org_id}"],
-            capture_output=True, text=True, timeout=30,
+            [
+                "curl",
+                "-sS",
+                "-H",
+                f"Authorization: Bearer {token}",
+                f"{server.base_url}/api/conversation/list?org_id={org_id}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert json.loads(listed.stdout)["conversations"] == []
         refused = subprocess.run(
-            ["curl", "-sS", "-X", "POST", "-H", f"Authorization: Bearer {token}",
-             "-d", '{"title": "x"}', f"{server.base_url}/api/conversation/create?org_id={org_id}"],
-            capture_output=True, text=True, timeout=30,
+            [
+                "curl",
+                "-sS",
+                "-X",
+                "POST",
+                "-H",
+                f"Authorization: Bearer {token}",
+                "-d",
+                '{"title": "x"}',
+                f"{server.base_url}/api/conversation/create?org_id={org_id}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert json.loads(refused.stdout)["error"]["code"] == "forbidden"  # a viewer token
     finally:

@@ -18,7 +18,11 @@ async def test_stream_sends_start_content_end_with_ids_and_stores_both_messages(
     conv = await api.conversation()
     session = await api.session(conv["id"])
     async with aconnect_sse(
-        api.client, "POST", "/api/conversation/stream_chat", params=api.a.q, headers=api.a.auth,
+        api.client,
+        "POST",
+        "/api/conversation/stream_chat",
+        params=api.a.q,
+        headers=api.a.auth,
         json={"chat_session_id": session["id"], "message": "how do vector databases work"},
     ) as source:
         headers = source.response.headers
@@ -49,7 +53,11 @@ async def test_stream_errors_before_any_event_are_json(api: Api) -> None:
         ({"chat_session_id": "00000000-0000-4000-8000-000000000001", "message": "hi"}, 404, None),
         ({"chat_session_id": session["id"], "message": "   "}, 400, "message"),
         ({"chat_session_id": session["id"]}, 400, "message"),
-        ({"chat_session_id": session["id"], "message": "hi", "multitask": "shout"}, 400, "multitask"),
+        (
+            {"chat_session_id": session["id"], "message": "hi", "multitask": "shout"},
+            400,
+            "multitask",
+        ),
         ({"chat_session_id": session["id"], "message": "x" * 100_001}, 400, "message"),
     ]
     for body, status, field in cases:
@@ -71,7 +79,9 @@ async def test_completed_session_refuses_messages_with_409(api: Api) -> None:
     )
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "session_completed"
-    found = (await api.get("/api/conversation/get_with_sessions", conversation_id=conv["id"])).json()
+    found = (
+        await api.get("/api/conversation/get_with_sessions", conversation_id=conv["id"])
+    ).json()
     assert found["sessions"][0]["status"] == "completed"
 
 
@@ -81,7 +91,11 @@ async def test_reply_is_finished_and_stored_when_the_client_disconnects(tmp_path
         session = await api.session(conv["id"])
         words = " ".join(f"w{i}" for i in range(20))
         async with aconnect_sse(
-            api.client, "POST", "/api/conversation/stream_chat", params=api.a.q, headers=api.a.auth,
+            api.client,
+            "POST",
+            "/api/conversation/stream_chat",
+            params=api.a.q,
+            headers=api.a.auth,
             json={"chat_session_id": session["id"], "message": words},
         ) as source:
             async for sse in source.aiter_sse():
@@ -89,7 +103,9 @@ async def test_reply_is_finished_and_stored_when_the_client_disconnects(tmp_path
                     break  # leave after the first chunk: the connection closes
         with trio.fail_after(10):
             while True:
-                page = (await api.get("/api/conversation/messages", conversation_id=conv["id"])).json()
+                page = (
+                    await api.get("/api/conversation/messages", conversation_id=conv["id"])
+                ).json()
                 reply = page["messages"][1]
                 if reply["status"] != "in_progress":
                     break
@@ -103,7 +119,11 @@ async def test_cancel_over_http_stores_the_partial_reply(tmp_path: Path) -> None
         session = await api.session(conv["id"])
         events = []
         async with aconnect_sse(
-            api.client, "POST", "/api/conversation/stream_chat", params=api.a.q, headers=api.a.auth,
+            api.client,
+            "POST",
+            "/api/conversation/stream_chat",
+            params=api.a.q,
+            headers=api.a.auth,
             json={"chat_session_id": session["id"], "message": "a b c d e f g h i j k l"},
         ) as source:
             async for sse in source.aiter_sse():
@@ -122,8 +142,9 @@ async def test_cancel_over_http_stores_the_partial_reply(tmp_path: Path) -> None
 
 
 async def test_a_stream_outlives_quarts_response_timeout(tmp_path: Path) -> None:
-    async with open_api(settings_for(tmp_path, echo_delay_ms=100),
-                        app_config={"RESPONSE_TIMEOUT": 0.3}) as api:
+    async with open_api(
+        settings_for(tmp_path, echo_delay_ms=100), app_config={"RESPONSE_TIMEOUT": 0.3}
+    ) as api:
         conv = await api.conversation()
         session = await api.session(conv["id"])
         events = await api.stream(session["id"], "one two three four five six seven")
@@ -152,18 +173,27 @@ async def test_one_conversation_holds_sessions_on_different_models(tmp_path: Pat
                 "Vector databases index embeddings."
             )
             assert events[-1][2]["usage"] == {
-                "prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, "estimated": False
+                "prompt_tokens": 12,
+                "completion_tokens": 5,
+                "total_tokens": 17,
+                "estimated": False,
             }
             # The upstream saw only its own session's messages.
             sent = upstream.requests[0].json()
             assert sent["model"] == "gpt-test" and sent["stream"] is True
-            assert sent["messages"] == [{"role": "user", "content": "how do vector databases work?"}]
-            found = (await api.get("/api/conversation/get_with_sessions",
-                                   conversation_id=conv["id"])).json()
+            assert sent["messages"] == [
+                {"role": "user", "content": "how do vector databases work?"}
+            ]
+            found = (
+                await api.get("/api/conversation/get_with_sessions", conversation_id=conv["id"])
+            ).json()
             assert [s["model_id"] for s in found["sessions"]] == [ECHO, OPENAI_MODEL]
             page = (await api.get("/api/conversation/messages", conversation_id=conv["id"])).json()
             assert [(m["role"], m["model_id"]) for m in page["messages"]] == [
-                ("user", None), ("assistant", ECHO), ("user", None), ("assistant", OPENAI_MODEL)
+                ("user", None),
+                ("assistant", ECHO),
+                ("user", None),
+                ("assistant", OPENAI_MODEL),
             ]
         nursery.cancel_scope.cancel()
 
