@@ -9,7 +9,8 @@ from uuid import UUID
 
 import cattrs
 
-from domain.model import ChatSession, Conversation, Message, Page, Usage
+from adapters.actors.reply_writer import usage_view
+from domain.model import ChatSession, Conversation, Message, Page
 from ports.language_model import ModelInfo
 
 _out = cattrs.Converter()
@@ -23,17 +24,6 @@ def timestamp(at: datetime) -> str:
 
 
 _out.register_unstructure_hook(datetime, timestamp)
-
-
-def usage(value: Usage | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    return {
-        "prompt_tokens": value.prompt_tokens,
-        "completion_tokens": value.completion_tokens,
-        "total_tokens": value.total_tokens,
-        "estimated": value.estimated,
-    }
 
 
 def conversation(value: Conversation) -> dict[str, Any]:
@@ -51,7 +41,7 @@ def session(value: ChatSession) -> dict[str, Any]:
 def message(value: Message) -> dict[str, Any]:
     body = _out.unstructure(value)
     del body["org_id"]
-    body["usage"] = usage(value.usage)
+    body["usage"] = usage_view(value.usage)
     return body
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -12,7 +12,7 @@ import attrs
 import httpx
 import pytest
 import trio
-from httpx_sse import aconnect_sse
+from httpx_sse import EventSource, aconnect_sse
 
 from domain.model import AccessRole
 from entrypoints.server import RunningServer, running_server
@@ -79,21 +79,27 @@ class Api:
         assert response.status_code == 201, response.text
         return response.json()
 
+    def open_stream(
+        self, session_id: str, message: str, who: Tenant | None = None, **extra: Any
+    ) -> AbstractAsyncContextManager[EventSource]:
+        """A stream_chat call as httpx-sse sees it."""
+        who = who or self.a
+        return aconnect_sse(
+            self.client,
+            "POST",
+            "/api/conversation/stream_chat",
+            params=who.q,
+            headers=who.auth,
+            json={"chat_session_id": session_id, "message": message, **extra},
+        )
+
     async def stream(
         self, session_id: str, message: str, who: Tenant | None = None, **extra: Any
     ) -> list[tuple[str, str, dict]]:
         """(id, event, data) of every event of a stream_chat call, parsed by httpx-sse."""
-        who = who or self.a
         events = []
         with trio.fail_after(30):
-            async with aconnect_sse(
-                self.client,
-                "POST",
-                "/api/conversation/stream_chat",
-                params=who.q,
-                headers=who.auth,
-                json={"chat_session_id": session_id, "message": message, **extra},
-            ) as source:
+            async with self.open_stream(session_id, message, who, **extra) as source:
                 assert source.response.status_code == 200, await source.response.aread()
                 async for sse in source.aiter_sse():
                     events.append((sse.id, sse.event, sse.json()))

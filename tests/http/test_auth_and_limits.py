@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import trio
-from httpx_sse import aconnect_sse
 
 from domain.model import AccessRole
 from tests.http.conftest import Api, open_api, settings_for
@@ -143,14 +142,7 @@ async def test_concurrent_streams_per_org_are_capped(tmp_path: Path) -> None:
     async with open_api(settings_for(tmp_path, max_streams_per_org=1, echo_delay_ms=100)) as api:
         conv = await api.conversation()
         first, second = await api.session(conv["id"]), await api.session(conv["id"])
-        async with aconnect_sse(
-            api.client,
-            "POST",
-            "/api/conversation/stream_chat",
-            params=api.a.q,
-            headers=api.a.auth,
-            json={"chat_session_id": first["id"], "message": "a b c d e f"},
-        ) as source:
+        async with api.open_stream(first["id"], "a b c d e f") as source:
             refused = await api.post(
                 "/api/conversation/stream_chat", {"chat_session_id": second["id"], "message": "hi"}
             )

@@ -43,14 +43,7 @@ async def test_reconnect_with_last_event_id_resumes_a_running_reply(tmp_path: Pa
         session = await api.session(conv["id"])
         message = " ".join(f"word{i}" for i in range(15))
         seen = []
-        async with aconnect_sse(
-            api.client,
-            "POST",
-            "/api/conversation/stream_chat",
-            params=api.a.q,
-            headers=api.a.auth,
-            json={"chat_session_id": session["id"], "message": message},
-        ) as source:
+        async with api.open_stream(session["id"], message) as source:
             async for sse in source.aiter_sse():
                 seen.append((sse.id, sse.event, sse.json()))
                 if len(seen) == 3:

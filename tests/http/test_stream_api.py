@@ -6,7 +6,6 @@ from pathlib import Path
 
 import httpx
 import trio
-from httpx_sse import aconnect_sse
 
 from tests.adapters.llm.openai_server import error_reply, start_fake_openai, streaming_reply
 from tests.http.conftest import ECHO, Api, open_api, settings_for
@@ -17,14 +16,7 @@ OPENAI_MODEL = "457d4f38-e3c0-43eb-b519-a867f9f5325a"
 async def test_stream_sends_start_content_end_with_ids_and_stores_both_messages(api: Api) -> None:
     conv = await api.conversation()
     session = await api.session(conv["id"])
-    async with aconnect_sse(
-        api.client,
-        "POST",
-        "/api/conversation/stream_chat",
-        params=api.a.q,
-        headers=api.a.auth,
-        json={"chat_session_id": session["id"], "message": "how do vector databases work"},
-    ) as source:
+    async with api.open_stream(session["id"], "how do vector databases work") as source:
         headers = source.response.headers
         events = [(sse.id, sse.event, sse.json()) async for sse in source.aiter_sse()]
     assert headers["content-type"].startswith("text/event-stream")
@@ -90,14 +82,7 @@ async def test_reply_is_finished_and_stored_when_the_client_disconnects(tmp_path
         conv = await api.conversation()
         session = await api.session(conv["id"])
         words = " ".join(f"w{i}" for i in range(20))
-        async with aconnect_sse(
-            api.client,
-            "POST",
-            "/api/conversation/stream_chat",
-            params=api.a.q,
-            headers=api.a.auth,
-            json={"chat_session_id": session["id"], "message": words},
-        ) as source:
+        async with api.open_stream(session["id"], words) as source:
             async for sse in source.aiter_sse():
                 if sse.event == "content":
                     break  # leave after the first chunk: the connection closes
@@ -118,14 +103,7 @@ async def test_cancel_over_http_stores_the_partial_reply(tmp_path: Path) -> None
         conv = await api.conversation()
         session = await api.session(conv["id"])
         events = []
-        async with aconnect_sse(
-            api.client,
-            "POST",
-            "/api/conversation/stream_chat",
-            params=api.a.q,
-            headers=api.a.auth,
-            json={"chat_session_id": session["id"], "message": "a b c d e f g h i j k l"},
-        ) as source:
+        async with api.open_stream(session["id"], "a b c d e f g h i j k l") as source:
             async for sse in source.aiter_sse():
                 events.append((sse.event, sse.json()))
                 if sse.event == "content":
