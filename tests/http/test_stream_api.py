@@ -7,7 +7,12 @@ from pathlib import Path
 import httpx
 import trio
 
-from tests.adapters.llm.openai_server import error_reply, start_fake_openai, streaming_reply
+from tests.adapters.llm.openai_server import (
+    chunk,
+    error_reply,
+    start_fake_openai,
+    streaming_reply,
+)
 from tests.http.conftest import ECHO, Api, open_api, settings_for
 
 OPENAI_MODEL = "457d4f38-e3c0-43eb-b519-a867f9f5325a"
@@ -207,3 +212,68 @@ async def test_unknown_route_and_method_are_json_errors(api: Api) -> None:
     wrong = await api.client.get("/api/conversation/create", headers=api.a.auth, params=api.a.q)
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
     assert isinstance(httpx.Headers(wrong.headers).get("x-request-id"), str)
+
+
+async def test_body_over_the_cap_is_413_and_nothing_is_created(tmp_path: Path) -> None:
+    async with open_api(settings_for(tmp_path, max_body_bytes=1024)) as api:
+        response = await api.post("/api/conversation/create", {"title": "x" * 2000})
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "payload_too_large"
+        listed = (await api.get("/api/conversation/list")).json()
+        assert listed["conversations"] == []
+
+
+async def test_reject_answers_409_while_a_reply_runs(tmp_path: Path) -> None:
+    async with open_api(settings_for(tmp_path, echo_delay_ms=100)) as api:
+        conv = await api.conversation()
+        session = await api.session(conv["id"])
+        async with api.open_stream(session["id"], "one two three four") as source:
+            busy = await api.post(
+                "/api/conversation/stream_chat",
+                {"chat_session_id": session["id"], "message": "me too", "multitask": "reject"},
+            )
+            assert busy.status_code == 409
+            assert busy.json()["error"]["code"] == "session_busy"
+            assert [sse.event async for sse in source.aiter_sse()][-1] == "end"
+        page = (await api.get("/api/conversation/messages", conversation_id=conv["id"])).json()
+        assert [m["content"] for m in page["messages"]] == [
+            "one two three four",
+            "Echo: one two three four",
+        ]
+
+
+async def test_cancel_closes_the_upstream_request(tmp_path: Path) -> None:
+    async def slow_stream(exchange) -> None:
+        await exchange.send_head()
+        await exchange.send_event(chunk("partial "))
+        await exchange.wait_closed_by_client()
+        closed.set()
+
+    closed = trio.Event()
+    async with trio.open_nursery() as nursery:
+        upstream = await start_fake_openai(nursery, slow_stream)
+        registry = tmp_path / "models.toml"
+        registry.write_text(
+            f'[[models]]\nid = "{OPENAI_MODEL}"\nname = "gpt-test"\nprovider = "openai"\n'
+            f'base_url = "{upstream.base_url}"\nupstream_model = "gpt-test"\n'
+        )
+        async with open_api(settings_for(tmp_path, models=registry)) as api:
+            conv = await api.conversation()
+            session = await api.session(conv["id"], OPENAI_MODEL)
+            async with api.open_stream(session["id"], "go") as source:
+                events = []
+                async for sse in source.aiter_sse():
+                    events.append((sse.event, sse.json()))
+                    if sse.event == "content":
+                        await api.post(
+                            "/api/conversation/cancel", {"chat_session_id": session["id"]}
+                        )
+            with trio.fail_after(1):
+                await closed.wait()  # the upstream saw its connection close
+            assert events[-1][1]["finish_reason"] == "cancelled"
+            page = (await api.get("/api/conversation/messages", conversation_id=conv["id"])).json()
+            assert (page["messages"][1]["status"], page["messages"][1]["content"]) == (
+                "cancelled",
+                "partial ",
+            )
+        nursery.cancel_scope.cancel()

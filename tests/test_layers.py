@@ -1,0 +1,53 @@
+"""The dependency rule, checked on the source: entrypoints -> adapters -> ports -> domain.
+
+tox's `layers` env runs import-linter with the same contracts; this test keeps the rule in
+the default test run too.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ["domain", "ports", "adapters", "entrypoints"]  # inner to outer
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def modules_of(layer: str) -> list[Path]:
+    return sorted((ROOT / layer).rglob("*.py"))
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_no_layer_imports_an_outer_one(layer: str) -> None:
+    outer = set(LAYERS[LAYERS.index(layer) + 1 :])
+    for path in modules_of(layer):
+        wrong = imported_roots(path) & outer
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+
+
+def test_domain_imports_only_the_standard_library_and_attrs() -> None:
+    allowed = set(sys.stdlib_module_names) | {"attrs", "domain"}
+    for path in modules_of("domain"):
+        extra = imported_roots(path) - allowed
+        assert not extra, f"{path.relative_to(ROOT)} imports {sorted(extra)}"
+
+
+def test_asyncio_stays_inside_the_sql_adapter() -> None:
+    for layer in LAYERS:
+        for path in modules_of(layer):
+            if path.is_relative_to(ROOT / "adapters" / "sql"):
+                continue
+            assert "asyncio" not in imported_roots(path), path.relative_to(ROOT)
