@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+from uuid import UUID
 
 import attrs
 
 from domain.access import hash_token, looks_like_token, make_token
-from domain.errors import OrgNotFound, Unauthenticated
+from domain.errors import NotFound, OrgNotFound, Unauthenticated
 from domain.model import AccessRole, Org, Principal
 from ports.clock import Clock, IdGenerator
-from ports.storage import AccessStore
+from ports.storage import AccessStore, TokenInfo
 
 
 @attrs.frozen(kw_only=True)
@@ -38,30 +41,60 @@ class AccessAdmin:
         return org
 
     async def create_token(
-        self, org_id: object, role: AccessRole = AccessRole.MEMBER
+        self,
+        org_id: UUID,
+        role: AccessRole = AccessRole.MEMBER,
+        *,
+        expires_in: timedelta | None = None,
     ) -> IssuedToken:
-        org = await self._store.get_org(org_id)  # type: ignore[arg-type]
+        org = await self._store.get_org(org_id)
         if org is None:
             raise OrgNotFound(org_id)
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise ValueError("a token's lifetime must be positive")
         token = make_token(secrets.token_urlsafe(32))
         token_id = self._ids.new_id()
+        now = self._clock.now()
         await self._store.add_token(
             token_id=token_id,
             org_id=org.id,
             role=role,
             token_hash=hash_token(token),
-            at=self._clock.now(),
+            at=now,
+            expires_at=None if expires_in is None else now + expires_in,
         )
         return IssuedToken(
             token=token, principal=Principal(token_id=token_id, org_id=org.id, role=role)
         )
 
+    async def list_tokens(self, org_id: UUID) -> Sequence[TokenInfo]:
+        if await self._store.get_org(org_id) is None:
+            raise OrgNotFound(org_id)
+        return await self._store.list_tokens(org_id)
+
+    async def revoke_token(self, token_id: UUID) -> TokenInfo:
+        revoked = await self._store.revoke_token(token_id, self._clock.now())
+        if revoked is None:
+            raise TokenNotFound(token_id)
+        return revoked
+
+
+class TokenNotFound(NotFound):
+    """No token with that id."""
+
+    def __init__(self, token_id: UUID) -> None:
+        super().__init__(f"token {token_id} not found")
+
 
 class TokenVerifier:
-    """Turns an `Authorization` header into a Principal, or raises Unauthenticated."""
+    """Turns an `Authorization` header into a Principal, or raises Unauthenticated.
 
-    def __init__(self, store: AccessStore) -> None:
+    Every request looks its token up afresh, so a revoked or expired token fails at once.
+    """
+
+    def __init__(self, store: AccessStore, clock: Clock) -> None:
         self._store = store
+        self._clock = clock
 
     async def verify_header(self, header: str | None) -> Principal:
         if not header:
@@ -76,7 +109,7 @@ class TokenVerifier:
             raise Unauthenticated("invalid token")
         # Looked up by SHA-256: the index compares hashes, never the secret, so the time a
         # lookup takes says nothing about how much of a guessed token was right.
-        principal = await self._store.find_token(hash_token(token))
+        principal = await self._store.find_token(hash_token(token), self._clock.now())
         if principal is None:
             raise Unauthenticated("invalid token")
         return principal

@@ -23,6 +23,7 @@ from domain.model import (
     Principal,
 )
 from domain.session_machine import SessionInput, SessionState
+from ports.storage import TokenInfo
 
 
 class InMemoryStore:
@@ -30,7 +31,7 @@ class InMemoryStore:
 
     def __init__(self) -> None:
         self._orgs: dict[UUID, Org] = {}
-        self._tokens: dict[str, Principal] = {}
+        self._tokens: dict[str, TokenInfo] = {}  # by hash
         self._conversations: dict[UUID, Conversation] = {}
         self._sessions: dict[UUID, ChatSession] = {}
         self._messages: dict[UUID, Message] = {}  # insertion order is message order
@@ -46,12 +47,43 @@ class InMemoryStore:
         return len(self._orgs)
 
     async def add_token(
-        self, *, token_id: UUID, org_id: UUID, role: AccessRole, token_hash: str, at: datetime
+        self,
+        *,
+        token_id: UUID,
+        org_id: UUID,
+        role: AccessRole,
+        token_hash: str,
+        at: datetime,
+        expires_at: datetime | None = None,
     ) -> None:
-        self._tokens[token_hash] = Principal(token_id=token_id, org_id=org_id, role=role)
+        self._tokens[token_hash] = TokenInfo(
+            id=token_id,
+            org_id=org_id,
+            role=role,
+            created_at=at,
+            expires_at=expires_at,
+            revoked_at=None,
+        )
 
-    async def find_token(self, token_hash: str) -> Principal | None:
-        return self._tokens.get(token_hash)
+    async def find_token(self, token_hash: str, at: datetime) -> Principal | None:
+        token = self._tokens.get(token_hash)
+        if token is None or token.revoked_at is not None:
+            return None
+        if token.expires_at is not None and token.expires_at <= at:
+            return None
+        return Principal(token_id=token.id, org_id=token.org_id, role=token.role)
+
+    async def list_tokens(self, org_id: UUID) -> Sequence[TokenInfo]:
+        return [t for t in self._tokens.values() if t.org_id == org_id]
+
+    async def revoke_token(self, token_id: UUID, at: datetime) -> TokenInfo | None:
+        for token_hash, token in self._tokens.items():
+            if token.id == token_id:
+                if token.revoked_at is None:
+                    token = attrs.evolve(token, revoked_at=at)
+                    self._tokens[token_hash] = token
+                return token
+        return None
 
     # -- conversations ------------------------------------------------------------------
     async def add_conversation(self, conversation: Conversation) -> None:

@@ -90,7 +90,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 admin=AccessAdmin(store=store, clock=clock, ids=ids),
                 http=HttpDeps(
                     service=service,
-                    verifier=TokenVerifier(store),
+                    verifier=TokenVerifier(store, clock),
                     rate_limiter=rate_limiter,
                     stream_slots=StreamSlots(settings.max_streams_per_org),
                     settings=HttpSettings(max_body_bytes=settings.max_body_bytes),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -57,8 +59,32 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument(
         "--role", choices=[r.value for r in AccessRole], default=AccessRole.MEMBER.value
     )
+    token_create.add_argument(
+        "--expires-in", type=parse_duration, help="lifetime such as 90m, 12h or 30d (none)"
+    )
     _storage_flags(token_create)
+    token_list = token.add_parser("list", help="list an organisation's tokens (never the tokens)")
+    token_list.add_argument("--org", required=True, type=UUID, help="organisation id")
+    _storage_flags(token_list)
+    token_revoke = token.add_parser("revoke", help="revoke a token by its id; effective at once")
+    token_revoke.add_argument("token_id", type=UUID)
+    _storage_flags(token_revoke)
     return parser
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90m`, `12h`, `30d` or a number of seconds."""
+    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90m, 12h or 30d")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "s"])
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _flags(args: argparse.Namespace) -> dict[str, object]:
@@ -95,10 +121,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             org = _with_admin(settings, lambda admin: admin.create_org(args.name))
             print(org.id)
             return 0
-        if args.command == "token":
+        if args.command == "token" and args.action == "create":
             role = AccessRole(args.role)
-            issued = _with_admin(settings, lambda admin: admin.create_token(args.org, role))
+            issued = _with_admin(
+                settings,
+                lambda admin: admin.create_token(args.org, role, expires_in=args.expires_in),
+            )
             print(issued.token)
+            return 0
+        if args.command == "token" and args.action == "list":
+            tokens = _with_admin(settings, lambda admin: admin.list_tokens(args.org))
+            print("id\trole\tcreated_at\texpires_at\trevoked_at")
+            for t in tokens:
+                print(
+                    f"{t.id}\t{t.role.value}\t{_when(t.created_at)}\t{_when(t.expires_at)}"
+                    f"\t{_when(t.revoked_at)}"
+                )
+            return 0
+        if args.command == "token" and args.action == "revoke":
+            revoked = _with_admin(settings, lambda admin: admin.revoke_token(args.token_id))
+            print(f"revoked {revoked.id} at {_when(revoked.revoked_at)}")
             return 0
     except (SettingsError, DomainError, ValueError) as error:
         print(f"conversation-service: {error}", file=sys.stderr)

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+import attrs
+
 from domain.errors import DomainError
 from domain.model import AccessRole, ChatSession, Conversation, Message, Org, Page, Principal
 
@@ -77,6 +79,18 @@ class ConversationStore(Protocol):
         ...
 
 
+@attrs.frozen(kw_only=True)
+class TokenInfo:
+    """What is kept of a token: never the token itself, and not shown its hash."""
+
+    id: UUID
+    org_id: UUID
+    role: AccessRole
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
 class AccessStore(Protocol):
     """Organisations and the hashes of their tokens."""
 
@@ -87,9 +101,25 @@ class AccessStore(Protocol):
     async def count_orgs(self) -> int: ...
 
     async def add_token(
-        self, *, token_id: UUID, org_id: UUID, role: AccessRole, token_hash: str, at: datetime
+        self,
+        *,
+        token_id: UUID,
+        org_id: UUID,
+        role: AccessRole,
+        token_hash: str,
+        at: datetime,
+        expires_at: datetime | None = None,
     ) -> None: ...
 
-    async def find_token(self, token_hash: str) -> Principal | None:
-        """The principal of the token whose hash is `token_hash`, or None."""
+    async def find_token(self, token_hash: str, at: datetime) -> Principal | None:
+        """The principal of the token whose hash is `token_hash`, unless revoked or expired
+        at `at`; else None."""
+        ...
+
+    async def list_tokens(self, org_id: UUID) -> Sequence[TokenInfo]:
+        """The organisation's tokens, oldest first, revoked and expired ones included."""
+        ...
+
+    async def revoke_token(self, token_id: UUID, at: datetime) -> TokenInfo | None:
+        """Revoke a token (a second revoke keeps the first time); None if there is none."""
         ...

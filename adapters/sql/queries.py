@@ -9,7 +9,8 @@ from __future__ import annotations
 from adapters.sql.schema import IN_PROGRESS, RESPONDING
 
 ORG_COLUMNS = ("id", "name", "created_at")
-TOKEN_COLUMNS = ("id", "org_id", "role", "token_hash", "created_at")
+TOKEN_COLUMNS = ("id", "org_id", "role", "token_hash", "created_at", "expires_at")
+TOKEN_INFO_COLUMNS = ("id", "org_id", "role", "created_at", "expires_at", "revoked_at")
 CONVERSATION_COLUMNS = ("id", "org_id", "title", "is_archived", "created_at", "updated_at")
 SESSION_COLUMNS = (
     "id", "org_id", "conversation_id", "model_id", "status", "created_at", "updated_at",
@@ -40,11 +41,16 @@ INSERT_ORG = _insert("orgs", ORG_COLUMNS)
 GET_ORG = _select("orgs", ORG_COLUMNS, "WHERE id = :id")
 COUNT_ORGS = "SELECT COUNT(*) FROM orgs"
 INSERT_TOKEN = _insert("tokens", TOKEN_COLUMNS)
-# Expiry is not checked yet: the port gives no clock to compare expires_at with.
 FIND_TOKEN = (
     "SELECT id AS token_id, org_id, role FROM tokens "
-    "WHERE token_hash = :token_hash AND revoked_at IS NULL"
+    "WHERE token_hash = :token_hash AND revoked_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > :at)"
 )
+LIST_TOKENS = _select(
+    "tokens", TOKEN_INFO_COLUMNS, "WHERE org_id = :org_id ORDER BY created_at, id"
+)
+GET_TOKEN = _select("tokens", TOKEN_INFO_COLUMNS, "WHERE id = :id")
+REVOKE_TOKEN = "UPDATE tokens SET revoked_at = :at WHERE id = :id AND revoked_at IS NULL"
 
 # -- conversations ---------------------------------------------------------------------------
 INSERT_CONVERSATION = _insert("conversations", CONVERSATION_COLUMNS)

@@ -59,6 +59,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at TEXT NULL
         )""",
         "CREATE UNIQUE INDEX tokens_by_hash ON tokens (token_hash)",
+        "CREATE INDEX tokens_by_org ON tokens (org_id, created_at, id)",
         """CREATE TABLE conversations (
             id TEXT PRIMARY KEY,
             org_id TEXT NOT NULL REFERENCES orgs (id),

@@ -29,6 +29,7 @@ from domain.model import (
     Principal,
 )
 from domain.session_machine import SessionInput, SessionState, next_state
+from ports.storage import TokenInfo
 
 T = TypeVar("T")
 
@@ -56,7 +57,14 @@ class SqlStore:
         return count
 
     async def add_token(
-        self, *, token_id: UUID, org_id: UUID, role: AccessRole, token_hash: str, at: datetime
+        self,
+        *,
+        token_id: UUID,
+        org_id: UUID,
+        role: AccessRole,
+        token_hash: str,
+        at: datetime,
+        expires_at: datetime | None = None,
     ) -> None:
         row = {
             "id": str(token_id),
@@ -64,11 +72,21 @@ class SqlStore:
             "role": role.value,
             "token_hash": token_hash,
             "created_at": format_timestamp(at),
+            "expires_at": None if expires_at is None else format_timestamp(expires_at),
         }
         await self._actor.call(_execute((q.INSERT_TOKEN, row)))
 
-    async def find_token(self, token_hash: str) -> Principal | None:
-        return await self._one(Principal, q.FIND_TOKEN, {"token_hash": token_hash})
+    async def find_token(self, token_hash: str, at: datetime) -> Principal | None:
+        values = {"token_hash": token_hash, "at": format_timestamp(at)}
+        return await self._one(Principal, q.FIND_TOKEN, values)
+
+    async def list_tokens(self, org_id: UUID) -> Sequence[TokenInfo]:
+        return await self._all(TokenInfo, q.LIST_TOKENS, {"org_id": str(org_id)})
+
+    async def revoke_token(self, token_id: UUID, at: datetime) -> TokenInfo | None:
+        values = {"id": str(token_id), "at": format_timestamp(at)}
+        await self._actor.call(_execute((q.REVOKE_TOKEN, values)))
+        return await self._one(TokenInfo, q.GET_TOKEN, {"id": str(token_id)})
 
     # -- conversations ------------------------------------------------------------------
     async def add_conversation(self, conversation: Conversation) -> None:

@@ -113,6 +113,7 @@ async def test_every_expected_index_exists(sqlite_db_url: str) -> None:
     }
     assert {
         "tokens_by_hash",
+        "tokens_by_org",
         "conversations_by_org",
         "conversations_by_org_archived",
         "chat_sessions_by_conversation",
@@ -142,7 +143,8 @@ _PAGE = {"limit": 11, "offset": 0}
             "messages_by_conversation",
         ),
         (q.SESSION_MESSAGES, {"chat_session_id": "s", "org_id": "o"}, "messages_by_session"),
-        (q.FIND_TOKEN, {"token_hash": "h"}, "tokens_by_hash"),
+        (q.FIND_TOKEN, {"token_hash": "h", "at": "t"}, "tokens_by_hash"),
+        (q.LIST_TOKENS, {"org_id": "o"}, "tokens_by_org"),
         (q.COUNT_IN_PROGRESS, {}, "messages_in_progress"),
         (
             q.MARK_INTERRUPTED,

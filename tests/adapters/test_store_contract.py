@@ -356,13 +356,60 @@ async def test_find_token_gives_the_principal(store: Store, values: Any) -> None
         token_id=viewer, org_id=org.id, role=AccessRole.VIEWER, token_hash="b" * 64, at=values.at(1)
     )
 
-    assert await store.find_token("a" * 64) == Principal(
+    assert await store.find_token("a" * 64, values.at(2)) == Principal(
         token_id=admin, org_id=org.id, role=AccessRole.ADMIN
     )
-    assert await store.find_token("b" * 64) == Principal(
+    assert await store.find_token("b" * 64, values.at(2)) == Principal(
         token_id=viewer, org_id=org.id, role=AccessRole.VIEWER
     )
-    assert await store.find_token("c" * 64) is None
+    assert await store.find_token("c" * 64, values.at(2)) is None
+
+
+async def test_expired_and_revoked_tokens_are_not_found_but_listed(
+    store: Store, values: Any
+) -> None:
+    org, other = values.org(), values.org()
+    await store.add_org(org)
+    await store.add_org(other)
+    lasting, brief, theirs = values.org().id, values.org().id, values.org().id
+    await store.add_token(
+        token_id=lasting,
+        org_id=org.id,
+        role=AccessRole.MEMBER,
+        token_hash="a" * 64,
+        at=values.at(1),
+    )
+    await store.add_token(
+        token_id=brief,
+        org_id=org.id,
+        role=AccessRole.MEMBER,
+        token_hash="b" * 64,
+        at=values.at(2),
+        expires_at=values.at(10),
+    )
+    await store.add_token(
+        token_id=theirs,
+        org_id=other.id,
+        role=AccessRole.ADMIN,
+        token_hash="c" * 64,
+        at=values.at(3),
+    )
+    assert await store.find_token("b" * 64, values.at(9)) is not None
+    assert await store.find_token("b" * 64, values.at(10)) is None  # expiry is exclusive
+
+    revoked = await store.revoke_token(lasting, values.at(20))
+    assert revoked is not None and revoked.revoked_at == values.at(20)
+    again = await store.revoke_token(lasting, values.at(30))
+    assert again is not None and again.revoked_at == values.at(20)  # the first time stays
+    assert await store.find_token("a" * 64, values.at(21)) is None
+    assert await store.revoke_token(values.org().id, values.at(30)) is None
+
+    listed = await store.list_tokens(org.id)
+    assert [(t.id, t.role, t.expires_at, t.revoked_at) for t in listed] == [
+        (lasting, AccessRole.MEMBER, None, values.at(20)),
+        (brief, AccessRole.MEMBER, values.at(10), None),
+    ]
+    assert [t.id for t in await store.list_tokens(other.id)] == [theirs]
 
 
 # -- the two stores agree on any sequence of writes and reads ---------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,23 @@ async def test_unexpected_failures_are_500_without_internals_and_logged_with_req
     assert "SELECT" not in response.text and "Traceback" not in response.text
     assert error["request_id"] == response.headers["x-request-id"]
     assert any(error["request_id"] in record.getMessage() for record in caplog.records)
+
+
+async def test_revoked_and_expired_tokens_are_refused_at_once(api: Api) -> None:
+    admin = api.server.services.admin
+    issued = await admin.create_token(api.a.org_id, AccessRole.MEMBER)
+    brief = await admin.create_token(api.a.org_id, expires_in=timedelta(seconds=1))
+    for token in (issued.token, brief.token):
+        headers = {"Authorization": f"Bearer {token}"}
+        ok = await api.client.get("/api/conversation/list", params=api.a.q, headers=headers)
+        assert ok.status_code == 200
+    await admin.revoke_token(issued.principal.token_id)
+    await trio.sleep(1.05)
+    for token in (issued.token, brief.token):
+        headers = {"Authorization": f"Bearer {token}"}
+        refused = await api.client.get("/api/conversation/list", params=api.a.q, headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "unauthenticated"
+    listed = {t.id: t for t in await admin.list_tokens(api.a.org_id)}
+    assert listed[issued.principal.token_id].revoked_at is not None
+    assert listed[brief.principal.token_id].expires_at is not None

@@ -165,6 +165,28 @@ def test_cli_creates_orgs_and_tokens_that_the_server_accepts(tmp_path: Path) -> 
             timeout=30,
         )
         assert json.loads(refused.stdout)["error"]["code"] == "forbidden"  # a viewer token
+        listing = cli("token", "list", "--org", org_id, data_dir=data).stdout.splitlines()
+        assert listing[0].split("\t") == ["id", "role", "created_at", "expires_at", "revoked_at"]
+        token_id, role, *_ = listing[1].split("\t")
+        assert role == "viewer" and token not in "\n".join(listing)
+        cli("token", "revoke", token_id, data_dir=data)  # while the server runs
+        after = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                f"Authorization: Bearer {token}",
+                f"{server.base_url}/api/conversation/list?org_id={org_id}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert after.stdout == "401"
     finally:
         assert server.stop() == 0
     # The token was stored as a hash only.
