@@ -7,6 +7,7 @@ access rules decide, the ports do the rest. This is the library's front door.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 import attrs
@@ -16,12 +17,43 @@ from adapters.actors.replay import replay_stored
 from adapters.actors.reply_log import ReplyFollower, ReplyLog
 from adapters.actors.supervisor import SessionSupervisor
 from domain.access import Action, authorize
-from domain.errors import ConversationNotFound, MessageNotFound, SessionNotFound
-from domain.model import ChatSession, Conversation, Message, MessageRole, Page, Principal
+from domain.context import PromptMessage, prompt_tokens
+from domain.errors import ConversationNotFound, InvalidField, MessageNotFound, SessionNotFound
+from domain.model import (
+    ChatSession,
+    ContextScope,
+    Conversation,
+    GenerationParams,
+    Message,
+    MessageRole,
+    Page,
+    Principal,
+)
 from domain.rules import InputLimits, check_message, new_conversation, new_session
 from ports.clock import Clock, IdGenerator
 from ports.language_model import ModelCatalog, ModelInfo
-from ports.storage import ConversationStore
+from ports.storage import ConversationStore, ModelUsage
+
+
+def check_fits(session: ChatSession, text: str, model: ModelInfo) -> None:
+    """InvalidField on `message` when it cannot fit the model's context with the system prompt.
+
+    Older messages are trimmed to make room, but the new one and the system prompt never are.
+    """
+    needed = sum(
+        prompt_tokens(PromptMessage(role=role, content=content))
+        for role, content in (("system", session.system_prompt or ""), ("user", text))
+        if content
+    )
+    reserve = session.params.max_tokens or model.max_output_tokens
+    room = model.context_window - reserve
+    if needed > room:
+        raise InvalidField(
+            "message",
+            f"is too long for model {model.name}: about {needed} tokens with the system "
+            f"prompt, and the model reads {model.context_window} of which {reserve} are kept "
+            "for its reply",
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -116,16 +148,29 @@ class ConversationService:
         return self.catalog.models_for(org_id)
 
     async def create_session(
-        self, who: Principal, org_id: UUID, *, conversation_id: UUID, model_id: UUID
+        self,
+        who: Principal,
+        org_id: UUID,
+        *,
+        conversation_id: UUID,
+        model_id: UUID,
+        system_prompt: str | None = None,
+        params: GenerationParams | None = None,
+        context: ContextScope = ContextScope.SESSION,
     ) -> ChatSession:
         authorize(who, org_id, Action.WRITE)
-        self.catalog.get(org_id, model_id)  # ModelNotFound before anything is written
+        model = self.catalog.get(org_id, model_id)  # ModelNotFound before anything is written
         conversation = await self.get_conversation(who, org_id, conversation_id)
         session = new_session(
             id=self._ids.new_id(),
             conversation=conversation,
             model_id=model_id,
             at=self._clock.now(),
+            system_prompt=system_prompt,
+            params=params,
+            context=context,
+            max_output_tokens=model.max_output_tokens,
+            limits=self.limits,
         )
         await self.store.add_session(session)
         return session
@@ -163,7 +208,7 @@ class ConversationService:
         authorize(who, org_id, Action.WRITE)
         text = check_message(text, self.limits)
         session = await self.get_session(who, org_id, session_id)
-        self.catalog.get(org_id, session.model_id)
+        check_fits(session, text, self.catalog.get(org_id, session.model_id))
         reply = ReplyLog(
             message_id=self._ids.new_id(),
             user_message_id=self._ids.new_id(),
@@ -217,6 +262,13 @@ class ConversationService:
             if current.id == message_id and earlier.role is MessageRole.USER:
                 user_message_id = earlier.id
         return replay_stored(message, user_message_id=user_message_id, after=after).follow(after)
+
+    async def usage(
+        self, who: Principal, org_id: UUID, *, start: datetime, end: datetime
+    ) -> Sequence[ModelUsage]:
+        """Replies and tokens per model for replies created in [start, end)."""
+        authorize(who, org_id, Action.READ)
+        return await self.store.usage_by_model(org_id, start=start, end=end)
 
     def _live(self, session: ChatSession) -> ChatSession:
         actor = self.supervisor.find(session.id)

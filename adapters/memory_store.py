@@ -23,7 +23,7 @@ from domain.model import (
     Principal,
 )
 from domain.session_machine import SessionInput, SessionState
-from ports.storage import TokenInfo
+from ports.storage import IdempotentResult, ModelUsage, StoredModel, TokenInfo
 
 
 class InMemoryStore:
@@ -35,6 +35,8 @@ class InMemoryStore:
         self._conversations: dict[UUID, Conversation] = {}
         self._sessions: dict[UUID, ChatSession] = {}
         self._messages: dict[UUID, Message] = {}  # insertion order is message order
+        self._keys: dict[tuple[str, str], tuple[datetime, IdempotentResult]] = {}
+        self._org_models: dict[UUID, StoredModel] = {}
 
     # -- access -------------------------------------------------------------------------
     async def add_org(self, org: Org) -> None:
@@ -158,6 +160,71 @@ class InMemoryStore:
             for m in self._messages.values()
             if m.org_id == org_id and m.chat_session_id == session_id
         ]
+
+    async def conversation_messages(self, org_id: UUID, conversation_id: UUID) -> Sequence[Message]:
+        return [
+            m
+            for m in self._messages.values()
+            if m.org_id == org_id and m.conversation_id == conversation_id
+        ]
+
+    async def usage_by_model(
+        self, org_id: UUID, *, start: datetime, end: datetime
+    ) -> Sequence[ModelUsage]:
+        totals: dict[UUID, list[int]] = {}
+        for m in self._messages.values():
+            if m.org_id != org_id or m.model_id is None or not start <= m.created_at < end:
+                continue
+            row = totals.setdefault(m.model_id, [0, 0, 0, 0])
+            row[0] += 1
+            if m.usage is not None:
+                row[1] += m.usage.prompt_tokens
+                row[2] += m.usage.completion_tokens
+                row[3] += int(m.usage.estimated)
+        return [
+            ModelUsage(
+                model_id=model_id,
+                replies=r,
+                prompt_tokens=p,
+                completion_tokens=c,
+                estimated_replies=e,
+            )
+            for model_id, (r, p, c, e) in sorted(totals.items(), key=lambda kv: str(kv[0]))
+        ]
+
+    async def claim_key(
+        self, scope: str, key: str, fingerprint: str, at: datetime
+    ) -> IdempotentResult | None:
+        kept = self._keys.get((scope, key))
+        if kept is not None:
+            return kept[1]
+        self._keys[(scope, key)] = (at, IdempotentResult(fingerprint=fingerprint, done=False))
+        return None
+
+    async def finish_key(self, scope: str, key: str, status: int, body: str) -> None:
+        at, claim = self._keys[(scope, key)]
+        self._keys[(scope, key)] = (at, attrs.evolve(claim, done=True, status=status, body=body))
+
+    async def release_key(self, scope: str, key: str) -> None:
+        self._keys.pop((scope, key), None)
+
+    async def forget_keys(self, *, before: datetime | None, unfinished: bool = False) -> None:
+        for name, (at, claim) in list(self._keys.items()):
+            if (before is not None and at < before) or (unfinished and not claim.done):
+                del self._keys[name]
+
+    async def add_org_model(self, model: StoredModel) -> None:
+        self._org_models[model.id] = model
+
+    async def list_org_models(self) -> Sequence[StoredModel]:
+        return list(self._org_models.values())
+
+    async def delete_org_model(self, org_id: UUID, model_id: UUID) -> bool:
+        found = self._org_models.get(model_id)
+        if found is None or found.org_id != org_id:
+            return False
+        del self._org_models[model_id]
+        return True
 
     async def recover_interrupted(self, at: datetime) -> int:
         marked = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -25,6 +25,57 @@ def build_prompt(history: Iterable[Message]) -> tuple[PromptMessage, ...]:
             continue
         prompt.append(PromptMessage(role=message.role.value, content=message.content))
     return tuple(prompt)
+
+
+# Chat formats wrap each message in a few tokens of markup (role, separators).
+MESSAGE_OVERHEAD_TOKENS = 4
+
+
+@attrs.frozen(kw_only=True)
+class PromptPlan:
+    """The prompt that fits the model, and what had to be left out to fit it."""
+
+    messages: tuple[PromptMessage, ...]
+    included: int  # conversation messages in the prompt (the system prompt not counted)
+    trimmed: int  # older messages left out so that the prompt fits
+    estimated_tokens: int
+
+
+def prompt_tokens(message: PromptMessage) -> int:
+    return estimate_tokens(message.content) + MESSAGE_OVERHEAD_TOKENS
+
+
+def plan_prompt(
+    *,
+    system_prompt: str | None,
+    history: Sequence[Message],
+    context_window: int,
+    reserve_for_reply: int,
+) -> PromptPlan:
+    """The system prompt, then as many of the newest messages as fit, oldest first.
+
+    The last message of `history` (the one being answered) and the system prompt are always
+    kept; older messages are dropped, oldest first, until the estimate fits in
+    `context_window - reserve_for_reply`.
+    """
+    system = () if not system_prompt else (PromptMessage(role="system", content=system_prompt),)
+    turns = build_prompt(history)
+    budget = context_window - reserve_for_reply - sum(prompt_tokens(m) for m in system)
+    kept: list[PromptMessage] = []
+    used = 0
+    for index, message in enumerate(reversed(turns)):
+        cost = prompt_tokens(message)
+        if index > 0 and used + cost > budget:
+            break
+        kept.append(message)
+        used += cost
+    kept.reverse()
+    return PromptPlan(
+        messages=system + tuple(kept),
+        included=len(kept),
+        trimmed=len(turns) - len(kept),
+        estimated_tokens=used + sum(prompt_tokens(m) for m in system),
+    )
 
 
 def estimate_tokens(text: str) -> int:

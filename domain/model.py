@@ -75,6 +75,22 @@ class Conversation:
 
 
 @attrs.frozen(kw_only=True)
+class GenerationParams:
+    """Sampling settings a chat session asks its model for; None = the model's default."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+
+
+class ContextScope(enum.Enum):
+    """Which earlier messages a session's model is shown."""
+
+    SESSION = "session"  # the session's own messages
+    CONVERSATION = "conversation"  # every earlier message of the conversation, all sessions
+
+
+@attrs.frozen(kw_only=True)
 class ChatSession:
     """A conversation's binding to one language model, with its own state machine."""
 
@@ -85,6 +101,9 @@ class ChatSession:
     status: SessionState
     created_at: datetime
     updated_at: datetime
+    system_prompt: str | None = None
+    params: GenerationParams = GenerationParams()
+    context: ContextScope = ContextScope.SESSION
 
     def apply(self, event: SessionInput, at: datetime) -> ChatSession:
         """The session after `event`; InvalidTransition when its state does not allow it."""
@@ -105,6 +124,14 @@ class Usage:
 
 
 @attrs.frozen(kw_only=True)
+class Latency:
+    """How long a reply took: to its first chunk (None if none came) and in all."""
+
+    first_token_ms: int | None
+    total_ms: int
+
+
+@attrs.frozen(kw_only=True)
 class Message:
     """One turn of a chat session: the user's text or the model's reply."""
 
@@ -122,6 +149,7 @@ class Message:
     usage: Usage | None = None
     error_code: str | None = None  # why a reply failed or stopped early, as its stream said
     error_message: str | None = None
+    latency: Latency | None = None
 
     def with_content(self, content: str, at: datetime) -> Message:
         """The reply with the text generated so far."""
@@ -136,6 +164,7 @@ class Message:
         usage: Usage | None,
         at: datetime,
         error: tuple[str, str] | None = None,
+        latency: Latency | None = None,
     ) -> Message:
         """The reply once generation has ended, whatever the outcome."""
         return attrs.evolve(
@@ -147,6 +176,7 @@ class Message:
             updated_at=at,
             error_code=error[0] if error else None,
             error_message=error[1] if error else None,
+            latency=latency,
         )
 
 

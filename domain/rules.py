@@ -10,7 +10,9 @@ import attrs
 from domain.errors import InvalidField, SessionCompleted
 from domain.model import (
     ChatSession,
+    ContextScope,
     Conversation,
+    GenerationParams,
     Message,
     MessageRole,
     MessageStatus,
@@ -24,6 +26,7 @@ class InputLimits:
 
     max_title_chars: int = 500
     max_message_chars: int = 100_000
+    max_system_prompt_chars: int = 20_000
 
 
 def _text(field: str, value: str, maximum: int) -> str:
@@ -58,12 +61,26 @@ def new_conversation(
 
 def new_session(
     *,
-    id: UUID,
+    id: UUID,  # noqa: A002
     conversation: Conversation,
     model_id: UUID,
-    at: datetime,  # noqa: A002
+    at: datetime,
+    system_prompt: str | None = None,
+    params: GenerationParams | None = None,
+    context: ContextScope = ContextScope.SESSION,
+    max_output_tokens: int | None = None,
+    limits: InputLimits | None = None,
 ) -> ChatSession:
-    """A new, active chat session on `model_id` inside `conversation`."""
+    """A new, active chat session on `model_id` inside `conversation`.
+
+    InvalidField when the system prompt is empty or too long, or a parameter is out of
+    range (max_tokens up to the model's `max_output_tokens`).
+    """
+    limits = limits or InputLimits()
+    if system_prompt is not None:
+        system_prompt = _text("system_prompt", system_prompt, limits.max_system_prompt_chars)
+    params = params or GenerationParams()
+    check_params(params, max_output_tokens)
     return ChatSession(
         id=id,
         org_id=conversation.org_id,
@@ -72,7 +89,25 @@ def new_session(
         status=SessionState.ACTIVE,
         created_at=at,
         updated_at=at,
+        system_prompt=system_prompt,
+        params=params,
+        context=context,
     )
+
+
+def check_params(params: GenerationParams, max_output_tokens: int | None) -> None:
+    """InvalidField naming `params.<name>` for a sampling setting out of range."""
+    if params.temperature is not None and not 0 <= params.temperature <= 2:
+        raise InvalidField("params.temperature", "must be between 0 and 2")
+    if params.top_p is not None and not 0 < params.top_p <= 1:
+        raise InvalidField("params.top_p", "must be greater than 0 and at most 1")
+    if params.max_tokens is not None:
+        if params.max_tokens < 1:
+            raise InvalidField("params.max_tokens", "must be at least 1")
+        if max_output_tokens is not None and params.max_tokens > max_output_tokens:
+            raise InvalidField(
+                "params.max_tokens", f"must be at most {max_output_tokens} for this model"
+            )
 
 
 def check_message(text: str, limits: InputLimits) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
 
 import attrs
 
@@ -12,19 +14,28 @@ from adapters.actors.session_actor import ActorSettings
 from adapters.actors.supervisor import SessionSupervisor, open_supervisor
 from adapters.conversation_service import ConversationService
 from adapters.llm import load_registry, open_catalog
+from adapters.org_models import OrgModels
 from adapters.rate_limits import RequestRateLimiter, StreamSlots
+from adapters.secret_box import SecretBox, load_or_create_key
 from adapters.sql import open_sql_store, sqlite_url_for_dir
 from adapters.sql.sql_store import SqlStore
 from adapters.system import RandomIds, SystemClock
 from domain.rules import InputLimits
+from entrypoints.http.idempotency import Idempotency
 from entrypoints.http.routes import HttpDeps, HttpSettings
 from entrypoints.settings import Settings, SettingsError
+
+KEY_RETENTION = timedelta(hours=25)  # Idempotency-Key answers: "at least 24 h"
 
 
 def database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     return sqlite_url_for_dir(settings.data_dir)
+
+
+def secret_key_path(settings: Settings) -> Path:
+    return settings.secret_key_file or settings.data_dir / "secret.key"
 
 
 @asynccontextmanager
@@ -60,8 +71,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     clock, ids = SystemClock(), RandomIds()
     async with open_store(settings) as store:
         await store.recover_interrupted(clock.now())
+        # Nothing is in flight after a restart; kept answers live for a day at least.
+        await store.forget_keys(before=clock.now() - KEY_RETENTION, unfinished=True)
         async with (
-            open_catalog(registry, echo_delay=echo_delay) as catalog,
+            open_catalog(
+                registry, echo_delay=echo_delay, allow_private=settings.allow_private_model_urls
+            ) as catalog,
             open_supervisor(
                 store=store,
                 catalog=catalog,
@@ -83,6 +98,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     max_message_chars=settings.max_message_chars,
                 ),
             )
+            org_models = OrgModels(
+                store=store,
+                catalog=catalog,
+                box=SecretBox(settings.secret_key or load_or_create_key(secret_key_path(settings))),
+                clock=clock,
+                ids=ids,
+                allow_private=settings.allow_private_model_urls,
+            )
+            await org_models.load_all()
             yield Services(
                 store=store,
                 service=service,
@@ -93,6 +117,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     verifier=TokenVerifier(store, clock),
                     rate_limiter=rate_limiter,
                     stream_slots=StreamSlots(settings.max_streams_per_org),
-                    settings=HttpSettings(max_body_bytes=settings.max_body_bytes),
+                    idempotency=Idempotency(store, clock),
+                    org_models=org_models,
+                    settings=HttpSettings(
+                        max_body_bytes=settings.max_body_bytes,
+                        body_timeout=settings.body_timeout,
+                        cors_origins=settings.cors_origins,
+                    ),
                 ),
             )

@@ -108,6 +108,13 @@ def _with_admin(settings: Settings, job: Callable[[AccessAdmin], Awaitable[Any]]
     return result
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for error in group.exceptions:
+        leaves.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return leaves
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -144,6 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     except (SettingsError, DomainError, ValueError) as error:
         print(f"conversation-service: {error}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:
+        # Raised inside the service's nurseries: report a configuration or storage problem
+        # plainly, anything else as it is.
+        expected, unexpected = group.split((DomainError, ValueError))
+        if unexpected is not None or expected is None:
+            raise
+        for leaf in _leaves(expected):
+            print(f"conversation-service: {leaf}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

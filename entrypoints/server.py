@@ -39,7 +39,11 @@ def hypercorn_config(settings: Settings) -> Config:
     config.errorlog = logging.getLogger("conversation_service.server")
     config.graceful_timeout = 5.0
     config.h11_max_incomplete_size = 16 * 1024  # request line + headers
-    config.read_timeout = 60  # a client that stops sending its request is dropped
+    # No read_timeout: Hypercorn applies it to every read of the connection, and an SSE
+    # client sends nothing while it listens, so it would cut long streams. Slow request
+    # heads are bounded by keep_alive_timeout (the connection counts as idle until a whole
+    # request head arrived) and slow bodies by Quart's BODY_TIMEOUT.
+    config.keep_alive_timeout = settings.keep_alive_timeout
     return config
 
 

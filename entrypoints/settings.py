@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -26,13 +28,38 @@ class Settings:
     actor_idle_timeout: float = 60.0
     shutdown_grace: float = 10.0
     send_timeout: float = 30.0  # a client that accepts no bytes for this long is dropped
+    body_timeout: float = 30.0  # a request body still arriving after this is refused
+    keep_alive_timeout: float = 5.0  # idle connections (and slow request heads) are closed
+    secret_key: str | None = None  # Fernet key for stored model keys; else a key file
+    secret_key_file: Path | None = None  # None: <data_dir>/secret.key, made on first start
+    allow_private_model_urls: bool = False  # org models may call loopback/private addresses
+    cors_origins: tuple[str, ...] = ()  # e.g. https://app.example.com; none: CORS off
     max_body_bytes: int = 256 * 1024
     max_title_chars: int = 500
     max_message_chars: int = 100_000
 
 
+def parse_bool(raw: str) -> bool:
+    """true/false, yes/no, on/off or 1/0."""
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def parse_origins(raw: str) -> tuple[str, ...]:
+    """A comma-separated allow list of origins such as https://app.example.com."""
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?", origin):
+            raise ValueError(origin)
+    return origins
+
+
 # flag/env name -> (attribute, parser)
-FIELDS: dict[str, tuple[str, type]] = {
+FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "host": ("host", str),
     "port": ("port", int),
     "data_dir": ("data_dir", Path),
@@ -45,6 +72,12 @@ FIELDS: dict[str, tuple[str, type]] = {
     "actor_idle_timeout": ("actor_idle_timeout", float),
     "shutdown_grace": ("shutdown_grace", float),
     "send_timeout": ("send_timeout", float),
+    "body_timeout": ("body_timeout", float),
+    "keep_alive_timeout": ("keep_alive_timeout", float),
+    "secret_key": ("secret_key", str),
+    "secret_key_file": ("secret_key_file", Path),
+    "allow_private_model_urls": ("allow_private_model_urls", parse_bool),
+    "cors_origins": ("cors_origins", parse_origins),
     "max_body_bytes": ("max_body_bytes", int),
     "max_title_chars": ("max_title_chars", int),
     "max_message_chars": ("max_message_chars", int),
@@ -71,7 +104,8 @@ def load_settings(flags: dict[str, object], environ: dict[str, str] | None = Non
         try:
             values[attribute] = parse(raw)
         except ValueError:
-            raise SettingsError(f"{env_name}={raw!r} is not a valid {parse.__name__}") from None
+            kind = getattr(parse, "__name__", "value").removeprefix("parse_")
+            raise SettingsError(f"{env_name}={raw!r} is not a valid {kind}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
     _check(settings)
     return settings

@@ -10,7 +10,7 @@ import attrs
 
 from domain.context import PromptMessage
 from domain.errors import DomainError
-from domain.model import Usage
+from domain.model import GenerationParams, Usage
 
 
 @attrs.frozen(kw_only=True)
@@ -20,6 +20,9 @@ class ModelInfo:
     id: UUID
     name: str
     provider: str
+    context_window: int = 8192  # tokens the model reads, prompt and reply together
+    max_output_tokens: int = 1024  # tokens it writes at most in one reply
+    scope: str = "global"  # "global": every organisation's; "org": one organisation's own
 
 
 @attrs.frozen(kw_only=True)
@@ -44,6 +47,8 @@ class ModelFailure(DomainError):
 
 Emit = Callable[[str], Awaitable[None]]
 
+DEFAULT_PARAMS = GenerationParams()  # every sampling setting left to the model (frozen: shareable)
+
 
 class LanguageModel(Protocol):
     """One configured model. `generate` streams text through `emit`, chunk by chunk.
@@ -52,7 +57,12 @@ class LanguageModel(Protocol):
     Cancellation (the caller's cancel scope) must close any upstream request promptly.
     """
 
-    async def generate(self, prompt: Sequence[PromptMessage], emit: Emit) -> ModelResult: ...
+    async def generate(
+        self,
+        prompt: Sequence[PromptMessage],
+        emit: Emit,
+        params: GenerationParams = DEFAULT_PARAMS,
+    ) -> ModelResult: ...
 
 
 class ModelCatalog(Protocol):

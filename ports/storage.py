@@ -19,6 +19,17 @@ class StorageUnavailable(DomainError):
     code = "storage_unavailable"
 
 
+@attrs.frozen(kw_only=True)
+class ModelUsage:
+    """What one model's replies cost an organisation over a period."""
+
+    model_id: UUID
+    replies: int
+    prompt_tokens: int
+    completion_tokens: int
+    estimated_replies: int  # replies whose token counts are our estimate, not the provider's
+
+
 class ConversationStore(Protocol):
     """Conversations, their chat sessions and messages, always scoped to an organisation.
 
@@ -69,6 +80,16 @@ class ConversationStore(Protocol):
 
     async def session_messages(self, org_id: UUID, session_id: UUID) -> Sequence[Message]:
         """All of one session's messages, in the order they were added."""
+        ...
+
+    async def conversation_messages(self, org_id: UUID, conversation_id: UUID) -> Sequence[Message]:
+        """All of a conversation's messages, every session's, in the order they were added."""
+        ...
+
+    async def usage_by_model(
+        self, org_id: UUID, *, start: datetime, end: datetime
+    ) -> Sequence[ModelUsage]:
+        """Replies created in [start, end) and their tokens, per model, ordered by model id."""
         ...
 
     async def recover_interrupted(self, at: datetime) -> int:
@@ -122,4 +143,61 @@ class AccessStore(Protocol):
 
     async def revoke_token(self, token_id: UUID, at: datetime) -> TokenInfo | None:
         """Revoke a token (a second revoke keeps the first time); None if there is none."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class IdempotentResult:
+    """A POST answered under an Idempotency-Key, kept so that a retry gets the same answer."""
+
+    fingerprint: str  # what the request was (method, path, query, body), hashed
+    done: bool  # False while the first request is still being handled
+    status: int | None = None
+    body: str | None = None  # the JSON answer, or a JSON reference to a streamed reply
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency keys, scoped by the caller (organisation and token)."""
+
+    async def claim_key(
+        self, scope: str, key: str, fingerprint: str, at: datetime
+    ) -> IdempotentResult | None:
+        """Claim `key` for a new request (None), or the result already kept for it."""
+        ...
+
+    async def finish_key(self, scope: str, key: str, status: int, body: str) -> None: ...
+
+    async def release_key(self, scope: str, key: str) -> None:
+        """Forget a claim whose request failed, so that a retry runs afresh."""
+        ...
+
+    async def forget_keys(self, *, before: datetime | None, unfinished: bool = False) -> None:
+        """Drop keys claimed before `before`; with `unfinished`, also every unfinished claim
+        (after a restart nothing is in flight any more)."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class StoredModel:
+    """A model an organisation registered for itself, as kept: its registry entry as JSON
+    and its key encrypted (never in clear)."""
+
+    id: UUID
+    org_id: UUID
+    entry: str
+    encrypted_api_key: str | None
+    created_at: datetime
+
+
+class OrgModelStore(Protocol):
+    """Models organisations registered at runtime."""
+
+    async def add_org_model(self, model: StoredModel) -> None: ...
+
+    async def list_org_models(self) -> Sequence[StoredModel]:
+        """Every organisation's, oldest first (read once at start)."""
+        ...
+
+    async def delete_org_model(self, org_id: UUID, model_id: UUID) -> bool:
+        """Forget one; False if that organisation has no such model."""
         ...

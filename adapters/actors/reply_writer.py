@@ -15,12 +15,12 @@ import attrs
 import trio
 
 from adapters.actors.reply_log import ReplyLog
-from domain.context import build_prompt, estimated_usage
-from domain.model import ChatSession, Message, MessageStatus, Usage
+from domain.context import PromptPlan, estimated_usage, plan_prompt
+from domain.model import ChatSession, Latency, Message, MessageStatus, Usage
 from domain.rules import assistant_message, user_message
 from domain.session_machine import SessionInput
 from ports.clock import Clock
-from ports.language_model import LanguageModel, ModelFailure
+from ports.language_model import LanguageModel, ModelFailure, ModelInfo
 from ports.storage import ConversationStore, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class ReplyWriter:
         text: str,
         reply: ReplyLog,
         model: LanguageModel,
+        model_info: ModelInfo,
         store: ConversationStore,
         clock: Clock,
         flush: FlushPolicy,
@@ -80,6 +81,10 @@ class ReplyWriter:
         self._text = text
         self.reply = reply
         self._model = model
+        self._model_info = model_info
+        self._plan: PromptPlan | None = None
+        self._started_at: float | None = None
+        self._first_token_at: float | None = None
         self._store = store
         self._clock = clock
         self._flush = flush
@@ -125,23 +130,32 @@ class ReplyWriter:
         self._set_session(responding)
         self._history.append(user)
         self._assistant = assistant
+        self._plan = plan_prompt(
+            system_prompt=session.system_prompt,
+            history=self._history,
+            context_window=self._model_info.context_window,
+            reserve_for_reply=session.params.max_tokens or self._model_info.max_output_tokens,
+        )
         self.reply.start(
             {
                 "message_id": str(assistant.id),
                 "user_message_id": str(user.id),
                 "chat_session_id": str(session.id),
                 "model_id": str(session.model_id),
+                "context_messages": self._plan.included,
+                "trimmed_messages": self._plan.trimmed,
             }
         )
         return True
 
     async def _generate(self) -> _Outcome:
-        prompt = build_prompt(self._history)
-        self._last_flush = trio.current_time()
+        assert self._plan is not None
+        prompt = self._plan.messages
+        self._started_at = self._last_flush = trio.current_time()
         outcome: _Outcome | None = None
         with self.cancel_scope:
             try:
-                result = await self._model.generate(prompt, self._emit)
+                result = await self._model.generate(prompt, self._emit, self._session().params)
             except ModelFailure as failure:
                 outcome = _Outcome(
                     status=MessageStatus.FAILED,
@@ -170,6 +184,8 @@ class ReplyWriter:
     async def _emit(self, chunk: str) -> None:
         if not chunk:
             return
+        if self._first_token_at is None:
+            self._first_token_at = trio.current_time()
         self._parts.append(chunk)
         self.reply.content(chunk)
         self._unflushed += 1
@@ -198,6 +214,7 @@ class ReplyWriter:
             usage=outcome.usage,
             at=at,
             error=outcome.error,
+            latency=self._latency(),
         )
         idle = self._session().apply(SessionInput.FINISH, at)
         self._set_session(idle)
@@ -213,6 +230,16 @@ class ReplyWriter:
             self.reply.error(*outcome.error)
         finish_reason = outcome.finish_reason if outcome.error is None else "error"
         self.reply.end(self._end_data(finish_reason, outcome.usage))
+
+    def _latency(self) -> Latency | None:
+        if self._started_at is None:
+            return None
+        now = trio.current_time()
+        first = self._first_token_at
+        return Latency(
+            first_token_ms=None if first is None else round((first - self._started_at) * 1000),
+            total_ms=round((now - self._started_at) * 1000),
+        )
 
     def _end_data(self, finish_reason: str, usage: Usage | None) -> dict[str, Any]:
         return {

@@ -29,7 +29,7 @@ from adapters.actors.commands import (
 from adapters.actors.reply_log import ReplyLog
 from adapters.actors.reply_writer import FlushPolicy, ReplyWriter
 from domain.errors import RateLimited, SessionBusy, Unavailable
-from domain.model import ChatSession, Message
+from domain.model import ChatSession, ContextScope, Message, MessageStatus
 from domain.rules import check_can_take_message
 from domain.session_machine import SessionInput
 from ports.clock import Clock
@@ -197,6 +197,7 @@ class SessionActor:
             text=send.text,
             reply=send.reply,
             model=self._catalog.language_model(self.session.model_id),
+            model_info=self._catalog.get(self.session.org_id, self.session.model_id),
             store=self._store,
             clock=self._clock,
             flush=self._settings.flush,
@@ -211,7 +212,17 @@ class SessionActor:
             self._mailbox.send_nowait(ReplyDone(reply=writer.reply))
 
     async def _load_history(self) -> list[Message]:
-        """The session's messages, read once per actor life and then kept up to date."""
+        """The messages the model is shown before the new one.
+
+        A session's own messages are read once per actor life and then kept up to date here;
+        a conversation-wide context is read afresh each turn, since other sessions add to it.
+        """
+        if self.session.context is ContextScope.CONVERSATION:
+            everything = await self._store.conversation_messages(
+                self.session.org_id, self.session.conversation_id
+            )
+            # Other sessions' replies still being written are not shown half-done.
+            return [m for m in everything if m.status is not MessageStatus.IN_PROGRESS]
         if self._history is None:
             self._history = list(
                 await self._store.session_messages(self.session.org_id, self.session.id)

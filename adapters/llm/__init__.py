@@ -1,26 +1,32 @@
-"""Language models: the built-in echo model, OpenAI-compatible servers, and their catalog."""
+"""Language models: the built-in echo model, OpenAI-compatible servers, Anthropic's Messages
+API, and the catalog that offers them."""
 
-from adapters.llm.catalog import RegistryCatalog, open_catalog
+from adapters.llm.anthropic_messages import AnthropicMessagesModel
+from adapters.llm.catalog import RegistryCatalog, build_model, open_catalog
 from adapters.llm.echo import ECHO_MODEL_ID, EchoModel
-from adapters.llm.openai_chat import OpenAIChatModel, Timeouts
-from adapters.llm.registry_file import (
-    RegisteredModel,
-    Registry,
-    RegistryError,
-    load_registry,
-    parse_registry,
-)
+from adapters.llm.openai_chat import OpenAIChatModel
+from adapters.llm.registry_entry import RegisteredModel, RegistryError, parse_model_entry
+from adapters.llm.registry_file import Registry, load_registry, parse_registry
+from adapters.llm.retries import Retries
+from adapters.llm.upstream import Timeouts
+from adapters.llm.url_guard import UnsafeModelURL, check_public_url
 
 __all__ = [
     "ECHO_MODEL_ID",
+    "AnthropicMessagesModel",
     "EchoModel",
     "OpenAIChatModel",
     "RegisteredModel",
     "Registry",
     "RegistryCatalog",
     "RegistryError",
+    "Retries",
     "Timeouts",
+    "UnsafeModelURL",
+    "build_model",
+    "check_public_url",
     "load_registry",
     "open_catalog",
+    "parse_model_entry",
     "parse_registry",
 ]

@@ -1,4 +1,4 @@
-"""The catalog of models: the built-in echo model and the registry file's models."""
+"""The catalog of models: the built-in echo model, the registry's, and organisations' own."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from uuid import UUID
 
 import httpx
 
+from adapters.llm.anthropic_messages import DEFAULT_MAX_TOKENS, AnthropicMessagesModel
 from adapters.llm.echo import ECHO_MODEL_ID, EchoModel
 from adapters.llm.openai_chat import OpenAIChatModel
+from adapters.llm.provider_model import ModelSettings
+from adapters.llm.registry_entry import RegisteredModel
 from adapters.llm.registry_file import Registry, RegistryError, load_registry
-from domain.errors import ModelNotFound
+from adapters.llm.upstream import Guard
+from adapters.llm.url_guard import UnsafeModelURL, check_public_url, check_url_form
+from domain.errors import Conflict, InvalidField, ModelNotFound
 from ports.language_model import LanguageModel, ModelInfo
 
 __all__ = [
@@ -19,41 +24,55 @@ __all__ = [
     "Registry",
     "RegistryCatalog",
     "RegistryError",
+    "build_model",
     "load_registry",
     "open_catalog",
 ]
 
+ECHO_INFO = ModelInfo(
+    id=ECHO_MODEL_ID,
+    name="echo",
+    provider="echo",
+    context_window=1_000_000,  # it reads only the last user message: no real limit
+    max_output_tokens=100_000,
+)
+
 
 class RegistryCatalog:
-    """ModelCatalog over the echo model and a registry's models; every organisation sees all.
+    """ModelCatalog over echo and the registry's models, which every organisation sees, and
+    the models each organisation registers for itself at runtime, which only it sees.
 
-    The OpenAI-compatible models share `client`, which the caller owns (see `open_catalog`).
+    The provider models share `client`, which the caller owns (see `open_catalog`). An
+    organisation's model is checked against server-side request forgery (url_guard) when it
+    is added and before every request, unless the catalog was made with `allow_private`.
     """
 
     def __init__(
-        self, registry: Registry, client: httpx.AsyncClient, *, echo_delay: float | None = None
+        self,
+        registry: Registry,
+        client: httpx.AsyncClient,
+        *,
+        echo_delay: float | None = None,
+        allow_private: bool = False,
     ) -> None:
         delay = registry.echo_delay if echo_delay is None else echo_delay
-        self._infos = {ECHO_MODEL_ID: ModelInfo(id=ECHO_MODEL_ID, name="echo", provider="echo")}
+        self._client = client
+        self._allow_private = allow_private
+        self._global = {ECHO_MODEL_ID: ECHO_INFO}
+        self._by_org: dict[UUID, dict[UUID, ModelInfo]] = {}
         self._models: dict[UUID, LanguageModel] = {ECHO_MODEL_ID: EchoModel(delay)}
         for entry in registry.models:
-            self._infos[entry.id] = ModelInfo(id=entry.id, name=entry.name, provider=entry.provider)
-            self._models[entry.id] = OpenAIChatModel(
-                client,
-                base_url=entry.base_url,
-                upstream_model=entry.upstream_model,
-                api_key_env=entry.api_key_env,
-                timeouts=entry.timeouts,
-            )
+            self._global[entry.id] = _info(entry, scope="global")
+            self._models[entry.id] = build_model(client, entry)
 
     def models_for(self, org_id: UUID) -> Sequence[ModelInfo]:
-        return tuple(self._infos.values())
+        return (*self._global.values(), *self._by_org.get(org_id, {}).values())
 
     def get(self, org_id: UUID, model_id: UUID) -> ModelInfo:
-        try:
-            return self._infos[model_id]
-        except KeyError:
-            raise ModelNotFound(model_id) from None
+        info = self._global.get(model_id) or self._by_org.get(org_id, {}).get(model_id)
+        if info is None:
+            raise ModelNotFound(model_id)
+        return info
 
     def language_model(self, model_id: UUID) -> LanguageModel:
         try:
@@ -61,17 +80,89 @@ class RegistryCatalog:
         except KeyError:
             raise ModelNotFound(model_id) from None
 
+    def add_org_model(self, org_id: UUID, model: RegisteredModel, api_key: str | None) -> ModelInfo:
+        """Offer `model` to organisation `org_id` alone, calling it with `api_key`.
+
+        InvalidField for a URL that may not be requested or a key read from the service's
+        environment; Conflict for an id already in use or a name the organisation already sees.
+        """
+        if model.api_key_env is not None:  # it would hand the service's own key to the org
+            raise InvalidField(
+                "api_key_env", "an organisation's model takes its key directly, not by name"
+            )
+        try:
+            check_url_form(model.base_url, allow_private=self._allow_private)
+        except UnsafeModelURL as e:
+            raise InvalidField("base_url", str(e)) from None
+        if model.id in self._models:  # ids are global: `language_model` takes no org
+            raise Conflict(f"model id {model.id} is already in use")
+        if any(info.name == model.name for info in self.models_for(org_id)):
+            raise Conflict(f"a model named {model.name!r} already exists")
+        guard = None if self._allow_private else check_public_url
+        self._models[model.id] = build_model(self._client, model, api_key=api_key, guard=guard)
+        info = _info(model, scope="org")
+        self._by_org.setdefault(org_id, {})[model.id] = info
+        return info
+
+    def remove_org_model(self, org_id: UUID, model_id: UUID) -> None:
+        """Withdraw an organisation's model; ModelNotFound unless that organisation has it.
+
+        A reply being generated with it runs to its end.
+        """
+        models = self._by_org.get(org_id, {})
+        if model_id not in models:
+            raise ModelNotFound(model_id)
+        del models[model_id]
+        del self._models[model_id]
+
+
+def build_model(
+    client: httpx.AsyncClient,
+    entry: RegisteredModel,
+    *,
+    api_key: str | None = None,
+    guard: Guard | None = None,
+) -> LanguageModel:
+    """The LanguageModel serving `entry`, by its provider's API."""
+    settings: ModelSettings = {
+        "upstream_model": entry.upstream_model,
+        "api_key_env": entry.api_key_env,
+        "api_key": api_key,
+        "timeouts": entry.timeouts,
+        "retries": entry.retries,
+        "guard": guard,
+    }
+    if entry.provider == "anthropic":
+        max_tokens = entry.default_max_tokens or DEFAULT_MAX_TOKENS
+        return AnthropicMessagesModel(
+            client, base_url=entry.base_url, default_max_tokens=max_tokens, **settings
+        )
+    return OpenAIChatModel(client, base_url=entry.base_url, **settings)
+
+
+def _info(entry: RegisteredModel, *, scope: str) -> ModelInfo:
+    return ModelInfo(
+        id=entry.id,
+        name=entry.name,
+        provider=entry.provider,
+        context_window=entry.context_window,
+        max_output_tokens=entry.max_output_tokens,
+        scope=scope,
+    )
+
 
 @asynccontextmanager
 async def open_catalog(
-    registry: Registry, *, echo_delay: float | None = None
+    registry: Registry, *, echo_delay: float | None = None, allow_private: bool = False
 ) -> AsyncIterator[RegistryCatalog]:
     """A RegistryCatalog and the HTTP client its models share, closed on exit.
 
-    `echo_delay` (seconds) overrides the registry's [echo] delay_ms.
+    `echo_delay` (seconds) overrides the registry's [echo] delay_ms. `allow_private` lets
+    organisations' models use private and loopback addresses (a closed deployment).
     """
     # Per-request timeouts come from each model; the service's stream limits bound how many
-    # generations, hence connections, run at once.
+    # generations, hence connections, run at once. Redirects are never followed: the target
+    # of one has passed no URL check.
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
     async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
-        yield RegistryCatalog(registry, client, echo_delay=echo_delay)
+        yield RegistryCatalog(registry, client, echo_delay=echo_delay, allow_private=allow_private)

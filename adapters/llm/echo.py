@@ -9,7 +9,8 @@ from uuid import UUID
 import trio
 
 from domain.context import PromptMessage, estimated_usage
-from ports.language_model import Emit, ModelResult
+from domain.model import GenerationParams
+from ports.language_model import DEFAULT_PARAMS, Emit, ModelResult
 
 ECHO_MODEL_ID = UUID("6563686f-0000-4000-8000-000000000000")  # "echo" in hex
 ECHO_PREFIX = "Echo: "
@@ -33,7 +34,8 @@ class EchoModel:
 
     It replies "Echo: " and the last user message, streamed word by word with `delay` seconds
     between words, so streaming, cancellation and persistence can be exercised without a
-    provider, a network or an API key. Usage is estimated.
+    provider, a network or an API key. Usage is estimated. Of the generation params only
+    max_tokens counts: it stops the reply after that many words, finish_reason "length".
     """
 
     def __init__(self, delay: float = 0.0) -> None:
@@ -41,10 +43,19 @@ class EchoModel:
             raise ValueError(f"delay must be >= 0 seconds, not {delay}")
         self.delay = delay
 
-    async def generate(self, prompt: Sequence[PromptMessage], emit: Emit) -> ModelResult:
-        reply = echo_reply(prompt)
-        for index, word in enumerate(_WORD.findall(reply)):
+    async def generate(
+        self,
+        prompt: Sequence[PromptMessage],
+        emit: Emit,
+        params: GenerationParams = DEFAULT_PARAMS,
+    ) -> ModelResult:
+        words = _WORD.findall(echo_reply(prompt))
+        finish_reason = "stop"
+        if params.max_tokens is not None and params.max_tokens < len(words):
+            words, finish_reason = words[: max(params.max_tokens, 0)], "length"
+        for index, word in enumerate(words):
             if index:
                 await trio.sleep(self.delay)
             await emit(word)
-        return ModelResult(finish_reason="stop", usage=estimated_usage(prompt, reply))
+        usage = estimated_usage(prompt, "".join(words))
+        return ModelResult(finish_reason=finish_reason, usage=usage)

@@ -14,15 +14,16 @@ TOKEN_INFO_COLUMNS = ("id", "org_id", "role", "created_at", "expires_at", "revok
 CONVERSATION_COLUMNS = ("id", "org_id", "title", "is_archived", "created_at", "updated_at")
 SESSION_COLUMNS = (
     "id", "org_id", "conversation_id", "model_id", "status", "created_at", "updated_at",
+    "system_prompt", "temperature", "top_p", "max_tokens", "context",
 )  # fmt: skip
 MESSAGE_COLUMNS = (
     "id", "org_id", "conversation_id", "chat_session_id", "role", "content", "status",
     "model_id", "finish_reason", "prompt_tokens", "completion_tokens", "usage_estimated",
-    "error_code", "error_message", "created_at", "updated_at",
+    "error_code", "error_message", "first_token_ms", "total_ms", "created_at", "updated_at",
 )  # fmt: skip
 MESSAGE_UPDATE_COLUMNS = (
     "content", "status", "finish_reason", "prompt_tokens", "completion_tokens",
-    "usage_estimated", "error_code", "error_message", "updated_at",
+    "usage_estimated", "error_code", "error_message", "first_token_ms", "total_ms", "updated_at",
 )  # fmt: skip
 
 
@@ -96,6 +97,11 @@ LIST_MESSAGES = _select(
     "WHERE conversation_id = :conversation_id AND org_id = :org_id "
     "ORDER BY seq LIMIT :limit OFFSET :offset",
 )
+CONVERSATION_MESSAGES = _select(
+    "messages",
+    MESSAGE_COLUMNS,
+    "WHERE conversation_id = :conversation_id AND org_id = :org_id ORDER BY seq",
+)
 SESSION_MESSAGES = _select(
     "messages",
     MESSAGE_COLUMNS,
@@ -111,3 +117,37 @@ MARK_INTERRUPTED = (
 RECOVER_SESSIONS = (
     f"UPDATE chat_sessions SET status = :status, updated_at = :at WHERE status = '{RESPONDING}'"
 )
+
+# -- usage reports (served by messages_by_org_time) ------------------------------------------
+USAGE_BY_MODEL = (
+    "SELECT model_id, COUNT(*) AS replies, "
+    "COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, "
+    "COALESCE(SUM(completion_tokens), 0) AS completion_tokens, "
+    "SUM(CASE WHEN usage_estimated THEN 1 ELSE 0 END) AS estimated_replies "
+    "FROM messages WHERE org_id = :org_id AND created_at >= :start AND created_at < :end "
+    "AND model_id IS NOT NULL GROUP BY model_id ORDER BY model_id"
+)
+
+# -- idempotency keys ------------------------------------------------------------------------
+GET_KEY = (
+    "SELECT fingerprint, done, status, body FROM idempotency_keys "
+    "WHERE scope = :scope AND key = :key"
+)
+INSERT_KEY = (
+    "INSERT INTO idempotency_keys (scope, key, fingerprint, done, created_at) "
+    "VALUES (:scope, :key, :fingerprint, FALSE, :at)"
+)
+FINISH_KEY = (
+    "UPDATE idempotency_keys SET done = TRUE, status = :status, body = :body "
+    "WHERE scope = :scope AND key = :key"
+)
+RELEASE_KEY = "DELETE FROM idempotency_keys WHERE scope = :scope AND key = :key"
+FORGET_OLD_KEYS = "DELETE FROM idempotency_keys WHERE created_at < :before"
+FORGET_UNFINISHED_KEYS = "DELETE FROM idempotency_keys WHERE NOT done"
+
+# -- models organisations registered ---------------------------------------------------------
+ORG_MODEL_COLUMNS = ("id", "org_id", "entry", "encrypted_api_key", "created_at")
+INSERT_ORG_MODEL = _insert("org_models", ORG_MODEL_COLUMNS)
+LIST_ORG_MODELS = _select("org_models", ORG_MODEL_COLUMNS, "ORDER BY seq")
+GET_ORG_MODEL = _select("org_models", ORG_MODEL_COLUMNS, "WHERE id = :id AND org_id = :org_id")
+DELETE_ORG_MODEL = "DELETE FROM org_models WHERE id = :id AND org_id = :org_id"

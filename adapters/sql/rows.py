@@ -15,12 +15,14 @@ from uuid import UUID
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
-from domain.model import Message
+from domain.model import ChatSession, Message
 from ports.storage import StorageUnavailable
 
 T = TypeVar("T")
 
 _USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "usage_estimated")
+_LATENCY_COLUMNS = ("first_token_ms", "total_ms")
+_PARAM_COLUMNS = ("temperature", "top_p", "max_tokens")
 
 
 def format_timestamp(at: datetime) -> str:
@@ -57,6 +59,9 @@ def _make_converter() -> cattrs.Converter:
         row["prompt_tokens"] = usage["prompt_tokens"] if usage else None
         row["completion_tokens"] = usage["completion_tokens"] if usage else None
         row["usage_estimated"] = usage["estimated"] if usage else None
+        latency = row.pop("latency")
+        row["first_token_ms"] = latency["first_token_ms"] if latency else None
+        row["total_ms"] = latency["total_ms"] if latency else None
         return row
 
     def message_from_row(row: Mapping[str, Any], _: type) -> Message:
@@ -67,10 +72,31 @@ def _make_converter() -> cattrs.Converter:
             if prompt is None
             else {"prompt_tokens": prompt, "completion_tokens": completion, "estimated": estimated}
         )
+        first_token, total = (fields.pop(name) for name in _LATENCY_COLUMNS)
+        fields["latency"] = (
+            None if total is None else {"first_token_ms": first_token, "total_ms": total}
+        )
         return structure_message(fields, Message)
 
     converter.register_unstructure_hook(Message, message_to_row)
     converter.register_structure_hook(Message, message_from_row)
+
+    # A session's sampling parameters are three nullable columns too.
+    unstructure_session = make_dict_unstructure_fn(ChatSession, converter)
+    structure_session = make_dict_structure_fn(ChatSession, converter)
+
+    def session_to_row(session: ChatSession) -> dict[str, Any]:
+        row = unstructure_session(session)
+        row.update(row.pop("params"))
+        return row
+
+    def session_from_row(row: Mapping[str, Any], _: type) -> ChatSession:
+        fields = dict(row)
+        fields["params"] = {name: fields.pop(name) for name in _PARAM_COLUMNS}
+        return structure_session(fields, ChatSession)
+
+    converter.register_unstructure_hook(ChatSession, session_to_row)
+    converter.register_structure_hook(ChatSession, session_from_row)
     return converter
 
 

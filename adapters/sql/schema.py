@@ -80,7 +80,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             model_id TEXT NOT NULL,
             status TEXT NOT NULL,
             created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
+            updated_at TEXT NOT NULL,
+            system_prompt TEXT NULL,
+            temperature REAL NULL,
+            top_p REAL NULL,
+            max_tokens INTEGER NULL,
+            context TEXT NOT NULL
         )""",
         "CREATE INDEX chat_sessions_by_conversation ON chat_sessions (conversation_id, seq)",
         f"""CREATE INDEX chat_sessions_responding ON chat_sessions (status)
@@ -101,13 +106,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             usage_estimated BOOLEAN NULL,
             error_code TEXT NULL,
             error_message TEXT NULL,
+            first_token_ms INTEGER NULL,
+            total_ms INTEGER NULL,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         )""",
         "CREATE INDEX messages_by_conversation ON messages (conversation_id, seq)",
         "CREATE INDEX messages_by_session ON messages (chat_session_id, seq)",
+        # Usage reports: an organisation's replies over a period of time.
+        "CREATE INDEX messages_by_org_time ON messages (org_id, created_at)",
         f"""CREATE INDEX messages_in_progress ON messages (status)
             WHERE status = '{IN_PROGRESS}'""",
+        """CREATE TABLE idempotency_keys (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            done BOOLEAN NOT NULL,
+            status INTEGER NULL,
+            body TEXT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (scope, key)
+        )""",
+        "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at)",
+        """CREATE TABLE org_models (
+            seq {serial_key},
+            id TEXT NOT NULL UNIQUE,
+            org_id TEXT NOT NULL REFERENCES orgs (id),
+            entry TEXT NOT NULL,
+            encrypted_api_key TEXT NULL,
+            created_at TEXT NOT NULL
+        )""",
     ),
 )
 

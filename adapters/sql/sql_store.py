@@ -29,7 +29,7 @@ from domain.model import (
     Principal,
 )
 from domain.session_machine import SessionInput, SessionState, next_state
-from ports.storage import TokenInfo
+from ports.storage import IdempotentResult, ModelUsage, StoredModel, TokenInfo
 
 T = TypeVar("T")
 
@@ -156,6 +156,69 @@ class SqlStore:
         """All of one session's messages, in the order they were added."""
         values = {"chat_session_id": str(session_id), "org_id": str(org_id)}
         return await self._all(Message, q.SESSION_MESSAGES, values)
+
+    async def conversation_messages(self, org_id: UUID, conversation_id: UUID) -> Sequence[Message]:
+        values = {"conversation_id": str(conversation_id), "org_id": str(org_id)}
+        return await self._all(Message, q.CONVERSATION_MESSAGES, values)
+
+    async def usage_by_model(
+        self, org_id: UUID, *, start: datetime, end: datetime
+    ) -> Sequence[ModelUsage]:
+        values = {
+            "org_id": str(org_id),
+            "start": format_timestamp(start),
+            "end": format_timestamp(end),
+        }
+        return await self._all(ModelUsage, q.USAGE_BY_MODEL, values)
+
+    async def claim_key(
+        self, scope: str, key: str, fingerprint: str, at: datetime
+    ) -> IdempotentResult | None:
+        names = {"scope": scope, "key": key}
+
+        async def claim(connection: Connection) -> dict[str, Any] | None:
+            # One work item, so no other request runs between the look and the claim.
+            found = await connection.fetch_all(q.GET_KEY, names)
+            if found:
+                return _as_dict(found[0])
+            values = {**names, "fingerprint": fingerprint, "at": format_timestamp(at)}
+            await connection.execute(q.INSERT_KEY, values)
+            return None
+
+        row = await self._actor.call(claim)
+        return None if row is None else from_row(IdempotentResult, row)
+
+    async def finish_key(self, scope: str, key: str, status: int, body: str) -> None:
+        values = {"scope": scope, "key": key, "status": status, "body": body}
+        await self._actor.call(_execute((q.FINISH_KEY, values)))
+
+    async def release_key(self, scope: str, key: str) -> None:
+        await self._actor.call(_execute((q.RELEASE_KEY, {"scope": scope, "key": key})))
+
+    async def forget_keys(self, *, before: datetime | None, unfinished: bool = False) -> None:
+        statements = []
+        if before is not None:
+            statements.append((q.FORGET_OLD_KEYS, {"before": format_timestamp(before)}))
+        if unfinished:
+            statements.append((q.FORGET_UNFINISHED_KEYS, {}))
+        await self._actor.call(_execute(*statements))
+
+    async def add_org_model(self, model: StoredModel) -> None:
+        await self._actor.call(_execute((q.INSERT_ORG_MODEL, to_row(model))))
+
+    async def list_org_models(self) -> Sequence[StoredModel]:
+        return await self._all(StoredModel, q.LIST_ORG_MODELS, {})
+
+    async def delete_org_model(self, org_id: UUID, model_id: UUID) -> bool:
+        values = {"id": str(model_id), "org_id": str(org_id)}
+
+        async def delete(connection: Connection) -> bool:
+            found = await connection.fetch_all(q.GET_ORG_MODEL, values)
+            await connection.execute(q.DELETE_ORG_MODEL, values)
+            return bool(found)
+
+        deleted: bool = await self._actor.call(delete)
+        return deleted
 
     async def recover_interrupted(self, at: datetime) -> int:
         """After a restart: mark in-progress replies INCOMPLETE and RESPONDING sessions ACTIVE.

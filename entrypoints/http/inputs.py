@@ -4,6 +4,7 @@ parameters; every failure is an InvalidField naming the field."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -21,6 +22,9 @@ _body = cattrs.Converter(forbid_extra_keys=True)
 
 def _strict(kind: type, name: str) -> Any:
     def structure(value: object, _: object) -> object:
+        # JSON has one kind of number: 2.0 is the integer 2, as JSON Schema reads it too.
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
         # JSON true is not the integer 1, and 123 is not the string "123".
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise TypeError(f"must be {name}")
@@ -42,6 +46,15 @@ _body.register_structure_hook(str, _strict(str, "a string"))
 _body.register_structure_hook(bool, _strict(bool, "true or false"))
 _body.register_structure_hook(int, _strict(int, "an integer"))
 _body.register_structure_hook(UUID, _uuid)
+
+
+def _number(value: object, _: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("must be a number")
+    return float(value)
+
+
+_body.register_structure_hook(float, _number)
 
 
 def _first_problem(error: BaseException, path: str = "") -> InvalidField:
@@ -78,7 +91,16 @@ def _reason(error: BaseException) -> str:
 
 async def read_json_body(kind: type[T], max_bytes: int) -> T:
     """The request body as `kind`; InvalidField on bad JSON, types or unknown fields."""
-    raw = await request.get_data(cache=False)
+    data = await read_json_object(max_bytes)
+    try:
+        return _body.structure(data, kind)
+    except (ClassValidationError, ForbiddenExtraKeysError) as error:
+        raise _first_problem(error) from None
+
+
+async def read_json_object(max_bytes: int) -> dict[str, Any]:
+    """The request body as a JSON object; InvalidField naming `body` otherwise."""
+    raw = await request.get_data()  # cached: an Idempotency-Key fingerprint reads it too
     if len(raw) > max_bytes:
         raise InvalidField("body", f"must be at most {max_bytes} bytes")
     if not raw:
@@ -89,10 +111,7 @@ async def read_json_body(kind: type[T], max_bytes: int) -> T:
         raise InvalidField("body", f"is not valid JSON ({error})") from None
     if not isinstance(data, dict):
         raise InvalidField("body", "must be a JSON object")
-    try:
-        return _body.structure(data, kind)
-    except (ClassValidationError, ForbiddenExtraKeysError) as error:
-        raise _first_problem(error) from None
+    return data
 
 
 def query_uuid(name: str, *, required: bool = True) -> UUID | None:
@@ -122,6 +141,18 @@ def query_int(name: str, *, default: int, minimum: int, maximum: int) -> int:
     return value
 
 
+def query_datetime(name: str) -> datetime | None:
+    """An ISO 8601 date or date-time; a time without a zone is taken as UTC."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError:
+        raise InvalidField(name, "must be an ISO 8601 date or date-time") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def query_bool(name: str) -> bool | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
@@ -142,9 +173,19 @@ class CreateConversation:
 
 
 @attrs.frozen(kw_only=True)
+class SessionParams:
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+
+
+@attrs.frozen(kw_only=True)
 class CreateSession:
     conversation_id: UUID
     model_id: UUID
+    system_prompt: str | None = None
+    params: SessionParams | None = None
+    context: str = "session"
 
 
 @attrs.frozen(kw_only=True)

@@ -12,6 +12,7 @@ import cattrs
 from adapters.actors.reply_writer import usage_view
 from domain.model import ChatSession, Conversation, Message, Page
 from ports.language_model import ModelInfo
+from ports.storage import ModelUsage
 
 _out = cattrs.Converter()
 _out.register_unstructure_hook(UUID, str)
@@ -42,6 +43,8 @@ def message(value: Message) -> dict[str, Any]:
     body = _out.unstructure(value)
     del body["org_id"]
     body["usage"] = usage_view(value.usage)
+    code, why = body.pop("error_code"), body.pop("error_message")
+    body["error"] = None if code is None else {"code": code, "message": why}
     return body
 
 
@@ -55,4 +58,16 @@ def page(key: str, value: Page[Any], view: Any) -> dict[str, Any]:
         "limit": value.limit,
         "offset": value.offset,
         "has_more": value.has_more,
+    }
+
+
+def model_usage(value: ModelUsage, name: str | None) -> dict[str, Any]:
+    return {
+        "model_id": str(value.model_id),
+        "name": name,
+        "replies": value.replies,
+        "prompt_tokens": value.prompt_tokens,
+        "completion_tokens": value.completion_tokens,
+        "total_tokens": value.prompt_tokens + value.completion_tokens,
+        "estimated_replies": value.estimated_replies,
     }

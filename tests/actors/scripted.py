@@ -13,8 +13,8 @@ import trio
 
 from domain.context import PromptMessage
 from domain.errors import ModelNotFound
-from domain.model import Usage
-from ports.language_model import Emit, ModelFailure, ModelInfo, ModelResult
+from domain.model import GenerationParams, Usage
+from ports.language_model import DEFAULT_PARAMS, Emit, ModelFailure, ModelInfo, ModelResult
 
 
 @attrs.define
@@ -30,10 +30,17 @@ class ScriptedModel:
         self.scripts: list[Script] = []
         self.prompts: list[tuple[PromptMessage, ...]] = []
         self.cancelled = 0
+        self.params: list[GenerationParams] = []
         self.default = Script()
 
-    async def generate(self, prompt: Sequence[PromptMessage], emit: Emit) -> ModelResult:
+    async def generate(
+        self,
+        prompt: Sequence[PromptMessage],
+        emit: Emit,
+        params: GenerationParams = DEFAULT_PARAMS,
+    ) -> ModelResult:
         self.prompts.append(tuple(prompt))
+        self.params.append(params)
         script = self.scripts.pop(0) if self.scripts else self.default
         try:
             for index, chunk in enumerate(script.chunks):
@@ -54,7 +61,9 @@ class ScriptedModel:
 class ScriptedCatalog:
     def __init__(self) -> None:
         self.model = ScriptedModel()
-        self.info = ModelInfo(id=uuid4(), name="scripted", provider="test")
+        self.info = ModelInfo(
+            id=uuid4(), name="scripted", provider="test", context_window=200, max_output_tokens=50
+        )
 
     def models_for(self, org_id: UUID) -> Sequence[ModelInfo]:
         return [self.info]

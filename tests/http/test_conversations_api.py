@@ -63,13 +63,9 @@ async def test_session_binds_a_model_to_a_conversation(api: Api) -> None:
     conv = await api.conversation()
     session = await api.session(conv["id"])
     assert set(session) == {
-        "id",
-        "conversation_id",
-        "model_id",
-        "status",
-        "created_at",
-        "updated_at",
-    }
+        "id", "conversation_id", "model_id", "status", "created_at", "updated_at",
+        "system_prompt", "params", "context",
+    }  # fmt: skip
     assert (session["conversation_id"], session["model_id"], session["status"]) == (
         conv["id"],
         ECHO,
@@ -195,4 +191,6 @@ async def test_unknown_conversation_is_404(api: Api) -> None:
 
 async def test_models_lists_echo_under_its_fixed_id(api: Api) -> None:
     models = (await api.get("/api/models")).json()["models"]
-    assert {"id": ECHO, "name": "echo", "provider": "echo"} in models
+    echo = next(m for m in models if m["id"] == ECHO)
+    assert (echo["name"], echo["provider"], echo["scope"]) == ("echo", "echo", "global")
+    assert echo["context_window"] > 0 and echo["max_output_tokens"] > 0

@@ -17,12 +17,14 @@ import trio
 
 _REASONS = {
     200: "OK",
+    302: "Found",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    529: "Overloaded",  # Anthropic's
 }
 
 
@@ -75,23 +77,26 @@ class Exchange:
             raw = b"%x\r\n%s\r\n" % (len(raw), raw)
         await self._stream.send_all(raw)
 
-    async def send_event(self, payload: dict[str, Any] | str) -> None:
-        """One SSE event `data: <payload>` in one write; a dict is sent as JSON."""
+    async def send_event(self, payload: dict[str, Any] | str, *, event: str | None = None) -> None:
+        """One SSE event `[event: <event>] data: <payload>` in one write; a dict goes as JSON."""
         data = payload if isinstance(payload, str) else json.dumps(payload)
-        await self.send(f"data: {data}\n\n")
+        name = f"event: {event}\n" if event else ""
+        await self.send(f"{name}data: {data}\n\n")
 
     async def end_body(self) -> None:
         """End a chunked body properly (the last, empty chunk)."""
         await self._stream.send_all(b"0\r\n\r\n")
 
-    async def send_json(self, status: int, body: Any) -> None:
+    async def send_json(
+        self, status: int, body: Any, *, headers: dict[str, str] | None = None
+    ) -> None:
         """A complete JSON response, as an error reply is."""
         raw = json.dumps(body).encode()
         await self.send_head(
             status,
             content_type="application/json",
             chunked=False,
-            headers={"Content-Length": str(len(raw))},
+            headers={"Content-Length": str(len(raw)), **(headers or {})},
         )
         await self._stream.send_all(raw)
 
@@ -117,8 +122,13 @@ class FakeOpenAIServer:
         self.exchanges: list[Exchange] = []
 
     @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        """Where OpenAI-compatible APIs live; Anthropic's is the root_url."""
+        return f"{self.root_url}/v1"
 
     @property
     def requests(self) -> list[ReceivedRequest]:
@@ -228,7 +238,22 @@ def streaming_reply(
     return handler
 
 
-def error_reply(status: int, message: str | None = None) -> Handler:
+def in_turn(*handlers: Handler) -> Handler:
+    """A handler answering the n-th request with the n-th handler, and the rest with the last."""
+
+    served = 0
+
+    async def handler(exchange: Exchange) -> None:
+        nonlocal served
+        served += 1
+        await handlers[min(served, len(handlers)) - 1](exchange)
+
+    return handler
+
+
+def error_reply(
+    status: int, message: str | None = None, *, headers: dict[str, str] | None = None
+) -> Handler:
     """A handler answering with `status` and, given a message, OpenAI's error body."""
 
     async def handler(exchange: Exchange) -> None:
@@ -242,6 +267,6 @@ def error_reply(status: int, message: str | None = None) -> Handler:
                     "code": None,
                 }
             }
-        await exchange.send_json(status, body)
+        await exchange.send_json(status, body, headers=headers)
 
     return handler

@@ -7,7 +7,8 @@ from uuid import UUID, uuid4
 import pytest
 import trio
 
-from adapters.llm.catalog import ECHO_MODEL_ID, open_catalog
+from adapters.llm.anthropic_messages import AnthropicMessagesModel
+from adapters.llm.catalog import ECHO_INFO, ECHO_MODEL_ID, open_catalog
 from adapters.llm.echo import EchoModel
 from adapters.llm.openai_chat import OpenAIChatModel
 from adapters.llm.registry_file import load_registry, parse_registry
@@ -56,7 +57,7 @@ async def test_every_org_sees_echo_and_the_registry_models():
     async with open_catalog(registry_at("http://127.0.0.1:9/v1")) as catalog:
         for org_id in (uuid4(), uuid4()):
             assert list(catalog.models_for(org_id)) == [
-                ModelInfo(id=ECHO_MODEL_ID, name="echo", provider="echo"),
+                ECHO_INFO,
                 ModelInfo(id=GPT_ID, name="gpt-4o-mini", provider="openai"),
             ]
             assert catalog.get(org_id, GPT_ID).name == "gpt-4o-mini"
@@ -119,3 +120,32 @@ async def test_models_cannot_be_used_once_the_catalog_is_closed(nursery):
 
     with pytest.raises(RuntimeError, match="closed"):
         await generate(model)
+
+
+# -- limits ------------------------------------------------------------------------------
+
+
+async def test_model_infos_carry_context_window_and_max_output_tokens():
+    registry = parse_registry(
+        f"""
+        [[models]]
+        id = "{GPT_ID}"
+        name = "claude"
+        provider = "anthropic"
+        upstream_model = "claude-test"
+        context_window = 200000
+        max_output_tokens = 64000
+        """,
+        source="test.toml",
+    )
+
+    async with open_catalog(registry) as catalog:
+        echo, claude = catalog.models_for(uuid4())
+        assert isinstance(catalog.language_model(GPT_ID), AnthropicMessagesModel)
+
+    assert (echo.context_window, echo.max_output_tokens) == (1_000_000, 100_000)
+    assert (claude.context_window, claude.max_output_tokens, claude.scope) == (
+        200000,
+        64000,
+        "global",
+    )

@@ -9,21 +9,24 @@ from hypothesis import strategies as st
 
 from adapters.llm.echo import NOTHING_TO_ECHO, EchoModel
 from domain.context import PromptMessage, estimated_usage
-from ports.language_model import ModelResult
+from domain.model import GenerationParams
+from ports.language_model import DEFAULT_PARAMS, ModelResult
 
 
 def user(content: str) -> PromptMessage:
     return PromptMessage(role="user", content=content)
 
 
-async def run(model: EchoModel, prompt: list[PromptMessage]) -> tuple[list[str], ModelResult]:
+async def run(
+    model: EchoModel, prompt: list[PromptMessage], params: GenerationParams = DEFAULT_PARAMS
+) -> tuple[list[str], ModelResult]:
     emitted: list[str] = []
 
     async def emit(text: str) -> None:
         emitted.append(text)
 
     with trio.fail_after(60):  # virtual seconds under autojump_clock
-        result = await model.generate(prompt, emit)
+        result = await model.generate(prompt, emit, params)
     return emitted, result
 
 
@@ -82,6 +85,26 @@ async def test_waits_delay_between_words(autojump_clock):
         await EchoModel(0.5).generate([user("one two three")], emit)
 
     assert [t - start for t in times] == [0, 0.5, 1.0, 1.5]
+
+
+async def test_max_tokens_stops_the_reply_after_that_many_words():
+    prompt = [user("one two three four")]
+
+    emitted, result = await run(EchoModel(0), prompt, GenerationParams(max_tokens=3))
+
+    assert emitted == ["Echo: ", "one ", "two "]
+    assert result.finish_reason == "length"
+    assert result.usage == estimated_usage(prompt, "Echo: one two ")
+
+
+@pytest.mark.parametrize("max_tokens", [5, 6, None])
+async def test_a_reply_within_max_tokens_stops_as_usual(max_tokens):
+    params = GenerationParams(max_tokens=max_tokens, temperature=1.5, top_p=0.1)
+
+    emitted, result = await run(EchoModel(0), [user("one two three four")], params)
+
+    assert "".join(emitted) == "Echo: one two three four"
+    assert result.finish_reason == "stop"
 
 
 def test_refuses_a_negative_delay():

@@ -1,4 +1,7 @@
-"""OpenAIChatModel against a real (fake) OpenAI-compatible server on a local socket."""
+"""OpenAIChatModel against a real (fake) OpenAI-compatible server on a local socket.
+
+What it does like every provider's model is tested in test_provider_streams.py.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,12 @@ import httpx
 import pytest
 import trio
 
-from adapters.llm.openai_chat import OpenAIChatModel, Timeouts
-from domain.context import PromptMessage
-from ports.language_model import ModelFailure, ModelResult
+from adapters.llm.openai_chat import OpenAIChatModel
+from adapters.llm.retries import Retries
+from adapters.llm.upstream import Timeouts
+from domain.model import GenerationParams
 
+from .generation import PROMPT, failure, generate
 from .openai_server import (
     Exchange,
     FakeOpenAIServer,
@@ -21,18 +26,9 @@ from .openai_server import (
     streaming_reply,
 )
 
-PROMPT = (
-    PromptMessage(role="system", content="Be brief."),
-    PromptMessage(role="user", content="Say hello"),
-)
 FAST = Timeouts(connect=1.0, first_token=0.3, idle=0.3, total=5.0)
+NO_RETRIES = Retries(max_retries=0)  # retries have tests of their own (test_upstream.py)
 KEY_ENV = "FAKE_PROVIDER_API_KEY"
-
-
-@pytest.fixture
-async def client():
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 def model_at(
@@ -49,47 +45,11 @@ def model_at(
         upstream_model="fake-model",
         api_key_env=api_key_env,
         timeouts=timeouts,
+        retries=NO_RETRIES,
     )
 
 
-async def generate(model: OpenAIChatModel) -> tuple[list[str], ModelResult]:
-    emitted: list[str] = []
-
-    async def emit(text: str) -> None:
-        emitted.append(text)
-
-    with trio.fail_after(5):
-        result = await model.generate(PROMPT, emit)
-    return emitted, result
-
-
-async def failure(model: OpenAIChatModel) -> ModelFailure:
-    with pytest.raises(ModelFailure) as info:
-        await generate(model)
-    return info.value
-
-
 # -- success ----------------------------------------------------------------------------
-
-
-async def test_streams_each_chunk_as_one_emit(nursery, client):
-    pieces = ["Hel", "lo", ", wor", "ld!"]
-    server = await start_fake_openai(nursery, streaming_reply(pieces))
-
-    emitted, result = await generate(model_at(client, server))
-
-    assert emitted == pieces
-    assert result.finish_reason == "stop"
-
-
-async def test_usage_comes_from_the_final_chunk(nursery, client):
-    server = await start_fake_openai(nursery, streaming_reply(["Hi"], usage=(12, 3)))
-
-    _, result = await generate(model_at(client, server))
-
-    assert result.usage is not None
-    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (12, 3)
-    assert result.usage.estimated is False
 
 
 async def test_usage_is_estimated_when_the_server_reports_none(nursery, client):
@@ -166,14 +126,6 @@ async def test_request_carries_model_messages_stream_options_and_key(nursery, cl
     }
 
 
-async def test_a_model_without_key_sends_no_authorization(nursery, client):
-    server = await start_fake_openai(nursery, streaming_reply(["ok"]))
-
-    await generate(model_at(client, server))
-
-    assert "authorization" not in server.requests[0].headers
-
-
 async def test_a_slow_caller_is_not_upstream_silence(nursery, client):
     server = await start_fake_openai(nursery, streaming_reply(["a", "b"]))
     model = model_at(client, server, timeouts=Timeouts(first_token=0.3, idle=0.1))
@@ -192,19 +144,6 @@ async def test_a_slow_caller_is_not_upstream_silence(nursery, client):
 # -- failures ---------------------------------------------------------------------------
 
 
-async def test_401_is_upstream_error_with_the_upstream_message(nursery, client, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, "sk-wrong")
-    message = "Incorrect API key provided: sk-wrong. You can find your API key at ..."
-    server = await start_fake_openai(nursery, error_reply(401, message))
-
-    error = await failure(model_at(client, server, api_key_env=KEY_ENV))
-
-    assert error.code == "upstream_error"
-    assert "HTTP 401" in error.message
-    assert "Incorrect API key provided" in error.message
-    assert "sk-wrong" not in error.message
-
-
 async def test_a_long_upstream_message_is_truncated(nursery, client):
     server = await start_fake_openai(nursery, error_reply(400, "x" * 5000))
 
@@ -212,15 +151,6 @@ async def test_a_long_upstream_message_is_truncated(nursery, client):
 
     assert error.code == "upstream_error"
     assert len(error.message) < 400
-
-
-async def test_429_is_upstream_rate_limited(nursery, client):
-    server = await start_fake_openai(nursery, error_reply(429, "Rate limit reached"))
-
-    error = await failure(model_at(client, server))
-
-    assert error.code == "upstream_rate_limited"
-    assert "Rate limit reached" in error.message
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -231,16 +161,6 @@ async def test_5xx_is_upstream_error(nursery, client, status):
 
     assert error.code == "upstream_error"
     assert f"HTTP {status}" in error.message
-
-
-async def test_connection_refused_is_upstream_unavailable(client):
-    with trio.socket.socket() as sock:  # bound, then closed: nothing listens there
-        await sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-
-    error = await failure(model_at(client, f"http://127.0.0.1:{port}/v1"))
-
-    assert error.code == "upstream_unavailable"
 
 
 async def test_a_server_that_sends_nothing_times_out_after_first_token_timeout(nursery, client):
@@ -289,47 +209,6 @@ async def test_a_reply_longer_than_total_timeout_times_out(nursery, client):
     assert "longer than 0.4s" in error.message
 
 
-@pytest.mark.parametrize("ending", ["clean_end_of_body", "dropped_connection", "unframed_close"])
-async def test_a_stream_closed_before_done_is_a_bad_response(nursery, client, ending):
-    async def truncated(exchange: Exchange) -> None:
-        await exchange.send_head(chunked=ending != "unframed_close")
-        await exchange.send_event(chunk("Hel"))
-        if ending == "clean_end_of_body":
-            await exchange.end_body()
-
-    server = await start_fake_openai(nursery, truncated)
-
-    error = await failure(model_at(client, server))
-
-    assert error.code == "upstream_bad_response"
-
-
-async def test_a_malformed_json_chunk_is_a_bad_response(nursery, client):
-    async def garbled(exchange: Exchange) -> None:
-        await exchange.send_head()
-        await exchange.send_event(chunk("Hel"))
-        await exchange.send_event('{"choices": [{"delta": {"content": "lo"')
-        await exchange.wait_closed_by_client()
-
-    server = await start_fake_openai(nursery, garbled)
-
-    error = await failure(model_at(client, server))
-
-    assert error.code == "upstream_bad_response"
-    assert "not JSON" in error.message
-
-
-async def test_a_json_reply_instead_of_a_stream_is_a_bad_response(nursery, client):
-    async def not_streaming(exchange: Exchange) -> None:
-        await exchange.send_json(200, {"choices": [{"message": {"content": "hi"}}]})
-
-    server = await start_fake_openai(nursery, not_streaming)
-
-    error = await failure(model_at(client, server))
-
-    assert error.code == "upstream_bad_response"
-
-
 async def test_an_error_event_mid_stream_is_upstream_error(nursery, client):
     async def fails_midway(exchange: Exchange) -> None:
         await exchange.send_head()
@@ -343,17 +222,6 @@ async def test_an_error_event_mid_stream_is_upstream_error(nursery, client):
 
     assert error.code == "upstream_error"
     assert "CUDA out of memory" in error.message
-
-
-async def test_a_missing_key_variable_is_model_misconfigured(nursery, client, monkeypatch):
-    monkeypatch.delenv(KEY_ENV, raising=False)
-    server = await start_fake_openai(nursery, streaming_reply(["never"]))
-
-    error = await failure(model_at(client, server, api_key_env=KEY_ENV))
-
-    assert error.code == "model_misconfigured"
-    assert f"environment variable {KEY_ENV} is not set" in error.message
-    assert server.exchanges == []
 
 
 # -- cancellation -----------------------------------------------------------------------
@@ -387,3 +255,16 @@ async def test_cancelling_generate_closes_the_upstream_connection(nursery, clien
                 await server.exchanges[0].client_closed.wait()
 
     assert generation.cancelled_caught
+
+
+# -- session params ---------------------------------------------------------------------
+
+
+async def test_params_left_unset_are_left_out_of_the_body(nursery, client):
+    server = await start_fake_openai(nursery, streaming_reply(["ok"]))
+
+    await generate(model_at(client, server), params=GenerationParams(temperature=0.0))
+
+    body = server.requests[0].json()
+    assert body["temperature"] == 0.0
+    assert "max_tokens" not in body and "top_p" not in body

@@ -10,8 +10,9 @@ from uuid import UUID
 import pytest
 
 from adapters.llm.echo import ECHO_MODEL_ID
-from adapters.llm.openai_chat import Timeouts
 from adapters.llm.registry_file import RegistryError, load_registry, parse_registry
+from adapters.llm.retries import Retries
+from adapters.llm.upstream import Timeouts
 
 GOOD_ENTRY = """
 [[models]]
@@ -42,10 +43,15 @@ def test_the_bundled_examples_are_valid_once_uncommented():
 
     assert [(m.name, m.provider, m.api_key_env) for m in registry.models] == [
         ("gpt-4o-mini", "openai", "OPENAI_API_KEY"),
+        ("claude-sonnet-4", "anthropic", "ANTHROPIC_API_KEY"),
         ("llama3.2 (local)", "ollama", None),
     ]
-    assert registry.models[1].base_url == "http://127.0.0.1:11434/v1"
-    assert registry.models[1].timeouts.first_token == 120
+    openai, anthropic, ollama = registry.models
+    assert (openai.context_window, openai.max_output_tokens) == (128000, 16384)
+    assert anthropic.base_url == "https://api.anthropic.com"
+    assert (anthropic.default_max_tokens, anthropic.retries.max_retries) == (4096, 3)
+    assert ollama.base_url == "http://127.0.0.1:11434/v1"
+    assert ollama.timeouts.first_token == 120
 
 
 def test_a_full_entry_is_read(tmp_path: Path):
@@ -71,6 +77,61 @@ def test_timeouts_default_when_left_out():
     [model] = parse_registry(GOOD_ENTRY, source="f.toml").models
 
     assert model.timeouts == Timeouts()
+
+
+def test_limits_and_retries_default_when_left_out():
+    [model] = parse_registry(GOOD_ENTRY, source="f.toml").models
+
+    assert (model.context_window, model.max_output_tokens) == (8192, 1024)
+    assert model.retries == Retries()
+    assert model.default_max_tokens is None  # only Anthropic's API needs one
+
+
+def test_limits_and_retries_are_read():
+    text = GOOD_ENTRY + (
+        "context_window = 128000\nmax_output_tokens = 16384\n"
+        "max_retries = 0\nmax_retry_wait = 2.5\n"
+    )
+
+    [model] = parse_registry(text, source="f.toml").models
+
+    assert (model.context_window, model.max_output_tokens) == (128000, 16384)
+    assert (model.retries.max_retries, model.retries.max_wait) == (0, 2.5)
+
+
+ANTHROPIC_ENTRY = """
+[[models]]
+id = "c3b6e2a4-5d0f-4f7e-8a1b-2e9d4c6f8a10"
+name = "claude"
+provider = "anthropic"
+upstream_model = "claude-sonnet-4-20250514"
+api_key_env = "ANTHROPIC_API_KEY"
+"""
+
+
+def test_an_anthropic_entry_defaults_its_base_url_and_max_tokens():
+    [model] = parse_registry(ANTHROPIC_ENTRY, source="f.toml").models
+
+    assert model.base_url == "https://api.anthropic.com"
+    assert model.default_max_tokens == 1024
+
+
+def test_an_anthropic_entry_may_name_its_own_base_url_and_max_tokens():
+    text = ANTHROPIC_ENTRY + 'base_url = "https://proxy.example/anthropic/"\n'
+    text += "max_output_tokens = 8192\ndefault_max_tokens = 2000\n"
+
+    [model] = parse_registry(text, source="f.toml").models
+
+    assert model.base_url == "https://proxy.example/anthropic"
+    assert model.default_max_tokens == 2000
+
+
+def test_default_max_tokens_never_exceeds_a_small_max_output():
+    text = ANTHROPIC_ENTRY + "max_output_tokens = 500\n"
+
+    [model] = parse_registry(text, source="f.toml").models
+
+    assert model.default_max_tokens == 500
 
 
 def test_an_empty_file_gives_the_default_echo_delay_and_no_models():
@@ -116,6 +177,23 @@ def replaced(field: str, line: str | None) -> str:
         ("models = 3\n", "'models' must be an array of tables"),
         ("models = [3]\n", "models[0]: must be a table"),
         ("[[models]]\nid = \n", "f.toml: not valid TOML"),
+        (GOOD_ENTRY + "context_window = 0\n", "field 'context_window': must be a whole number"),
+        (GOOD_ENTRY + "context_window = 1.5\n", "field 'context_window': must be a whole"),
+        (GOOD_ENTRY + 'max_output_tokens = "1k"\n', "field 'max_output_tokens': must be a whole"),
+        (
+            GOOD_ENTRY + "context_window = 4096\nmax_output_tokens = 8192\n",
+            "field 'max_output_tokens': 8192 is more than the context_window (4096)",
+        ),
+        (GOOD_ENTRY + "max_retries = -1\n", "field 'max_retries': must be a whole number >= 0"),
+        (GOOD_ENTRY + "max_retries = true\n", "field 'max_retries': must be a whole number"),
+        (GOOD_ENTRY + "max_retry_wait = -1\n", "field 'max_retry_wait': must be a number of"),
+        (GOOD_ENTRY + "max_retry_wait = inf\n", "field 'max_retry_wait': must be a number"),
+        (GOOD_ENTRY + "default_max_tokens = 100\n", "'default_max_tokens': only for provider"),
+        (
+            ANTHROPIC_ENTRY + "default_max_tokens = 2048\n",
+            "models[0] ('claude'): field 'default_max_tokens': 2048 is more than max_output",
+        ),
+        (ANTHROPIC_ENTRY + "default_max_tokens = 0\n", "field 'default_max_tokens': must be"),
     ],
 )
 def test_a_mistake_is_named_with_file_entry_and_field(text, expected):

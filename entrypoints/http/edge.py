@@ -1,0 +1,137 @@
+"""What every route shares: settings, dependencies, the caller check and event streams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import attrs
+import trio
+from quart import Response, g, request
+
+from adapters.access import TokenVerifier
+from adapters.actors.reply_log import ReplyFollower
+from adapters.conversation_service import ConversationService
+from adapters.rate_limits import RequestRateLimiter, StreamSlots
+from domain.access import Action, authorize
+from domain.errors import InvalidField
+from domain.model import Principal
+from entrypoints.http import sse
+from entrypoints.http.idempotency import Answer, Idempotency
+from entrypoints.http.inputs import query_int, query_uuid
+
+
+@attrs.frozen(kw_only=True)
+class HttpSettings:
+    """Limits and timings of the HTTP edge."""
+
+    max_body_bytes: int = 256 * 1024
+    keepalive_interval: float = 15.0
+    list_default_limit: int = 100
+    list_max_limit: int = 1000
+    messages_default_limit: int = 20
+    messages_max_limit: int = 100
+    body_timeout: float = 30.0  # a request body still arriving after this is refused (408)
+    max_header_bytes: int = 16 * 1024
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none: CORS off
+
+
+@attrs.frozen(kw_only=True)
+class HttpDeps:
+    """Everything the routes need, built by the composition root."""
+
+    service: ConversationService
+    verifier: TokenVerifier
+    rate_limiter: RequestRateLimiter
+    stream_slots: StreamSlots
+    idempotency: Idempotency
+    org_models: Any = None  # adapters.org_models.OrgModels, when the server manages models
+    settings: HttpSettings = HttpSettings()
+
+
+class Edge:
+    """The helpers route handlers call."""
+
+    def __init__(self, deps: HttpDeps) -> None:
+        self.deps = deps
+        self.service = deps.service
+        self.settings = deps.settings
+
+    async def caller(self) -> tuple[Principal, UUID]:
+        """Authenticate, count the request against the token's rate, read org_id."""
+        deps = self.deps
+        principal = await deps.verifier.verify_header(request.headers.get("Authorization"))
+        g.rate = deps.rate_limiter.hit(str(principal.token_id))
+        if not g.rate.allowed:
+            deps.rate_limiter.check(str(principal.token_id))  # raises RateLimited
+        org_id = query_uuid("org_id")
+        assert org_id is not None
+        # Membership first, so a token of another org learns nothing from body validation.
+        authorize(principal, org_id, Action.READ)
+        return principal, org_id
+
+    async def once(
+        self, who: Principal, org_id: UUID, handle: Callable[[], Awaitable[Answer]]
+    ) -> Response:
+        """Run a POST handler under the request's Idempotency-Key, if it has one."""
+
+        async def replay(stream: dict[str, Any]) -> Response:
+            return await self.attach(
+                who,
+                org_id,
+                UUID(stream["chat_session_id"]),
+                UUID(stream["message_id"]),
+                self.last_event_id(),
+            )
+
+        return await self.deps.idempotency.run(who, org_id, handle, replay)
+
+    async def attach(
+        self, who: Principal, org_id: UUID, session_id: UUID, message_id: UUID, after: int | None
+    ) -> Response:
+        slots = self.deps.stream_slots
+        slots.acquire(org_id)
+        try:
+            follower = await self.service.attach(who, org_id, session_id, message_id, after=after)
+        except BaseException:
+            slots.release(org_id)
+            raise
+        return self.event_stream(follower, lambda: slots.release(org_id))
+
+    def last_event_id(self) -> int | None:
+        """The id after which to resume: the Last-Event-ID header, else ?after=."""
+        header = request.headers.get("Last-Event-ID")
+        if header is not None and header.strip():
+            try:
+                return int(header.strip())
+            except ValueError:
+                raise InvalidField("Last-Event-ID", "must be an event id (an integer)") from None
+        if request.args.get("after") in (None, ""):
+            return None
+        return query_int("after", default=-1, minimum=-1, maximum=2**62)
+
+    def event_stream(self, follower: ReplyFollower, release: Callable[[], None]) -> Response:
+        """An SSE response following a reply; `release` runs when the stream closes."""
+        keepalive = self.settings.keepalive_interval
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    batch = None
+                    # The wait is bounded so idle proxies see a comment now and then; the
+                    # yield itself stays outside the cancel scope.
+                    with trio.move_on_after(keepalive):
+                        batch = await follower.next_batch()
+                    if batch is None:
+                        yield sse.KEEPALIVE
+                        continue
+                    if not batch:
+                        return
+                    yield b"".join(sse.frame(event) for event in batch)
+            finally:
+                release()
+
+        response = Response(body(), status=200, headers=sse.HEADERS)
+        response.timeout = None  # a reply may stream for longer than Quart's 60 s default
+        return response

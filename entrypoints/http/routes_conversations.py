@@ -1,0 +1,71 @@
+"""Conversations: create, list, get with sessions, page through messages."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, jsonify
+
+from entrypoints.http import views
+from entrypoints.http.edge import Edge
+from entrypoints.http.idempotency import Answer
+from entrypoints.http.inputs import (
+    CreateConversation,
+    query_bool,
+    query_int,
+    query_uuid,
+    read_json_body,
+)
+
+
+def register(api: Blueprint, edge: Edge) -> None:
+    service, settings = edge.service, edge.settings
+
+    @api.post("/api/conversation/create")
+    async def create_conversation() -> Response:
+        who, org_id = await edge.caller()
+
+        async def handle() -> Answer:
+            body = await read_json_body(CreateConversation, settings.max_body_bytes)
+            conversation = await service.create_conversation(
+                who, org_id, title=body.title, is_archived=body.is_archived
+            )
+            view = views.conversation(conversation)
+            return Answer.json(view, 201)
+
+        return await edge.once(who, org_id, handle)
+
+    @api.get("/api/conversation/list")
+    async def list_conversations() -> Response:
+        who, org_id = await edge.caller()
+        limit = query_int(
+            "limit", default=settings.list_default_limit, minimum=1, maximum=settings.list_max_limit
+        )
+        offset = query_int("offset", default=0, minimum=0, maximum=2**31)
+        page = await service.list_conversations(
+            who, org_id, is_archived=query_bool("is_archived"), limit=limit, offset=offset
+        )
+        return jsonify(views.page("conversations", page, views.conversation))
+
+    @api.get("/api/conversation/get_with_sessions")
+    async def get_with_sessions() -> Response:
+        who, org_id = await edge.caller()
+        conversation_id = query_uuid("conversation_id")
+        assert conversation_id is not None
+        found = await service.get_with_sessions(who, org_id, conversation_id)
+        body = views.conversation(found.conversation)
+        body["sessions"] = [views.session(s) for s in found.sessions]
+        return jsonify(body)
+
+    @api.get("/api/conversation/messages")
+    async def list_messages() -> Response:
+        who, org_id = await edge.caller()
+        conversation_id = query_uuid("conversation_id")
+        assert conversation_id is not None
+        limit = query_int(
+            "limit",
+            default=settings.messages_default_limit,
+            minimum=1,
+            maximum=settings.messages_max_limit,
+        )
+        offset = query_int("offset", default=0, minimum=0, maximum=2**31)
+        page = await service.list_messages(who, org_id, conversation_id, limit=limit, offset=offset)
+        return jsonify(views.page("messages", page, views.message))

@@ -1,0 +1,79 @@
+"""Models an organisation can use, what they cost it, and the health check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from quart import Blueprint, Response, jsonify
+
+from adapters.org_models import OrgModels
+from domain.errors import InvalidField, Unavailable
+from entrypoints.http import views
+from entrypoints.http.edge import Edge
+from entrypoints.http.idempotency import Answer
+from entrypoints.http.inputs import query_datetime, read_json_object
+
+
+def register(api: Blueprint, edge: Edge) -> None:
+    service = edge.service
+
+    @api.get("/api/models")
+    async def list_models() -> Response:
+        who, org_id = await edge.caller()
+        return jsonify({"models": [views.model(m) for m in service.list_models(who, org_id)]})
+
+    @api.post("/api/models")
+    async def register_model() -> Response:
+        who, org_id = await edge.caller()
+
+        async def handle() -> Answer:
+            body = await read_json_object(edge.settings.max_body_bytes)
+            info = await _org_models().register(who, org_id, body)
+            view = views.model(info)
+            return Answer.json(view, 201)
+
+        return await edge.once(who, org_id, handle)
+
+    @api.delete("/api/models/<model_id>")
+    async def remove_model(model_id: str) -> Response:
+        who, org_id = await edge.caller()
+        try:
+            model = UUID(model_id)
+        except ValueError:
+            raise InvalidField("model_id", "must be a UUID") from None
+        await _org_models().remove(who, org_id, model)
+        return Response(b"", status=204)
+
+    def _org_models() -> OrgModels:
+        if edge.deps.org_models is None:
+            raise Unavailable("this server does not manage organisation models")
+        org_models: OrgModels = edge.deps.org_models
+        return org_models
+
+    @api.get("/api/usage")
+    async def usage() -> Response:
+        who, org_id = await edge.caller()
+        end = query_datetime("to") or datetime.now(UTC)
+        start = query_datetime("from") or end - timedelta(days=30)
+        if start >= end:
+            raise InvalidField("from", "must be before to")
+        rows = await service.usage(who, org_id, start=start, end=end)
+        names = {m.id: m.name for m in service.list_models(who, org_id)}
+        models = [views.model_usage(row, names.get(row.model_id)) for row in rows]
+        total = {
+            key: sum(m[key] for m in models)
+            for key in ("replies", "prompt_tokens", "completion_tokens", "total_tokens")
+        }
+        return jsonify(
+            {
+                "from": views.timestamp(start),
+                "to": views.timestamp(end),
+                "models": models,
+                "total": total,
+            }
+        )
+
+    @api.get("/healthz")
+    async def healthz() -> Response:
+        return jsonify({"status": "ok"})

@@ -1,0 +1,121 @@
+"""Chat sessions and their replies: create, stream, re-attach, cancel, complete."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from quart import Blueprint, Response
+
+from adapters.actors.commands import Multitask
+from domain.errors import InvalidField
+from domain.model import ContextScope, GenerationParams
+from entrypoints.http import views
+from entrypoints.http.edge import Edge
+from entrypoints.http.idempotency import Answer
+from entrypoints.http.inputs import (
+    CreateSession,
+    SessionParams,
+    SessionRef,
+    StreamChat,
+    query_uuid,
+    read_json_body,
+)
+
+
+def register(api: Blueprint, edge: Edge) -> None:
+    service, settings, deps = edge.service, edge.settings, edge.deps
+
+    @api.post("/api/conversation/create_session")
+    async def create_session() -> Response:
+        who, org_id = await edge.caller()
+
+        async def handle() -> Answer:
+            body = await read_json_body(CreateSession, settings.max_body_bytes)
+            context = _choice(ContextScope, body.context, "context")
+            params = body.params or SessionParams()
+            session = await service.create_session(
+                who,
+                org_id,
+                conversation_id=body.conversation_id,
+                model_id=body.model_id,
+                system_prompt=body.system_prompt,
+                params=GenerationParams(
+                    temperature=params.temperature,
+                    max_tokens=params.max_tokens,
+                    top_p=params.top_p,
+                ),
+                context=context,
+            )
+            view = views.session(session)
+            return Answer.json(view, 201)
+
+        return await edge.once(who, org_id, handle)
+
+    @api.post("/api/conversation/stream_chat")
+    async def stream_chat() -> Response:
+        who, org_id = await edge.caller()
+
+        async def handle() -> Answer:
+            body = await read_json_body(StreamChat, settings.max_body_bytes)
+            multitask = _choice(Multitask, body.multitask, "multitask")
+            slots = deps.stream_slots
+            slots.acquire(org_id)
+            try:
+                reply = await service.send_message(
+                    who, org_id, body.chat_session_id, body.message, multitask=multitask
+                )
+            except BaseException:
+                slots.release(org_id)
+                raise
+            response = edge.event_stream(reply.follow(None), lambda: slots.release(org_id))
+            stream = {
+                "chat_session_id": str(reply.chat_session_id),
+                "message_id": str(reply.message_id),
+            }
+            return Answer(response=response, status=200, kept={"stream": stream})
+
+        return await edge.once(who, org_id, handle)
+
+    @api.get("/api/conversation/stream")
+    async def reattach() -> Response:
+        who, org_id = await edge.caller()
+        session_id = query_uuid("chat_session_id")
+        message_id = query_uuid("message_id")
+        assert session_id is not None and message_id is not None
+        return await edge.attach(who, org_id, session_id, message_id, edge.last_event_id())
+
+    @api.post("/api/conversation/cancel")
+    async def cancel() -> Response:
+        who, org_id = await edge.caller()
+
+        async def handle() -> Answer:
+            body = await read_json_body(SessionRef, settings.max_body_bytes)
+            await service.cancel(who, org_id, body.chat_session_id, body.message_id)
+            view = {"chat_session_id": str(body.chat_session_id), "cancelled": True}
+            return Answer.json(view)
+
+        return await edge.once(who, org_id, handle)
+
+    @api.post("/api/conversation/complete_session")
+    async def complete_session() -> Response:
+        who, org_id = await edge.caller()
+
+        async def handle() -> Answer:
+            body = await read_json_body(SessionRef, settings.max_body_bytes)
+            if body.message_id is not None:
+                raise InvalidField("message_id", "unknown field")
+            view = views.session(await service.complete_session(who, org_id, body.chat_session_id))
+            return Answer.json(view)
+
+        return await edge.once(who, org_id, handle)
+
+
+E = TypeVar("E", Multitask, ContextScope)
+
+
+def _choice(kind: type[E], value: str, field: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise InvalidField(field, f"must be one of {choices}") from None
