@@ -200,6 +200,8 @@ def _whole(
     entry: Mapping[str, Any], field: str, least: int, where: str, default: int | None = None
 ) -> int:
     value = entry.get(field, default)
+    if isinstance(value, float) and value.is_integer():  # JSON's 2.0 is the integer 2
+        value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
         raise RegistryError(f"{where}: field {field!r}: must be a whole number >= {least}")
     return value

@@ -6,10 +6,12 @@ import re
 import uuid
 
 from quart import Response, g, request
+from quart_cors import cors
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestHeaderFieldsTooLarge
 
 from domain.errors import DomainError
+from entrypoints.http.docs_routes import build_docs_routes
 from entrypoints.http.errors import on_domain_error, on_http_error, on_unexpected
 from entrypoints.http.routes import HttpDeps, build_routes
 
@@ -18,12 +20,15 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def create_app(deps: HttpDeps) -> QuartTrio:
     """The HTTP app over an already running service."""
-    app = QuartTrio("conversation_service")
+    # No static folder: Quart would otherwise serve ./static from the working directory.
+    app = QuartTrio("conversation_service", static_folder=None)
     app.config.update(
         MAX_CONTENT_LENGTH=deps.settings.max_body_bytes,
+        BODY_TIMEOUT=deps.settings.body_timeout,
         PROPAGATE_EXCEPTIONS=False,
     )
     app.register_blueprint(build_routes(deps))
+    app.register_blueprint(build_docs_routes(deps))
     app.register_error_handler(DomainError, on_domain_error)
     app.register_error_handler(HTTPException, on_http_error)
     app.register_error_handler(Exception, on_unexpected)
@@ -32,6 +37,28 @@ def create_app(deps: HttpDeps) -> QuartTrio:
     async def assign_request_id() -> None:
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # Hypercorn caps a head still arriving; one that arrives whole is capped here.
+        size = sum(len(name) + len(value) + 4 for name, value in request.headers.items())
+        if size > deps.settings.max_header_bytes:
+            raise RequestHeaderFieldsTooLarge(
+                f"request headers are {size} bytes; at most {deps.settings.max_header_bytes}"
+            )
+        # Read the whole body (capped by size and time) before any answer: Hypercorn 0.18
+        # wedges a keep-alive connection answered before its request body arrived.
+        await request.get_data()
+
+    if deps.settings.cors_origins:
+        # Off unless the operator lists the origins that may call the API from a browser.
+        cors(
+            app,
+            allow_origin=list(deps.settings.cors_origins),
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            allow_methods=["GET", "POST", "DELETE"],
+            expose_headers=[
+                "X-Request-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                "X-RateLimit-Reset", "Idempotent-Replayed",
+            ],
+        )  # fmt: skip
 
     @app.after_request
     async def stamp(response: Response) -> Response:

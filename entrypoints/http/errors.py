@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 
-from quart import Response, g, jsonify
+from quart import Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from domain.errors import (
@@ -41,6 +41,7 @@ _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     431: "headers_too_large",
@@ -66,30 +67,60 @@ def status_of(error: DomainError) -> int:
     return 500
 
 
+async def _settled(response: Response, *, wait: bool = True) -> Response:
+    """The answer, once the rest of the request body (at most MAX_CONTENT_LENGTH) has arrived.
+
+    Hypercorn 0.18 leaves a keep-alive connection stuck, neither answering the next request
+    nor closing it, when an answer goes out before the request body has arrived (a 401 or
+    405 decided on the headers alone, the body in a later packet). A body too big or too
+    slow to wait for gets `Connection: close` instead, so clients do not reuse it.
+    """
+    if wait:
+        try:
+            await request.get_data(cache=False)
+            return response
+        except HTTPException:
+            pass
+    response.headers["Connection"] = "close"
+    return response
+
+
 async def on_domain_error(error: DomainError) -> Response:
     status = status_of(error)
     extra: dict[str, object] = {}
     if isinstance(error, InvalidField):
         extra["field"] = error.field
-    response = error_response(status, error.code, error.message, **extra)
+    message = error.message
+    if isinstance(error, StorageUnavailable):
+        # Its text names driver errors and SQL: for the log, not for the client.
+        message = "storage is unavailable; try again later (quote the request_id)"
+    response = error_response(status, error.code, message, **extra)
     if isinstance(error, Unauthenticated):
         response.headers["WWW-Authenticate"] = 'Bearer realm="conversation-service"'
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     if status >= 500:
         log.warning("request %s: %s", request_id(), error)
-    return response
+    return await _settled(response)
 
 
 async def on_http_error(error: HTTPException) -> Response:
     status = error.code or 500
     code = _HTTP_CODES.get(status, "http_error")
     message = error.description or error.name
-    return error_response(status, code, message)
+    response = error_response(status, code, message)
+    # Keep what the exception says about itself, e.g. 405's Allow (required by RFC 9110).
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    # 408, 413 and 431 refuse the request itself: the connection is not reused after them,
+    # and waiting for a body again would not end well.
+    return await _settled(response, wait=status not in (408, 413, 431))
 
 
 async def on_unexpected(error: Exception) -> Response:
     log.error("request %s failed", request_id(), exc_info=error)
-    return error_response(
+    response = error_response(
         500, "internal_error", "the server failed to handle this request; quote the request_id"
     )
+    return await _settled(response)

@@ -4,6 +4,7 @@ parameters; every failure is an InvalidField naming the field."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -33,13 +34,17 @@ def _strict(kind: type, name: str) -> Any:
     return structure
 
 
+_UUID_TEXT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
 def _uuid(value: object, _: object) -> UUID:
-    if not isinstance(value, str):
-        raise TypeError("must be a UUID string")
-    try:
-        return UUID(value)
-    except ValueError:
-        raise ValueError("must be a UUID string") from None
+    # UUID() also takes braces, urn:uuid: and unhyphenated forms; the API takes one form.
+    if not isinstance(value, str) or not _UUID_TEXT.fullmatch(value):
+        raise TypeError("must be a UUID string (8-4-4-4-12 hexadecimal digits)")
+    return UUID(value)
 
 
 _body.register_structure_hook(str, _strict(str, "a string"))
@@ -111,6 +116,11 @@ async def read_json_object(max_bytes: int) -> dict[str, Any]:
         raise InvalidField("body", f"is not valid JSON ({error})") from None
     if not isinstance(data, dict):
         raise InvalidField("body", "must be a JSON object")
+    try:
+        # JSON may escape lone surrogates ("\ud800"), which are no Unicode text at all.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidField("body", "contains an unpaired surrogate: not valid Unicode") from None
     return data
 
 
@@ -120,20 +130,18 @@ def query_uuid(name: str, *, required: bool = True) -> UUID | None:
         if required:
             raise InvalidField(name, "required query parameter is missing")
         return None
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise InvalidField(name, "must be a UUID") from None
+    if not _UUID_TEXT.fullmatch(raw):
+        raise InvalidField(name, "must be a UUID (8-4-4-4-12 hexadecimal digits)")
+    return UUID(raw)
 
 
 def query_int(name: str, *, default: int, minimum: int, maximum: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise InvalidField(name, "must be an integer") from None
+    if not _INTEGER_TEXT.fullmatch(raw):  # int() would take "1_0" and non-ASCII digits
+        raise InvalidField(name, "must be an integer")
+    value = int(raw)
     if value < minimum:
         raise InvalidField(name, f"must be at least {minimum}")
     if value > maximum:
@@ -150,7 +158,16 @@ def query_datetime(name: str) -> datetime | None:
         value = datetime.fromisoformat(raw.replace(" ", "+"))
     except ValueError:
         raise InvalidField(name, "must be an ISO 8601 date or date-time") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before the first instant we hold
+        return EARLIEST if value.year == 1 else LATEST
+
+
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def query_bool(name: str) -> bool | None:

@@ -12,7 +12,7 @@ from domain.errors import InvalidField, Unavailable
 from entrypoints.http import views
 from entrypoints.http.edge import Edge
 from entrypoints.http.idempotency import Answer
-from entrypoints.http.inputs import query_datetime, read_json_object
+from entrypoints.http.inputs import EARLIEST, query_datetime, read_json_object
 
 
 def register(api: Blueprint, edge: Edge) -> None:
@@ -55,10 +55,9 @@ def register(api: Blueprint, edge: Edge) -> None:
     async def usage() -> Response:
         who, org_id = await edge.caller()
         end = query_datetime("to") or datetime.now(UTC)
-        start = query_datetime("from") or end - timedelta(days=30)
-        if start >= end:
-            raise InvalidField("from", "must be before to")
-        rows = await service.usage(who, org_id, start=start, end=end)
+        start = query_datetime("from") or _days_before(end, 30)
+        # An empty period (from at or after to) has nothing in it: an empty report.
+        rows = await service.usage(who, org_id, start=start, end=end) if start < end else []
         names = {m.id: m.name for m in service.list_models(who, org_id)}
         models = [views.model_usage(row, names.get(row.model_id)) for row in rows]
         total = {
@@ -77,3 +76,10 @@ def register(api: Blueprint, edge: Edge) -> None:
     @api.get("/healthz")
     async def healthz() -> Response:
         return jsonify({"status": "ok"})
+
+
+def _days_before(at: datetime, days: int) -> datetime:
+    try:
+        return at - timedelta(days=days)
+    except OverflowError:
+        return EARLIEST

@@ -21,7 +21,8 @@ _out.register_unstructure_hook(enum.Enum, lambda value: value.value)
 
 def timestamp(at: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a Z, e.g. 2026-11-26T06:02:59.123456Z."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads the year to four digits; strftime("%Y") does not for years before 1000.
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 _out.register_unstructure_hook(datetime, timestamp)

@@ -28,9 +28,12 @@ async def session_with(world: World, conversation_id=None, **options):
             await world.service.create_conversation(world.who, world.org, title="t")
         ).id
     return await world.service.create_session(
-        world.who, world.org, conversation_id=conversation_id, model_id=world.catalog.info.id,
+        world.who,
+        world.org,
+        conversation_id=conversation_id,
+        model_id=world.catalog.info.id,
         **options,
-    )  # fmt: skip
+    )
 
 
 async def say(world: World, session, text: str) -> list[ReplyEvent]:
@@ -57,13 +60,16 @@ async def test_conversation_context_carries_other_sessions_messages(
 ) -> None:
     first = await session_with(world)
     await say(world, first, "my name is Ada")
-    second = await session_with(world, conversation_id=first.conversation_id,
-                                context=ContextScope.CONVERSATION)  # fmt: skip
+    second = await session_with(
+        world, conversation_id=first.conversation_id, context=ContextScope.CONVERSATION
+    )
     own = await session_with(world, conversation_id=first.conversation_id)
     events = await say(world, second, "what is my name?")
     assert [m.content for m in world.catalog.model.prompts[-1]] == [
-        "my name is Ada", "Hello, world", "what is my name?",
-    ]  # fmt: skip
+        "my name is Ada",
+        "Hello, world",
+        "what is my name?",
+    ]
     assert events[0].data["context_messages"] == 3 and events[0].data["trimmed_messages"] == 0
     await say(world, own, "and now?")  # a session-scoped one sees only its own
     assert [m.content for m in world.catalog.model.prompts[-1]] == ["and now?"]
@@ -112,8 +118,9 @@ async def test_replies_record_usage_and_latency(world: World, autojump_clock) ->
     assert stored is not None and stored.latency is not None
     assert stored.latency.first_token_ms == 500 and stored.latency.total_ms == 1000
     assert stored.usage is not None and not stored.usage.estimated
-    usage = await world.service.usage(world.who, world.org, start=stored.created_at,
-                                      end=stored.updated_at)  # fmt: skip
+    usage = await world.service.usage(
+        world.who, world.org, start=stored.created_at, end=stored.updated_at
+    )
     assert [(u.model_id, u.replies, u.prompt_tokens, u.completion_tokens) for u in usage] == [
         (world.catalog.info.id, 1, 3, 5)
     ]

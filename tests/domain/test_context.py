@@ -20,18 +20,30 @@ SESSION = uuid4()
 
 def turn(text: str, role: MessageRole = MessageRole.USER) -> Message:
     return Message(
-        id=uuid4(), org_id=uuid4(), conversation_id=uuid4(), chat_session_id=SESSION, role=role,
-        content=text, status=MessageStatus.COMPLETED, model_id=None, created_at=T0, updated_at=T0,
-    )  # fmt: skip
+        id=uuid4(),
+        org_id=uuid4(),
+        conversation_id=uuid4(),
+        chat_session_id=SESSION,
+        role=role,
+        content=text,
+        status=MessageStatus.COMPLETED,
+        model_id=None,
+        created_at=T0,
+        updated_at=T0,
+    )
 
 
 def test_everything_fits_in_a_large_window() -> None:
     history = [turn("one"), turn("two", MessageRole.ASSISTANT), turn("three")]
-    plan = plan_prompt(system_prompt="be brief", history=history, context_window=10_000,
-                       reserve_for_reply=100)  # fmt: skip
+    plan = plan_prompt(
+        system_prompt="be brief", history=history, context_window=10_000, reserve_for_reply=100
+    )
     assert [(m.role, m.content) for m in plan.messages] == [
-        ("system", "be brief"), ("user", "one"), ("assistant", "two"), ("user", "three"),
-    ]  # fmt: skip
+        ("system", "be brief"),
+        ("user", "one"),
+        ("assistant", "two"),
+        ("user", "three"),
+    ]
     assert (plan.included, plan.trimmed) == (3, 0)
 
 
@@ -39,15 +51,20 @@ def test_oldest_messages_go_first_never_the_system_prompt_or_the_new_message() -
     history = [turn("a" * 400), turn("b" * 40, MessageRole.ASSISTANT), turn("c" * 40)]
     # Room for the system prompt, the new message and one more short one.
     window = 50 + 2 * (10 + MESSAGE_OVERHEAD_TOKENS) + estimate_tokens("sys") + 4
-    plan = plan_prompt(system_prompt="sys", history=history, context_window=window,
-                       reserve_for_reply=50)  # fmt: skip
+    plan = plan_prompt(
+        system_prompt="sys", history=history, context_window=window, reserve_for_reply=50
+    )
     assert [m.content for m in plan.messages] == ["sys", "b" * 40, "c" * 40]
     assert (plan.included, plan.trimmed) == (2, 1)
 
 
 def test_the_new_message_is_kept_even_when_it_alone_overflows() -> None:
-    plan = plan_prompt(system_prompt=None, history=[turn("x"), turn("y" * 4000)],
-                       context_window=100, reserve_for_reply=50)  # fmt: skip
+    plan = plan_prompt(
+        system_prompt=None,
+        history=[turn("x"), turn("y" * 4000)],
+        context_window=100,
+        reserve_for_reply=50,
+    )
     assert [m.content for m in plan.messages] == ["y" * 4000] and plan.trimmed == 1
 
 
@@ -56,11 +73,13 @@ def test_the_new_message_is_kept_even_when_it_alone_overflows() -> None:
     window=st.integers(min_value=1, max_value=3000),
     system=st.one_of(st.none(), st.text(min_size=1, max_size=200)),
 )
-def test_the_plan_is_a_newest_suffix_that_fits(sizes: list[int], window: int,
-                                               system: str | None) -> None:  # fmt: skip
+def test_the_plan_is_a_newest_suffix_that_fits(
+    sizes: list[int], window: int, system: str | None
+) -> None:
     history = [turn("w" * n or "z") for n in sizes]
-    plan = plan_prompt(system_prompt=system, history=history, context_window=window,
-                       reserve_for_reply=0)  # fmt: skip
+    plan = plan_prompt(
+        system_prompt=system, history=history, context_window=window, reserve_for_reply=0
+    )
     turns = [m for m in plan.messages if m.role != "system"]
     assert plan.included == len(turns) >= 1 and plan.included + plan.trimmed == len(history)
     assert [m.content for m in turns] == [m.content for m in history[plan.trimmed :]]

@@ -95,9 +95,12 @@ async def test_usage_reports_tokens_and_replies_per_model(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"from": "yesterday"}, "from"), ({"to": "2026-13-01"}, "to"),
-     ({"from": "2026-02-01", "to": "2026-01-01"}, "from")],
-)  # fmt: skip
+    [
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2026-13-01"}, "to"),
+        ({"from": "2026-02-01", "to": "2026-01-01"}, "from"),
+    ],
+)
 async def test_bad_usage_periods_are_400(api: Api, params: dict, field: str) -> None:
     response = await api.get("/api/usage", **params)
     assert response.status_code == 400 and response.json()["error"]["field"] == field

@@ -44,9 +44,11 @@ async def test_admin_registers_a_model_only_its_org_sees_and_uses(tmp_path: Path
             assert model["id"] not in {m["id"] for m in theirs}
             # Org B cannot bind a session to it.
             conv_b = await api.conversation(who=api.b)
-            refused = await api.post("/api/conversation/create_session",
-                                     {"conversation_id": conv_b["id"], "model_id": model["id"]},
-                                     who=api.b)  # fmt: skip
+            refused = await api.post(
+                "/api/conversation/create_session",
+                {"conversation_id": conv_b["id"], "model_id": model["id"]},
+                who=api.b,
+            )
             assert refused.status_code == 404
             # Org A streams through it, with its key.
             session = await api.session((await api.conversation())["id"], model["id"])

@@ -1,0 +1,124 @@
+"""The API's OpenAPI 3.1 document, built from the running settings so its limits stay true.
+
+Every route of `routes.py` and `docs_routes.py` is here; tests/http/test_openapi.py fails
+when the app and this document disagree, and schemathesis checks the server against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.rules import InputLimits
+from entrypoints.http import openapi_responses as r
+from entrypoints.http.openapi_events import events
+from entrypoints.http.openapi_paths import api_paths, operation
+from entrypoints.http.openapi_requests import request_bodies
+from entrypoints.http.openapi_schemas import response_bodies
+from entrypoints.http.routes import HttpSettings
+
+# The Swagger UI files /docs loads (from the openapi-ui-bundles package), and their types.
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
+
+DESCRIPTION = """\
+Multi-tenant conversations with language models, streamed over Server-Sent Events.
+
+Every `/api` route takes a Bearer token (`Authorization: Bearer cs_...`) and an `org_id`
+query parameter naming the token's own organisation; another organisation's objects are 404.
+
+Errors are always JSON: `{{"error": {{"code", "message", "request_id", "field"?}}}}`. Every
+answer carries `X-Request-Id`; every authenticated one `X-RateLimit-Limit`,
+`X-RateLimit-Remaining` and `X-RateLimit-Reset`. Request bodies are JSON, at most
+{max_body_bytes} bytes. Besides the statuses listed per operation, any request can get 405
+(a method the path does not have, with `Allow`), 408 (a body that arrives too slowly) and
+431 (request headers that are too large).
+"""
+
+TAGS = {
+    "conversations": "Conversations and their messages.",
+    "sessions": "Chat sessions: a conversation's binding to one model.",
+    "streaming": "Replies as Server-Sent Events.",
+    "models": "Language models and what they cost.",
+    "service": "The service itself.",
+    "docs": "This documentation.",
+}
+
+
+def _docs_paths() -> dict[str, Any]:
+    def ok(description: str, content: dict[str, Any]) -> dict[str, Any]:
+        headers = r.response_headers(rate=None)
+        return {"200": {"description": description, "headers": headers, "content": content}}
+
+    assets: dict[str, Any] = {
+        media_type: {"schema": {}} for media_type in sorted(set(DOCS_ASSETS.values()))
+    }
+    asset = operation(
+        "getDocsAsset",
+        "A file of the docs page",
+        "docs",
+        {**ok("The file.", assets), **r.errors(404, 500)},
+        public=True,
+    )
+    asset["parameters"] = [
+        {
+            "name": "name",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": sorted(DOCS_ASSETS)},
+        }
+    ]
+    document = {"application/json": {"schema": {"type": "object"}}}
+    page = {"text/html": {"schema": {"type": "string"}}}
+    return {
+        "/openapi.json": {
+            "get": operation(
+                "getOpenApi",
+                "This document",
+                "docs",
+                {**ok("OpenAPI 3.1.", document), **r.errors(500)},
+                public=True,
+            )
+        },
+        "/docs": {
+            "get": operation(
+                "getDocs",
+                "This document as a page (Swagger UI, served from here: works offline)",
+                "docs",
+                {**ok("HTML.", page), **r.errors(500)},
+                public=True,
+            )
+        },
+        "/docs/assets/{name}": {"get": asset},
+    }
+
+
+def build_openapi(settings: HttpSettings, limits: InputLimits) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a server with these settings and limits."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Conversation Service",
+            "version": "0.1.0",
+            "description": DESCRIPTION.format(max_body_bytes=settings.max_body_bytes),
+        },
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
+        "paths": {**api_paths(settings), **_docs_paths()},
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `conversation-service token create` (or "
+                    "printed on the first start): `cs_` and 43 url-safe characters.",
+                }
+            },
+            "parameters": r.parameters(settings),
+            "responses": r.error_responses(settings),
+            "schemas": {**request_bodies(limits), **response_bodies(), **events()},
+        },
+    }

@@ -1,0 +1,196 @@
+"""The API's operations (`routes.py`), for the OpenAPI document: one entry per route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from entrypoints.http import openapi_links as links
+from entrypoints.http import openapi_responses as r
+from entrypoints.http.openapi_schemas import ref
+from entrypoints.http.routes import HttpSettings
+
+API = "/api/conversation"
+# Every status an authenticated route can answer with before its own logic runs.
+GUARDED = (400, 401, 403, 429, 500, 503)
+
+
+def operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    responses: dict[str, Any],
+    *,
+    params: tuple[str, ...] = (),
+    body: str | None = None,
+    public: bool = False,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """An operation; unless `public`, it takes a Bearer token and `org_id`.
+
+    One with a body is a POST that takes an Idempotency-Key (`idempotency.py`).
+    """
+    names = params if public else ("OrgId", *params)
+    if body is not None:
+        names = (*names, "IdempotencyKey")
+        responses = {**r.errors(409), **responses}  # the key's first request is in flight
+    found: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "parameters": [{"$ref": f"#/components/parameters/{name}"} for name in names],
+        "responses": responses,
+    }
+    if description:
+        found["description"] = description
+    if body is not None:
+        found["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": ref(body)}},
+        }
+    if public:
+        found["security"] = []
+    return found
+
+
+def api_paths(settings: HttpSettings) -> dict[str, Any]:
+    stream = r.stream_response(settings)
+    ok = r.json_response
+    return {
+        f"{API}/create": {
+            "post": operation(
+                "createConversation",
+                "Create a conversation",
+                "conversations",
+                {"201": links.created_conversation(), **r.errors(*GUARDED, 413)},
+                body="CreateConversation",
+            )
+        },
+        f"{API}/list": {
+            "get": operation(
+                "listConversations",
+                "List conversations, newest activity first",
+                "conversations",
+                {"200": ok("A page.", "ConversationPage"), **r.errors(*GUARDED)},
+                params=("ListLimit", "Offset", "IsArchived"),
+            )
+        },
+        f"{API}/get_with_sessions": {
+            "get": operation(
+                "getConversationWithSessions",
+                "A conversation with its chat sessions (each with its live status)",
+                "conversations",
+                {"200": ok("Found.", "ConversationWithSessions"), **r.errors(*GUARDED, 404)},
+                params=("ConversationId",),
+            )
+        },
+        f"{API}/messages": {
+            "get": operation(
+                "listMessages",
+                "A conversation's messages, oldest first",
+                "conversations",
+                {"200": links.message_page(), **r.errors(*GUARDED, 404)},
+                params=("ConversationId", "MessagesLimit", "Offset"),
+            )
+        },
+        f"{API}/create_session": {
+            "post": operation(
+                "createSession",
+                "Create a chat session on a model",
+                "sessions",
+                {"201": links.created_session(), **r.errors(*GUARDED, 404, 413)},
+                body="CreateSession",
+                description="404: no such conversation or model in this organisation.",
+            )
+        },
+        f"{API}/stream_chat": {
+            "post": operation(
+                "streamChat",
+                "Send a message and stream the reply",
+                "streaming",
+                {"200": stream, **r.errors(*GUARDED, 404, 409, 413)},
+                body="StreamChat",
+                description="Everything that can be checked is checked before the first "
+                "event, and answered as a JSON error. The user message is stored before "
+                "`start`; a client that disconnects does not stop the reply. 409: the session "
+                "is completed, or busy with `multitask: reject`.",
+            )
+        },
+        f"{API}/stream": {
+            "get": operation(
+                "reattachStream",
+                "Follow a reply again, running or finished",
+                "streaming",
+                {"200": stream, **r.errors(*GUARDED, 404)},
+                params=("ChatSessionId", "MessageId", "After", "LastEventId"),
+                description="The reply's events after `Last-Event-ID` (or `after`); a "
+                "finished reply is replayed from storage, its remaining text as one `content`.",
+            )
+        },
+        f"{API}/cancel": {
+            "post": operation(
+                "cancelReply",
+                "Stop a running or queued reply",
+                "sessions",
+                {
+                    "200": ok("Cancelled (or nothing ran).", "Cancelled"),
+                    **r.errors(*GUARDED, 404, 413),
+                },
+                body="CancelReply",
+                description="What was written is kept, stored as `cancelled`.",
+            )
+        },
+        f"{API}/complete_session": {
+            "post": operation(
+                "completeSession",
+                "Close a chat session for good",
+                "sessions",
+                {"200": ok("Completed.", "ChatSession"), **r.errors(*GUARDED, 404, 409, 413)},
+                body="CompleteSession",
+                description="409 while it is still replying.",
+            )
+        },
+        "/api/models": {
+            "get": operation(
+                "listModels",
+                "The models a chat session can use",
+                "models",
+                {"200": ok("This organisation's models.", "ModelList"), **r.errors(*GUARDED)},
+            ),
+            "post": operation(
+                "registerModel",
+                "Register a model for this organisation (admin)",
+                "models",
+                {"201": ok("Registered.", "Model"), **r.errors(*GUARDED, 409, 413)},
+                body="RegisterModel",
+                description="503: this server does not manage organisation models.",
+            ),
+        },
+        "/api/models/{model_id}": {
+            "delete": operation(
+                "removeModel",
+                "Remove a model this organisation registered (admin)",
+                "models",
+                {"204": r.empty_response("Removed."), **r.errors(*GUARDED, 404)},
+                params=("ModelIdPath",),
+            )
+        },
+        "/api/usage": {
+            "get": operation(
+                "getUsage",
+                "Replies and tokens per model over a period",
+                "models",
+                {"200": ok("The report.", "UsageReport"), **r.errors(*GUARDED)},
+                params=("From", "To"),
+                description="400 when `from` is not before `to`.",
+            )
+        },
+        "/healthz": {
+            "get": operation(
+                "healthz",
+                "Liveness",
+                "service",
+                {"200": ok("Alive.", "Health", rate=None), **r.errors(500)},
+                public=True,
+            )
+        },
+    }
