@@ -98,9 +98,26 @@ async def test_usage_reports_tokens_and_replies_per_model(api: Api) -> None:
     [
         ({"from": "yesterday"}, "from"),
         ({"to": "2026-13-01"}, "to"),
-        ({"from": "2026-02-01", "to": "2026-01-01"}, "from"),
+        ({"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z+"}, "to"),
     ],
 )
 async def test_bad_usage_periods_are_400(api: Api, params: dict, field: str) -> None:
     response = await api.get("/api/usage", **params)
     assert response.status_code == 400 and response.json()["error"]["field"] == field
+
+
+async def test_an_empty_or_extreme_period_is_an_empty_report(api: Api) -> None:
+    session = await api.session((await api.conversation())["id"])
+    await api.stream(session["id"], "hello")
+    for period in (
+        {"from": "2026-02-01", "to": "2026-01-01"},  # from after to: nothing in between
+        {"from": "0001-01-01T00:00:00+01:00", "to": "0001-01-05"},
+        {"to": "0343-01-20"},
+    ):
+        response = await api.get("/api/usage", **period)
+        assert response.status_code == 200, period
+        assert response.json()["total"]["replies"] == 0
+    report = (
+        await api.get("/api/usage", **{"from": "0001-01-01", "to": "9999-12-31T23:59:59-10:00"})
+    ).json()
+    assert report["total"]["replies"] == 1 and report["to"].startswith("9999-12-31T23:59:59")
