@@ -149,13 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             revoked = _with_admin(settings, lambda admin: admin.revoke_token(args.token_id))
             print(f"revoked {revoked.id} at {_when(revoked.revoked_at)}")
             return 0
-    except (SettingsError, DomainError, ValueError) as error:
+    except (SettingsError, DomainError, ValueError, OSError) as error:
         print(f"conversation-service: {error}", file=sys.stderr)
         return 2
     except BaseExceptionGroup as group:
         # Raised inside the service's nurseries: report a configuration or storage problem
         # plainly, anything else as it is.
-        expected, unexpected = group.split((DomainError, ValueError))
+        expected, unexpected = group.split((DomainError, ValueError, OSError))
         if unexpected is not None or expected is None:
             raise
         for leaf in _leaves(expected):

@@ -28,14 +28,11 @@ from entrypoints.settings import Settings
 
 log = logging.getLogger("conversation_service")
 
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus rid=%({x-request-id}o)s'
-
 
 def hypercorn_config(settings: Settings) -> Config:
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
-    config.accesslog = logging.getLogger("conversation_service.access")
-    config.access_log_format = ACCESS_LOG_FORMAT
+    config.accesslog = None  # the app logs each request once (entrypoints/http/access_log.py)
     config.errorlog = logging.getLogger("conversation_service.server")
     config.graceful_timeout = 5.0
     config.h11_max_incomplete_size = 16 * 1024  # request line + headers

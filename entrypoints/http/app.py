@@ -11,6 +11,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestHeaderFieldsTooLarge
 
 from domain.errors import DomainError
+from entrypoints.http import access_log
 from entrypoints.http.docs_routes import build_docs_routes
 from entrypoints.http.errors import on_domain_error, on_http_error, on_unexpected
 from entrypoints.http.routes import HttpDeps, build_routes
@@ -35,6 +36,7 @@ def create_app(deps: HttpDeps) -> QuartTrio:
 
     @app.before_request
     async def assign_request_id() -> None:
+        access_log.start_request()
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         # Hypercorn caps a head still arriving; one that arrives whole is capped here.
@@ -68,6 +70,7 @@ def create_app(deps: HttpDeps) -> QuartTrio:
             response.headers["X-RateLimit-Limit"] = str(rate.limit)
             response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
             response.headers["X-RateLimit-Reset"] = str(max(0, round(rate.reset_after)))
+        access_log.finish_request(response)
         return response
 
     return app

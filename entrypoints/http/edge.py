@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -17,7 +18,7 @@ from adapters.rate_limits import RequestRateLimiter, StreamSlots
 from domain.access import Action, authorize
 from domain.errors import InvalidField
 from domain.model import Principal
-from entrypoints.http import sse
+from entrypoints.http import access_log, sse
 from entrypoints.http.idempotency import Answer, Idempotency
 from entrypoints.http.inputs import query_int, query_uuid
 
@@ -114,8 +115,12 @@ class Edge:
     def event_stream(self, follower: ReplyFollower, release: Callable[[], None]) -> Response:
         """An SSE response following a reply; `release` runs when the stream closes."""
         keepalive = self.settings.keepalive_interval
+        method, path, started, request_id = access_log.stream_logger()
+        sent = 0
+        release = _once(release)
 
         async def body() -> AsyncIterator[bytes]:
+            nonlocal sent
             try:
                 while True:
                     batch = None
@@ -128,10 +133,27 @@ class Edge:
                         continue
                     if not batch:
                         return
+                    sent += len(batch)
                     yield b"".join(sse.frame(event) for event in batch)
             finally:
                 release()
+                access_log.line(method, path, 200, started, request_id, f" events={sent}")
 
         response = Response(body(), status=200, headers=sse.HEADERS)
         response.timeout = None  # a reply may stream for longer than Quart's 60 s default
+        # A client gone before the body starts leaves the generator unstarted, so its
+        # `finally` never runs: the slot is also given back when the response is collected.
+        weakref.finalize(response, release)
         return response
+
+
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            action()
+
+    return run

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 from tests.adapters.llm.openai_server import (
@@ -277,3 +279,20 @@ async def test_cancel_closes_the_upstream_request(tmp_path: Path) -> None:
                 "partial ",
             )
         nursery.cancel_scope.cancel()
+
+
+async def test_each_request_is_logged_once_with_its_request_id(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="conversation_service.access"):
+        created = await api.post("/api/conversation/create", {"title": "logged"})
+        listed = await api.get("/api/conversation/list")
+        session = await api.session(created.json()["id"])
+        events = await api.stream(session["id"], "one two")
+        await trio.sleep(0.1)  # the stream's line is written as its body ends
+    lines = [r.getMessage() for r in caplog.records if r.name == "conversation_service.access"]
+    for response in (created, listed):
+        mine = [line for line in lines if response.headers["x-request-id"] in line]
+        assert len(mine) == 1 and f" {response.status_code} " in mine[0]
+    streamed = [line for line in lines if "/api/conversation/stream_chat" in line]
+    assert len(streamed) == 1 and f"events={len(events)}" in streamed[0]

@@ -1,0 +1,44 @@
+"""One log line per request, with its request id: written when the answer is complete.
+
+Hypercorn's own access log writes a request twice when the client closes the connection as
+the answer ends (once without a status), so the app logs instead: plain answers when they
+are made, event streams when they end (with how long they streamed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from quart import Response, g, request
+
+log = logging.getLogger("conversation_service.access")
+
+
+def start_request() -> None:
+    g.started = time.perf_counter()
+
+
+def line(
+    method: str, path: str, status: int, started: float, request_id: str, note: str = ""
+) -> None:
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    log.info('"%s %s" %s %.1fms rid=%s%s', method, path, status, elapsed_ms, request_id, note)
+
+
+def finish_request(response: Response) -> None:
+    """Log a plain answer now; an event stream is logged by its body when it ends."""
+    if response.mimetype == "text/event-stream":
+        return
+    started = getattr(g, "started", time.perf_counter())
+    line(request.method, request.path, response.status_code, started, str(g.get("request_id", "-")))
+
+
+def stream_logger() -> tuple[str, str, float, str]:
+    """What an event stream needs to log itself when it ends."""
+    return (
+        request.method,
+        request.path,
+        getattr(g, "started", time.perf_counter()),
+        str(g.get("request_id", "-")),
+    )
