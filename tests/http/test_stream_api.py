@@ -296,3 +296,34 @@ async def test_each_request_is_logged_once_with_its_request_id(
         assert len(mine) == 1 and f" {response.status_code} " in mine[0]
     streamed = [line for line in lines if "/api/conversation/stream_chat" in line]
     assert len(streamed) == 1 and f"events={len(events)}" in streamed[0]
+
+
+async def test_shutdown_closes_the_upstream_request(tmp_path: Path) -> None:
+    async def endless(exchange) -> None:
+        await exchange.send_head()
+        await exchange.send_event(chunk("thinking "))
+        await exchange.wait_closed_by_client()
+        closed.set()
+
+    closed = trio.Event()
+    async with trio.open_nursery() as nursery:
+        upstream = await start_fake_openai(nursery, endless)
+        registry = tmp_path / "models.toml"
+        registry.write_text(
+            f'[[models]]\nid = "{OPENAI_MODEL}"\nname = "gpt-test"\nprovider = "openai"\n'
+            f'base_url = "{upstream.base_url}"\nupstream_model = "gpt-test"\n'
+        )
+        events = []
+        async with open_api(settings_for(tmp_path, models=registry, shutdown_grace=0.2)) as api:
+            conv = await api.conversation()
+            session = await api.session(conv["id"], OPENAI_MODEL)
+            async with api.open_stream(session["id"], "go") as source:
+                async for sse in source.aiter_sse():
+                    events.append((sse.event, sse.json()))
+                    if sse.event == "content":
+                        break
+            # Leaving the block shuts the server down while the reply is still running.
+        with trio.fail_after(5):
+            await closed.wait()
+        nursery.cancel_scope.cancel()
+    assert events[0][0] == "start"
