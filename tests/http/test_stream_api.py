@@ -20,6 +20,16 @@ from tests.http.conftest import ECHO, Api, open_api, settings_for
 OPENAI_MODEL = "457d4f38-e3c0-43eb-b519-a867f9f5325a"
 
 
+def registry_with_upstream(folder: Path, base_url: str) -> Path:
+    """A model registry with one OpenAI-compatible model served by the test's upstream."""
+    registry = folder / "models.toml"
+    registry.write_text(
+        f'[[models]]\nid = "{OPENAI_MODEL}"\nname = "gpt-test"\nprovider = "openai"\n'
+        f'base_url = "{base_url}"\nupstream_model = "gpt-test"\n'
+    )
+    return registry
+
+
 async def test_stream_sends_start_content_end_with_ids_and_stores_both_messages(api: Api) -> None:
     conv = await api.conversation()
     session = await api.session(conv["id"])
@@ -141,11 +151,7 @@ async def test_one_conversation_holds_sessions_on_different_models(tmp_path: Pat
         upstream = await start_fake_openai(
             nursery, streaming_reply(["Vector ", "databases ", "index embeddings."], usage=(12, 5))
         )
-        registry = tmp_path / "models.toml"
-        registry.write_text(
-            f'[[models]]\nid = "{OPENAI_MODEL}"\nname = "gpt-test"\nprovider = "openai"\n'
-            f'base_url = "{upstream.base_url}"\nupstream_model = "gpt-test"\n'
-        )
+        registry = registry_with_upstream(tmp_path, upstream.base_url)
         async with open_api(settings_for(tmp_path, models=registry)) as api:
             models = (await api.get("/api/models")).json()["models"]
             assert {m["id"] for m in models} == {ECHO, OPENAI_MODEL}
@@ -188,11 +194,7 @@ async def test_upstream_failure_after_start_is_an_error_event_and_a_failed_messa
 ) -> None:
     async with trio.open_nursery() as nursery:
         upstream = await start_fake_openai(nursery, error_reply(500, "the GPU caught fire"))
-        registry = tmp_path / "models.toml"
-        registry.write_text(
-            f'[[models]]\nid = "{OPENAI_MODEL}"\nname = "gpt-test"\nprovider = "openai"\n'
-            f'base_url = "{upstream.base_url}"\nupstream_model = "gpt-test"\n'
-        )
+        registry = registry_with_upstream(tmp_path, upstream.base_url)
         async with open_api(settings_for(tmp_path, models=registry)) as api:
             conv = await api.conversation()
             session = await api.session(conv["id"], OPENAI_MODEL)
@@ -254,11 +256,7 @@ async def test_cancel_closes_the_upstream_request(tmp_path: Path) -> None:
     closed = trio.Event()
     async with trio.open_nursery() as nursery:
         upstream = await start_fake_openai(nursery, slow_stream)
-        registry = tmp_path / "models.toml"
-        registry.write_text(
-            f'[[models]]\nid = "{OPENAI_MODEL}"\nname = "gpt-test"\nprovider = "openai"\n'
-            f'base_url = "{upstream.base_url}"\nupstream_model = "gpt-test"\n'
-        )
+        registry = registry_with_upstream(tmp_path, upstream.base_url)
         async with open_api(settings_for(tmp_path, models=registry)) as api:
             conv = await api.conversation()
             session = await api.session(conv["id"], OPENAI_MODEL)
@@ -308,11 +306,7 @@ async def test_shutdown_closes_the_upstream_request(tmp_path: Path) -> None:
     closed = trio.Event()
     async with trio.open_nursery() as nursery:
         upstream = await start_fake_openai(nursery, endless)
-        registry = tmp_path / "models.toml"
-        registry.write_text(
-            f'[[models]]\nid = "{OPENAI_MODEL}"\nname = "gpt-test"\nprovider = "openai"\n'
-            f'base_url = "{upstream.base_url}"\nupstream_model = "gpt-test"\n'
-        )
+        registry = registry_with_upstream(tmp_path, upstream.base_url)
         events = []
         async with open_api(settings_for(tmp_path, models=registry, shutdown_grace=0.2)) as api:
             conv = await api.conversation()
