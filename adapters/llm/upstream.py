@@ -72,7 +72,17 @@ class Reply:
             await emit(piece)
 
     def result(self, prompt: Sequence[PromptMessage]) -> ModelResult:
-        """How the reply ended; usage is estimated when the provider reported none."""
+        """How the reply ended; usage is estimated when the provider reported none.
+
+        A stream that ends properly without a single piece of text is a failure, not a
+        reply: the user would get an empty message that says nothing of why.
+        """
+        if not self.parts:
+            raise ModelFailure(
+                "upstream_bad_response",
+                f"the model ended its reply without any text "
+                f"(finish_reason {self.finish_reason or 'none'})",
+            )
         usage = self.usage or estimated_usage(prompt, "".join(self.parts))
         return ModelResult(finish_reason=self.finish_reason or "stop", usage=usage)
 

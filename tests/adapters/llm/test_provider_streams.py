@@ -150,3 +150,11 @@ async def test_a_json_reply_instead_of_a_stream_is_a_bad_response(nursery, clien
     error = await failure(provider.model(client, server.root_url))
 
     assert error.code == "upstream_bad_response"
+
+
+async def test_a_complete_stream_without_text_is_upstream_bad_response(nursery, client, provider):
+    server = await start_fake_openai(nursery, provider.reply([], usage=(5, 0)))
+
+    error = await failure(provider.model(client, server.root_url))
+
+    assert error.code == "upstream_bad_response" and "without any text" in error.message
