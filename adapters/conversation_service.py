@@ -17,8 +17,8 @@ from adapters.actors.replay import replay_stored
 from adapters.actors.reply_log import ReplyFollower, ReplyLog
 from adapters.actors.supervisor import SessionSupervisor
 from domain.access import Action, authorize
-from domain.context import PromptMessage, prompt_tokens
-from domain.errors import ConversationNotFound, InvalidField, MessageNotFound, SessionNotFound
+from domain.context import check_message_fits
+from domain.errors import ConversationNotFound, MessageNotFound, SessionNotFound
 from domain.model import (
     ChatSession,
     ContextScope,
@@ -33,27 +33,6 @@ from domain.rules import InputLimits, check_message, new_conversation, new_sessi
 from ports.clock import Clock, IdGenerator
 from ports.language_model import ModelCatalog, ModelInfo
 from ports.storage import ConversationStore, ModelUsage
-
-
-def check_fits(session: ChatSession, text: str, model: ModelInfo) -> None:
-    """InvalidField on `message` when it cannot fit the model's context with the system prompt.
-
-    Older messages are trimmed to make room, but the new one and the system prompt never are.
-    """
-    needed = sum(
-        prompt_tokens(PromptMessage(role=role, content=content))
-        for role, content in (("system", session.system_prompt or ""), ("user", text))
-        if content
-    )
-    reserve = session.params.max_tokens or model.max_output_tokens
-    room = model.context_window - reserve
-    if needed > room:
-        raise InvalidField(
-            "message",
-            f"is too long for model {model.name}: about {needed} tokens with the system "
-            f"prompt, and the model reads {model.context_window} of which {reserve} are kept "
-            "for its reply",
-        )
 
 
 @attrs.frozen(kw_only=True)
@@ -208,7 +187,14 @@ class ConversationService:
         authorize(who, org_id, Action.WRITE)
         text = check_message(text, self.limits)
         session = await self.get_session(who, org_id, session_id)
-        check_fits(session, text, self.catalog.get(org_id, session.model_id))
+        model = self.catalog.get(org_id, session.model_id)
+        check_message_fits(
+            session,
+            text,
+            model_name=model.name,
+            context_window=model.context_window,
+            max_output_tokens=model.max_output_tokens,
+        )
         reply = ReplyLog(
             message_id=self._ids.new_id(),
             user_message_id=self._ids.new_id(),

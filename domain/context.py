@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from domain.model import Message, MessageRole, Usage
+from domain.errors import InvalidField
+from domain.model import ChatSession, Message, MessageRole, Usage
 
 
 @attrs.frozen(kw_only=True)
@@ -94,3 +95,36 @@ def estimated_usage(prompt: Iterable[PromptMessage], completion: str) -> Usage:
         completion_tokens=estimate_tokens(completion),
         estimated=True,
     )
+
+
+def reserve_for_reply(session: ChatSession, max_output_tokens: int) -> int:
+    """Tokens of the context window kept for the reply: the session's max_tokens if set,
+    else the model's largest reply."""
+    return session.params.max_tokens or max_output_tokens
+
+
+def check_message_fits(
+    session: ChatSession,
+    text: str,
+    *,
+    model_name: str,
+    context_window: int,
+    max_output_tokens: int,
+) -> None:
+    """InvalidField on `message` when it cannot fit the model's context with the system prompt.
+
+    Older messages are trimmed to make room, but the new one and the system prompt never are.
+    """
+    needed = sum(
+        prompt_tokens(PromptMessage(role=role, content=content))
+        for role, content in (("system", session.system_prompt or ""), ("user", text))
+        if content
+    )
+    reserve = reserve_for_reply(session, max_output_tokens)
+    if needed > context_window - reserve:
+        raise InvalidField(
+            "message",
+            f"is too long for model {model_name}: about {needed} tokens with the system "
+            f"prompt, and the model reads {context_window} of which {reserve} are kept "
+            "for its reply",
+        )

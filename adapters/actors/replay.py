@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from adapters.actors.reply_log import ReplyEvent, ReplyLog
-from adapters.actors.reply_writer import usage_view
+from adapters.actors.reply_log import ReplyLog
 from domain.model import Message, MessageStatus
 
 _ERRORS = {
@@ -20,57 +19,26 @@ _ERRORS = {
 
 
 def replay_stored(message: Message, *, user_message_id: UUID | None, after: int | None) -> ReplyLog:
-    """A finished ReplyLog holding the stored reply's events after `after`."""
+    """A finished ReplyLog of the stored reply; follow it `after` an id to continue there."""
     log = ReplyLog(
         message_id=message.id,
-        user_message_id=user_message_id or message.id,
+        user_message_id=user_message_id,
         chat_session_id=message.chat_session_id,
     )
-    text = message.content
-    position = -1 if after is None else after
-    events: list[ReplyEvent] = []
-    if position < 0:
-        events.append(
-            ReplyEvent(
-                id=0,
-                kind="start",
-                data={
-                    "message_id": str(message.id),
-                    "user_message_id": str(user_message_id) if user_message_id else None,
-                    "chat_session_id": str(message.chat_session_id),
-                    "model_id": str(message.model_id),
-                },
-            )
-        )
-    rest = text[max(position, 0) :]
-    if rest:
-        events.append(
-            ReplyEvent(
-                id=len(text), kind="content", data={"message_id": str(message.id), "content": rest}
-            )
-        )
+    log.start(message.model_id)
+    # The text before `after` was seen already: the rest comes as one chunk whose id is the
+    # stored text's length, as the last live chunk's was.
+    seen = min(max(after or 0, 0), len(message.content))
+    log.skip_text(seen)
+    log.content(message.content[seen:])
     error = _ERRORS.get(message.status)
-    finish_reason = message.finish_reason or "stop"
     if error is not None:
-        code, why = error
         if message.error_code:
-            code, why = message.error_code, message.error_message or why
-        finish_reason = "error"
-        events.append(
-            ReplyEvent(id=len(text) + 1, kind="error", data={"code": code, "message": why})
-        )
+            error = (message.error_code, message.error_message or error[1])
+        log.error(*error)
+        log.end("error", message.usage)
     elif message.status is MessageStatus.CANCELLED:
-        finish_reason = "cancelled"
-    events.append(
-        ReplyEvent(
-            id=len(text) + 2,
-            kind="end",
-            data={
-                "message_id": str(message.id),
-                "finish_reason": finish_reason,
-                "usage": usage_view(message.usage),
-            },
-        )
-    )
-    log.load([e for e in events if after is None or e.id > after])
+        log.end("cancelled", message.usage)
+    else:
+        log.end(message.finish_reason or "stop", message.usage)
     return log

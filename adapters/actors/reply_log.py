@@ -16,6 +16,8 @@ from uuid import UUID
 import attrs
 import trio
 
+from domain.model import Usage
+
 
 @attrs.frozen(kw_only=True)
 class ReplyEvent:
@@ -26,10 +28,24 @@ class ReplyEvent:
     data: dict[str, Any]
 
 
+def usage_view(usage: Usage | None) -> dict[str, Any] | None:
+    """A reply's usage as its `end` event and the messages API show it."""
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "estimated": usage.estimated,
+    }
+
+
 class ReplyLog:
     """An append-only log of a reply's events; closed after `end`."""
 
-    def __init__(self, *, message_id: UUID, user_message_id: UUID, chat_session_id: UUID) -> None:
+    def __init__(
+        self, *, message_id: UUID, user_message_id: UUID | None, chat_session_id: UUID
+    ) -> None:
         self.message_id = message_id
         self.user_message_id = user_message_id
         self.chat_session_id = chat_session_id
@@ -45,8 +61,25 @@ class ReplyLog:
     async def wait_ended(self) -> None:
         await self._ended.wait()
 
-    def start(self, data: dict[str, Any]) -> None:
+    def start(
+        self, model_id: UUID | None, *, included: int | None = None, trimmed: int | None = None
+    ) -> None:
+        """The reply begins; `included`/`trimmed`: messages in the model's context, and
+        older ones left out to fit it (known while the reply is live, not in storage)."""
+        data: dict[str, Any] = {
+            "message_id": str(self.message_id),
+            "user_message_id": None if self.user_message_id is None else str(self.user_message_id),
+            "chat_session_id": str(self.chat_session_id),
+            "model_id": None if model_id is None else str(model_id),
+        }
+        if included is not None:
+            data["context_messages"] = included
+            data["trimmed_messages"] = trimmed
         self._append(ReplyEvent(id=0, kind="start", data=data))
+
+    def skip_text(self, length: int) -> None:
+        """Count `length` characters as sent already (a stored reply replayed after an id)."""
+        self.text_length += length
 
     def content(self, text: str) -> None:
         if not text:
@@ -67,9 +100,19 @@ class ReplyLog:
             )
         )
 
-    def end(self, data: dict[str, Any]) -> None:
+    def end(self, finish_reason: str, usage: Usage | None = None) -> None:
+        data = {
+            "message_id": str(self.message_id),
+            "finish_reason": finish_reason,
+            "usage": usage_view(usage),
+        }
         self._append(ReplyEvent(id=self.text_length + 2, kind="end", data=data))
         self._ended.set()
+
+    def fail(self, code: str, message: str) -> None:
+        """An `error` event, then `end` with finish_reason "error"."""
+        self.error(code, message)
+        self.end("error")
 
     def _append(self, event: ReplyEvent) -> None:
         if self._ended.is_set():
@@ -77,13 +120,6 @@ class ReplyLog:
         self.events.append(event)
         changed, self._changed = self._changed, trio.Event()
         changed.set()
-
-    def load(self, events: list[ReplyEvent]) -> None:
-        """Fill a fresh log with events already known (a stored reply) and end it."""
-        if self.events:
-            raise RuntimeError("only a fresh log can be loaded")
-        self.events.extend(events)
-        self._ended.set()
 
     def follow(self, after: int | None = None) -> ReplyFollower:
         """A reader of every event whose id is greater than `after` (all when None)."""

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 import trio
 
 from adapters.actors.reply_log import ReplyLog
-from domain.context import PromptPlan, estimated_usage, plan_prompt
+from domain.context import PromptPlan, estimated_usage, plan_prompt, reserve_for_reply
 from domain.model import ChatSession, Latency, Message, MessageStatus, Usage
 from domain.rules import assistant_message, user_message
 from domain.session_machine import SessionInput
@@ -36,17 +35,6 @@ class FlushPolicy:
 
     interval: float = 0.5
     max_chunks: int = 64
-
-
-def usage_view(usage: Usage | None) -> dict[str, Any] | None:
-    if usage is None:
-        return None
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "estimated": usage.estimated,
-    }
 
 
 @attrs.define(kw_only=True)
@@ -110,11 +98,12 @@ class ReplyWriter:
             self._history = await self._load_history()
         except StorageUnavailable as error:
             log.warning("reply %s: history not loaded: %s", self.reply.message_id, error)
-            self.reply.error("storage_unavailable", "the session could not be loaded; try again")
-            self.reply.end(self._end_data("error", None))
+            self.reply.fail("storage_unavailable", "the session could not be loaded; try again")
             return False
         session = self._session()
         at = self._clock.now()
+        # Only a reply replayed from storage may lack its user message's id; a live one has it.
+        assert self.reply.user_message_id is not None
         user = user_message(id=self.reply.user_message_id, session=session, text=self._text, at=at)
         assistant = assistant_message(id=self.reply.message_id, session=session, at=at)
         responding = session.apply(SessionInput.SEND, at)
@@ -124,8 +113,7 @@ class ReplyWriter:
             await self._store.update_session(responding)
         except StorageUnavailable as error:
             log.warning("reply %s not started: %s", self.reply.message_id, error)
-            self.reply.error("storage_unavailable", "the message could not be stored; try again")
-            self.reply.end(self._end_data("error", None))
+            self.reply.fail("storage_unavailable", "the message could not be stored; try again")
             return False
         self._set_session(responding)
         self._history.append(user)
@@ -134,18 +122,9 @@ class ReplyWriter:
             system_prompt=session.system_prompt,
             history=self._history,
             context_window=self._model_info.context_window,
-            reserve_for_reply=session.params.max_tokens or self._model_info.max_output_tokens,
+            reserve_for_reply=reserve_for_reply(session, self._model_info.max_output_tokens),
         )
-        self.reply.start(
-            {
-                "message_id": str(assistant.id),
-                "user_message_id": str(user.id),
-                "chat_session_id": str(session.id),
-                "model_id": str(session.model_id),
-                "context_messages": self._plan.included,
-                "trimmed_messages": self._plan.trimmed,
-            }
-        )
+        self.reply.start(session.model_id, included=self._plan.included, trimmed=self._plan.trimmed)
         return True
 
     async def _generate(self) -> _Outcome:
@@ -229,7 +208,7 @@ class ReplyWriter:
         if outcome.error is not None:
             self.reply.error(*outcome.error)
         finish_reason = outcome.finish_reason if outcome.error is None else "error"
-        self.reply.end(self._end_data(finish_reason, outcome.usage))
+        self.reply.end(finish_reason, outcome.usage)
 
     def _latency(self) -> Latency | None:
         if self._started_at is None:
@@ -240,10 +219,3 @@ class ReplyWriter:
             first_token_ms=None if first is None else round((first - self._started_at) * 1000),
             total_ms=round((now - self._started_at) * 1000),
         )
-
-    def _end_data(self, finish_reason: str, usage: Usage | None) -> dict[str, Any]:
-        return {
-            "message_id": str(self.reply.message_id),
-            "finish_reason": finish_reason,
-            "usage": usage_view(usage),
-        }

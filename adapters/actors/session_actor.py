@@ -160,13 +160,7 @@ class SessionActor:
         for queued in list(self._queue):
             if cancel.message_id == queued.reply.message_id:
                 self._queue.remove(queued)
-                queued.reply.end(
-                    {
-                        "message_id": str(queued.reply.message_id),
-                        "finish_reason": "cancelled",
-                        "usage": None,
-                    }
-                )
+                queued.reply.end("cancelled")
         cancel.verdict.accept()
 
     def _on_complete(self, complete: Complete, nursery: trio.Nursery) -> None:
@@ -257,12 +251,5 @@ class SessionActor:
                 command.verdict.refuse(stopping)
         for send in self._queue:
             if not send.reply.ended:
-                send.reply.error("shutting_down", "the service is stopping")
-                send.reply.end(
-                    {
-                        "message_id": str(send.reply.message_id),
-                        "finish_reason": "error",
-                        "usage": None,
-                    }
-                )
+                send.reply.fail("shutting_down", "the service is stopping")
         self._queue.clear()

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import cattrs
 
-from adapters.actors.reply_writer import usage_view
+from adapters.actors.reply_log import usage_view
 from domain.model import ChatSession, Conversation, Message, Page
 from ports.language_model import ModelInfo
 from ports.storage import ModelUsage

@@ -5,14 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.context import MESSAGE_OVERHEAD_TOKENS, estimate_tokens, plan_prompt, prompt_tokens
+from domain.context import (
+    MESSAGE_OVERHEAD_TOKENS,
+    check_message_fits,
+    estimate_tokens,
+    plan_prompt,
+    prompt_tokens,
+    reserve_for_reply,
+)
 from domain.errors import InvalidField
-from domain.model import GenerationParams, Message, MessageRole, MessageStatus
+from domain.model import ChatSession, GenerationParams, Message, MessageRole, MessageStatus
 from domain.rules import check_params
+from domain.session_machine import SessionState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SESSION = uuid4()
@@ -112,3 +121,18 @@ def test_out_of_range_params_name_the_field(params: GenerationParams, field: str
 def test_params_at_their_limits_are_fine() -> None:
     check_params(GenerationParams(temperature=0, top_p=1, max_tokens=1024), max_output_tokens=1024)
     check_params(GenerationParams(temperature=2, top_p=0.01, max_tokens=1), max_output_tokens=1024)
+
+
+def test_a_new_message_must_fit_with_the_system_prompt_and_the_reply_reserve() -> None:
+    session = ChatSession(
+        id=uuid4(), org_id=uuid4(), conversation_id=uuid4(), model_id=uuid4(),
+        status=SessionState.ACTIVE, created_at=T0, updated_at=T0, system_prompt="s" * 40,
+        params=GenerationParams(max_tokens=20),
+    )  # fmt: skip
+    # 10 + 4 (system) + 10 + 4 (message) = 28 tokens; 50 - 20 kept for the reply leaves 30.
+    check_message_fits(session, "m" * 40, model_name="m", context_window=50, max_output_tokens=99)
+    with pytest.raises(InvalidField) as caught:
+        check_message_fits(session, "m" * 52, model_name="small", context_window=50,
+                           max_output_tokens=99)  # fmt: skip
+    assert caught.value.field == "message" and "small" in caught.value.reason
+    assert reserve_for_reply(attrs.evolve(session, params=GenerationParams()), 99) == 99
