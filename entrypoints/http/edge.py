@@ -14,6 +14,7 @@ from quart import Response, g, request
 from adapters.access import TokenVerifier
 from adapters.actors.reply_log import ReplyFollower
 from adapters.conversation_service import ConversationService
+from adapters.org_models import OrgModels
 from adapters.rate_limits import RequestRateLimiter, StreamSlots
 from domain.access import Action, authorize
 from domain.errors import InvalidField
@@ -47,7 +48,7 @@ class HttpDeps:
     rate_limiter: RequestRateLimiter
     stream_slots: StreamSlots
     idempotency: Idempotency
-    org_models: Any = None  # adapters.org_models.OrgModels, when the server manages models
+    org_models: OrgModels | None = None  # None: this server does not manage org models
     settings: HttpSettings = HttpSettings()
 
 

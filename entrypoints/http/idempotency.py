@@ -40,7 +40,6 @@ class Answer:
     """What a handler produced: the response, and what to keep for a replay."""
 
     response: Response
-    status: int
     kept: dict[str, Any]  # JSON body, or {"stream": {...}} for a streamed reply
 
     @classmethod
@@ -48,7 +47,7 @@ class Answer:
         """A JSON answer, kept as it is."""
         response = jsonify(body)
         response.status_code = status
-        return cls(response=response, status=status, kept=body)
+        return cls(response=response, kept=body)
 
 
 class Idempotency:
@@ -89,7 +88,7 @@ class Idempotency:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._store.release_key(scope, key)
             raise
-        await self._store.finish_key(scope, key, answer.status, json.dumps(answer.kept))
+        await self._store.finish_key(scope, key, answer.response.status_code, json.dumps(answer.kept))
         return answer.response
 
 

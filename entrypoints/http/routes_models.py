@@ -48,8 +48,7 @@ def register(api: Blueprint, edge: Edge) -> None:
     def _org_models() -> OrgModels:
         if edge.deps.org_models is None:
             raise Unavailable("this server does not manage organisation models")
-        org_models: OrgModels = edge.deps.org_models
-        return org_models
+        return edge.deps.org_models
 
     @api.get("/api/usage")
     async def usage() -> Response:

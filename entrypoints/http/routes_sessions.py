@@ -72,7 +72,7 @@ def register(api: Blueprint, edge: Edge) -> None:
                 "chat_session_id": str(reply.chat_session_id),
                 "message_id": str(reply.message_id),
             }
-            return Answer(response=response, status=200, kept={"stream": stream})
+            return Answer(response=response, kept={"stream": stream})
 
         return await edge.once(who, org_id, handle)
 

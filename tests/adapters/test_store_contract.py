@@ -6,20 +6,10 @@ from typing import Any
 
 import attrs
 import pytest
-import trio_asyncio
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from adapters.memory_store import InMemoryStore
-from adapters.sql import open_sql_store
 from domain.model import (
-    AccessRole,
-    ChatSession,
-    Conversation,
-    Message,
     MessageRole,
     MessageStatus,
-    Principal,
     Usage,
 )
 from domain.session_machine import SessionState
@@ -345,187 +335,45 @@ async def test_recover_interrupted_marks_replies_and_frees_sessions(
     assert await store.recover_interrupted(values.at(60)) == 0
 
 
-async def test_find_token_gives_the_principal(store: Store, values: Any) -> None:
-    org = values.org()
-    await store.add_org(org)
-    admin, viewer = values.org().id, values.org().id  # fresh ids for the tokens
-    await store.add_token(
-        token_id=admin, org_id=org.id, role=AccessRole.ADMIN, token_hash="a" * 64, at=values.at(1)
-    )
-    await store.add_token(
-        token_id=viewer, org_id=org.id, role=AccessRole.VIEWER, token_hash="b" * 64, at=values.at(1)
-    )
-
-    assert await store.find_token("a" * 64, values.at(2)) == Principal(
-        token_id=admin, org_id=org.id, role=AccessRole.ADMIN
-    )
-    assert await store.find_token("b" * 64, values.at(2)) == Principal(
-        token_id=viewer, org_id=org.id, role=AccessRole.VIEWER
-    )
-    assert await store.find_token("c" * 64, values.at(2)) is None
-
-
-async def test_expired_and_revoked_tokens_are_not_found_but_listed(
-    store: Store, values: Any
-) -> None:
-    org, other = values.org(), values.org()
-    await store.add_org(org)
-    await store.add_org(other)
-    lasting, brief, theirs = values.org().id, values.org().id, values.org().id
-    await store.add_token(
-        token_id=lasting,
-        org_id=org.id,
-        role=AccessRole.MEMBER,
-        token_hash="a" * 64,
-        at=values.at(1),
-    )
-    await store.add_token(
-        token_id=brief,
-        org_id=org.id,
-        role=AccessRole.MEMBER,
-        token_hash="b" * 64,
-        at=values.at(2),
-        expires_at=values.at(10),
-    )
-    await store.add_token(
-        token_id=theirs,
-        org_id=other.id,
-        role=AccessRole.ADMIN,
-        token_hash="c" * 64,
-        at=values.at(3),
-    )
-    assert await store.find_token("b" * 64, values.at(9)) is not None
-    assert await store.find_token("b" * 64, values.at(10)) is None  # expiry is exclusive
-
-    revoked = await store.revoke_token(lasting, values.at(20))
-    assert revoked is not None and revoked.revoked_at == values.at(20)
-    again = await store.revoke_token(lasting, values.at(30))
-    assert again is not None and again.revoked_at == values.at(20)  # the first time stays
-    assert await store.find_token("a" * 64, values.at(21)) is None
-    assert await store.revoke_token(values.org().id, values.at(30)) is None
-
-    listed = await store.list_tokens(org.id)
-    assert [(t.id, t.role, t.expires_at, t.revoked_at) for t in listed] == [
-        (lasting, AccessRole.MEMBER, None, values.at(20)),
-        (brief, AccessRole.MEMBER, values.at(10), None),
+async def test_conversation_messages_span_its_sessions_in_order(store: Store, values: Any) -> None:
+    org, conversation, first = await _org_with_session(store, values)
+    second = values.session(conversation, created=2)
+    await store.add_session(second)
+    elsewhere = values.conversation(org)
+    await store.add_conversation(elsewhere)
+    await store.add_session(values.session(elsewhere))
+    added = [
+        values.message(first, created=5),
+        values.message(second, created=3),
+        values.message(first, created=4),
     ]
-    assert [t.id for t in await store.list_tokens(other.id)] == [theirs]
+    for message in added:
+        await store.add_message(message)
+    listed = await store.conversation_messages(org.id, conversation.id)
+    assert [m.id for m in listed] == [m.id for m in added]
+    assert list(await store.conversation_messages(values.org().id, conversation.id)) == []
 
 
-# -- the two stores agree on any sequence of writes and reads ---------------------------------
-_at = st.integers(min_value=0, max_value=3)  # few instants, so ties are common
-_org = st.sampled_from([0, 0, 0, 1])  # mostly one org, so its listings are long
-_page = st.tuples(st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=6))
-_operation = st.one_of(
-    st.tuples(st.just("conversation"), _org, st.booleans(), _at),
-    st.tuples(st.just("session"), st.integers(min_value=0), _at),
-    st.tuples(st.just("message"), st.integers(min_value=0), _at, st.sampled_from(MessageStatus)),
-    st.tuples(st.just("finish"), st.integers(min_value=0), _at),
-    st.tuples(st.just("list_conversations"), _org, st.sampled_from([None, True, False]), _page),
-    st.tuples(st.just("list_messages"), st.integers(min_value=0), _page),
-    st.tuples(st.just("recover"), _at),
-)
-
-
-# `values` holds no state between examples, so sharing the function-scoped fixture is safe.
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(operations=st.lists(_operation, max_size=25))
-async def test_both_stores_agree_on_any_sequence(
-    tmp_path_factory: pytest.TempPathFactory, values: Any, operations: list[tuple[Any, ...]]
-) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('agree')}/conversations.db"
-    async with trio_asyncio.open_loop(), open_sql_store(url) as sql:
-        run = _SideBySide(InMemoryStore(), sql, values)
-        await run.start()
-        for kind, *args in operations:
-            await getattr(run, kind)(*args)
-        await run.compare_everything()
-
-
-class _SideBySide:
-    """Applies each operation to both stores and checks that every answer is the same."""
-
-    def __init__(self, memory: Store, sql: Store, values: Any) -> None:
-        self.stores = (memory, sql)
-        self.values = values
-        self.orgs = (values.org(name="first"), values.org(name="second"))
-        self.conversations: list[Conversation] = []
-        self.sessions: list[ChatSession] = []
-        self.messages: list[Message] = []
-
-    async def both(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        results = [await getattr(store, method)(*args, **kwargs) for store in self.stores]
-        assert results[0] == results[1], f"{method} differs"
-        return results[0]
-
-    async def start(self) -> None:
-        for org in self.orgs:
-            await self.both("add_org", org)
-
-    async def conversation(self, which_org: int, archived: bool, created: int) -> None:
-        org = self.orgs[which_org]
-        self.conversations.append(self.values.conversation(org, created=created, archived=archived))
-        await self.both("add_conversation", self.conversations[-1])
-
-    async def session(self, which: int, created: int) -> None:
-        if self.conversations:
-            conversation = self.conversations[which % len(self.conversations)]
-            self.sessions.append(self.values.session(conversation, created=created))
-            await self.both("add_session", self.sessions[-1])
-
-    async def message(self, which: int, created: int, status: MessageStatus) -> None:
-        if self.sessions:
-            session = self.sessions[which % len(self.sessions)]
-            self.messages.append(self.values.message(session, created=created, status=status))
-            await self.both("add_message", self.messages[-1])
-
-    async def finish(self, which: int, when: int) -> None:
-        if self.messages:
-            added = self.messages[which % len(self.messages)]
-            message = await self.both("get_message", added.org_id, added.id)
-            finished = message.finished(
-                content="done",
-                status=MessageStatus.FAILED if when % 2 else MessageStatus.COMPLETED,
-                finish_reason="error" if when % 2 else "stop",
-                usage=None
-                if when % 2
-                else Usage(prompt_tokens=when, completion_tokens=1, estimated=False),
-                at=self.values.at(when),
-                error=("provider_error", "reset") if when % 2 else None,
+async def test_usage_sums_replies_per_model_over_a_period(store: Store, values: Any) -> None:
+    org, _, session = await _org_with_session(store, values)
+    _, _, theirs = await _org_with_session(store, values)
+    model = session.model_id
+    for created, usage in ((1, (3, 5)), (2, (10, 1)), (9, (100, 100))):
+        reply = values.message(session, created=created, role=MessageRole.ASSISTANT, model_id=model)
+        await store.add_message(reply)
+        await store.update_message(
+            reply.finished(
+                content="x", status=MessageStatus.COMPLETED, finish_reason="stop",
+                usage=Usage(prompt_tokens=usage[0], completion_tokens=usage[1],
+                            estimated=created == 2),
+                at=values.at(created),
             )
-            await self.both("update_message", finished)
-
-    async def list_conversations(
-        self, which_org: int, is_archived: bool | None, page: tuple[int, int]
-    ) -> None:
-        limit, offset = page
-        org_id = self.orgs[which_org].id
-        await self.both(
-            "list_conversations", org_id, is_archived=is_archived, limit=limit, offset=offset
-        )
-
-    async def list_messages(self, which: int, page: tuple[int, int]) -> None:
-        if self.conversations:
-            limit, offset = page
-            conversation = self.conversations[which % len(self.conversations)]
-            await self.both(
-                "list_messages", conversation.org_id, conversation.id, limit=limit, offset=offset
-            )
-
-    async def recover(self, when: int) -> None:
-        await self.both("recover_interrupted", self.values.at(when))
-
-    async def compare_everything(self) -> None:
-        for org in self.orgs:
-            await self.both("list_conversations", org.id, is_archived=None, limit=100, offset=0)
-        for conversation in self.conversations:
-            org_id = conversation.org_id
-            await self.both("list_sessions", org_id, conversation.id)
-            await self.both("list_messages", org_id, conversation.id, limit=100, offset=0)
-        for session in self.sessions:
-            await self.both("get_session", session.org_id, session.id)
-            await self.both("session_messages", session.org_id, session.id)
+        )  # fmt: skip
+    await store.add_message(values.message(session, created=3))  # a user message: no model
+    await store.add_message(  # another organisation's reply on the same model
+        values.message(theirs, created=3, role=MessageRole.ASSISTANT, model_id=model)
+    )
+    usage = await store.usage_by_model(org.id, start=values.at(0), end=values.at(9))
+    assert [(u.model_id, u.replies, u.prompt_tokens, u.completion_tokens, u.estimated_replies)
+            for u in usage] == [(model, 2, 13, 6, 1)]  # fmt: skip
+    assert list(await store.usage_by_model(org.id, start=values.at(20), end=values.at(30))) == []

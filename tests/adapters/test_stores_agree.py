@@ -1,0 +1,135 @@
+"""Hypothesis: the in-memory and the SQL store answer alike to any sequence of operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.memory_store import InMemoryStore
+from adapters.sql import open_sql_store
+from domain.model import ChatSession, Conversation, Message, MessageStatus, Usage
+
+Store = Any  # InMemoryStore | SqlStore
+
+
+# -- the two stores agree on any sequence of writes and reads ---------------------------------
+_at = st.integers(min_value=0, max_value=3)  # few instants, so ties are common
+_org = st.sampled_from([0, 0, 0, 1])  # mostly one org, so its listings are long
+_page = st.tuples(st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=6))
+_operation = st.one_of(
+    st.tuples(st.just("conversation"), _org, st.booleans(), _at),
+    st.tuples(st.just("session"), st.integers(min_value=0), _at),
+    st.tuples(st.just("message"), st.integers(min_value=0), _at, st.sampled_from(MessageStatus)),
+    st.tuples(st.just("finish"), st.integers(min_value=0), _at),
+    st.tuples(st.just("list_conversations"), _org, st.sampled_from([None, True, False]), _page),
+    st.tuples(st.just("list_messages"), st.integers(min_value=0), _page),
+    st.tuples(st.just("recover"), _at),
+)
+
+
+# `values` holds no state between examples, so sharing the function-scoped fixture is safe.
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(operations=st.lists(_operation, max_size=25))
+async def test_both_stores_agree_on_any_sequence(
+    tmp_path_factory: pytest.TempPathFactory, values: Any, operations: list[tuple[Any, ...]]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('agree')}/conversations.db"
+    async with trio_asyncio.open_loop(), open_sql_store(url) as sql:
+        run = _SideBySide(InMemoryStore(), sql, values)
+        await run.start()
+        for kind, *args in operations:
+            await getattr(run, kind)(*args)
+        await run.compare_everything()
+
+
+class _SideBySide:
+    """Applies each operation to both stores and checks that every answer is the same."""
+
+    def __init__(self, memory: Store, sql: Store, values: Any) -> None:
+        self.stores = (memory, sql)
+        self.values = values
+        self.orgs = (values.org(name="first"), values.org(name="second"))
+        self.conversations: list[Conversation] = []
+        self.sessions: list[ChatSession] = []
+        self.messages: list[Message] = []
+
+    async def both(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        results = [await getattr(store, method)(*args, **kwargs) for store in self.stores]
+        assert results[0] == results[1], f"{method} differs"
+        return results[0]
+
+    async def start(self) -> None:
+        for org in self.orgs:
+            await self.both("add_org", org)
+
+    async def conversation(self, which_org: int, archived: bool, created: int) -> None:
+        org = self.orgs[which_org]
+        self.conversations.append(self.values.conversation(org, created=created, archived=archived))
+        await self.both("add_conversation", self.conversations[-1])
+
+    async def session(self, which: int, created: int) -> None:
+        if self.conversations:
+            conversation = self.conversations[which % len(self.conversations)]
+            self.sessions.append(self.values.session(conversation, created=created))
+            await self.both("add_session", self.sessions[-1])
+
+    async def message(self, which: int, created: int, status: MessageStatus) -> None:
+        if self.sessions:
+            session = self.sessions[which % len(self.sessions)]
+            self.messages.append(self.values.message(session, created=created, status=status))
+            await self.both("add_message", self.messages[-1])
+
+    async def finish(self, which: int, when: int) -> None:
+        if self.messages:
+            added = self.messages[which % len(self.messages)]
+            message = await self.both("get_message", added.org_id, added.id)
+            finished = message.finished(
+                content="done",
+                status=MessageStatus.FAILED if when % 2 else MessageStatus.COMPLETED,
+                finish_reason="error" if when % 2 else "stop",
+                usage=None
+                if when % 2
+                else Usage(prompt_tokens=when, completion_tokens=1, estimated=False),
+                at=self.values.at(when),
+                error=("provider_error", "reset") if when % 2 else None,
+            )
+            await self.both("update_message", finished)
+
+    async def list_conversations(
+        self, which_org: int, is_archived: bool | None, page: tuple[int, int]
+    ) -> None:
+        limit, offset = page
+        org_id = self.orgs[which_org].id
+        await self.both(
+            "list_conversations", org_id, is_archived=is_archived, limit=limit, offset=offset
+        )
+
+    async def list_messages(self, which: int, page: tuple[int, int]) -> None:
+        if self.conversations:
+            limit, offset = page
+            conversation = self.conversations[which % len(self.conversations)]
+            await self.both(
+                "list_messages", conversation.org_id, conversation.id, limit=limit, offset=offset
+            )
+
+    async def recover(self, when: int) -> None:
+        await self.both("recover_interrupted", self.values.at(when))
+
+    async def compare_everything(self) -> None:
+        for org in self.orgs:
+            await self.both("list_conversations", org.id, is_archived=None, limit=100, offset=0)
+        for conversation in self.conversations:
+            org_id = conversation.org_id
+            await self.both("list_sessions", org_id, conversation.id)
+            await self.both("list_messages", org_id, conversation.id, limit=100, offset=0)
+        for session in self.sessions:
+            await self.both("get_session", session.org_id, session.id)
+            await self.both("session_messages", session.org_id, session.id)
