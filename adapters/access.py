@@ -9,11 +9,11 @@ from uuid import UUID
 
 import attrs
 
-from domain.access import hash_token, looks_like_token, make_token
-from domain.errors import NotFound, OrgNotFound, Unauthenticated
-from domain.model import AccessRole, Org, Principal
-from ports.clock import Clock, IdGenerator
-from ports.storage import AccessStore, TokenInfo
+from conversation_service.domain.access import hash_token, looks_like_token, make_token
+from conversation_service.domain.errors import NotFound, OrgNotFound, Unauthenticated
+from conversation_service.domain.model import AccessRole, Org, Principal
+from conversation_service.ports.clock import Clock, IdGenerator
+from conversation_service.ports.storage import AccessStore, TokenInfo
 
 
 @attrs.frozen(kw_only=True)

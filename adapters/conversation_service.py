@@ -12,14 +12,18 @@ from uuid import UUID
 
 import attrs
 
-from adapters.actors.commands import Cancel, Complete, Multitask, Send, Verdict
-from adapters.actors.replay import replay_stored
-from adapters.actors.reply_log import ReplyFollower, ReplyLog
-from adapters.actors.supervisor import SessionSupervisor
-from domain.access import Action, authorize
-from domain.context import check_message_fits
-from domain.errors import ConversationNotFound, MessageNotFound, SessionNotFound
-from domain.model import (
+from conversation_service.adapters.actors.commands import Cancel, Complete, Multitask, Send, Verdict
+from conversation_service.adapters.actors.replay import replay_stored
+from conversation_service.adapters.actors.reply_log import ReplyFollower, ReplyLog
+from conversation_service.adapters.actors.supervisor import SessionSupervisor
+from conversation_service.domain.access import Action, authorize
+from conversation_service.domain.context import check_message_fits
+from conversation_service.domain.errors import (
+    ConversationNotFound,
+    MessageNotFound,
+    SessionNotFound,
+)
+from conversation_service.domain.model import (
     ChatSession,
     ContextScope,
     Conversation,
@@ -29,10 +33,15 @@ from domain.model import (
     Page,
     Principal,
 )
-from domain.rules import InputLimits, check_message, new_conversation, new_session
-from ports.clock import Clock, IdGenerator
-from ports.language_model import ModelCatalog, ModelInfo
-from ports.storage import ConversationStore, ModelUsage
+from conversation_service.domain.rules import (
+    InputLimits,
+    check_message,
+    new_conversation,
+    new_session,
+)
+from conversation_service.ports.clock import Clock, IdGenerator
+from conversation_service.ports.language_model import ModelCatalog, ModelInfo
+from conversation_service.ports.storage import ConversationStore, ModelUsage
 
 
 @attrs.frozen(kw_only=True)

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import attrs
 
-from domain.model import (
+from conversation_service.domain.model import (
     AccessRole,
     ChatSession,
     Conversation,
@@ -22,8 +22,8 @@ from domain.model import (
     Page,
     Principal,
 )
-from domain.session_machine import SessionInput, SessionState
-from ports.storage import IdempotentResult, ModelUsage, StoredModel, TokenInfo
+from conversation_service.domain.session_machine import SessionInput, SessionState
+from conversation_service.ports.storage import IdempotentResult, ModelUsage, StoredModel, TokenInfo
 
 
 class InMemoryStore:

@@ -14,16 +14,16 @@ import re
 from typing import Any
 from uuid import UUID
 
-from adapters.llm.catalog import RegistryCatalog
-from adapters.llm.registry_entry import RegistryError, parse_model_entry
-from adapters.llm.url_guard import UnsafeModelURL, check_public_url
-from adapters.secret_box import SecretBox, SecretKeyError
-from domain.access import Action, authorize
-from domain.errors import InvalidField, ModelNotFound
-from domain.model import Principal
-from ports.clock import Clock, IdGenerator
-from ports.language_model import ModelInfo
-from ports.storage import OrgModelStore, StoredModel
+from conversation_service.adapters.llm.catalog import RegistryCatalog
+from conversation_service.adapters.llm.registry_entry import RegistryError, parse_model_entry
+from conversation_service.adapters.llm.url_guard import UnsafeModelURL, check_public_url
+from conversation_service.adapters.secret_box import SecretBox, SecretKeyError
+from conversation_service.domain.access import Action, authorize
+from conversation_service.domain.errors import InvalidField, ModelNotFound
+from conversation_service.domain.model import Principal
+from conversation_service.ports.clock import Clock, IdGenerator
+from conversation_service.ports.language_model import ModelInfo
+from conversation_service.ports.storage import OrgModelStore, StoredModel
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from domain.errors import RateLimited
+from conversation_service.domain.errors import RateLimited
 
 
 @attrs.frozen(kw_only=True)

@@ -22,8 +22,8 @@ import trio_asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from adapters.sql import SqlStore, open_sql_store, sqlite_url_for_dir  # noqa: E402
-from domain.model import (  # noqa: E402
+from conversation_service.adapters.sql import SqlStore, open_sql_store, sqlite_url_for_dir  # noqa: E402
+from conversation_service.domain.model import (  # noqa: E402
     ChatSession,
     Conversation,
     Message,
@@ -31,7 +31,7 @@ from domain.model import (  # noqa: E402
     MessageStatus,
     Org,
 )
-from domain.session_machine import SessionState  # noqa: E402
+from conversation_service.domain.session_machine import SessionState  # noqa: E402
 
 
 async def _phase(

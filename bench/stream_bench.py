@@ -25,9 +25,9 @@ from httpx_sse import aconnect_sse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from domain.model import AccessRole  # noqa: E402
-from entrypoints.server import running_server  # noqa: E402
-from entrypoints.settings import Settings  # noqa: E402
+from conversation_service.domain.model import AccessRole  # noqa: E402
+from conversation_service.entrypoints.server import running_server  # noqa: E402
+from conversation_service.entrypoints.settings import Settings  # noqa: E402
 
 ECHO = "6563686f-0000-4000-8000-000000000000"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 import hashlib
 
-from domain.errors import Forbidden
-from domain.model import AccessRole, Principal
+from conversation_service.domain.errors import Forbidden
+from conversation_service.domain.model import AccessRole, Principal
 
 TOKEN_PREFIX = "cs_"
 

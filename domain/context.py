@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from domain.errors import InvalidField
-from domain.model import ChatSession, Message, MessageRole, Usage
+from conversation_service.domain.errors import InvalidField
+from conversation_service.domain.model import ChatSession, Message, MessageRole, Usage
 
 
 @attrs.frozen(kw_only=True)

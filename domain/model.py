@@ -12,7 +12,7 @@ from uuid import UUID
 
 import attrs
 
-from domain.session_machine import SessionInput, SessionState, next_state
+from conversation_service.domain.session_machine import SessionInput, SessionState, next_state
 
 
 class MessageRole(enum.Enum):

@@ -7,8 +7,8 @@ from uuid import UUID
 
 import attrs
 
-from domain.errors import InvalidField, SessionCompleted
-from domain.model import (
+from conversation_service.domain.errors import InvalidField, SessionCompleted
+from conversation_service.domain.model import (
     ChatSession,
     ContextScope,
     Conversation,
@@ -17,7 +17,7 @@ from domain.model import (
     MessageRole,
     MessageStatus,
 )
-from domain.session_machine import SessionState
+from conversation_service.domain.session_machine import SessionState
 
 
 @attrs.frozen(kw_only=True)

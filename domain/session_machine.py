@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from domain.errors import InvalidTransition
+from conversation_service.domain.errors import InvalidTransition
 
 
 class SessionState(enum.Enum):

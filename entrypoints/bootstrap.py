@@ -9,21 +9,21 @@ from pathlib import Path
 
 import attrs
 
-from adapters.access import AccessAdmin, TokenVerifier
-from adapters.actors.session_actor import ActorSettings
-from adapters.actors.supervisor import SessionSupervisor, open_supervisor
-from adapters.conversation_service import ConversationService
-from adapters.llm import load_registry, open_catalog
-from adapters.org_models import OrgModels
-from adapters.rate_limits import RequestRateLimiter, StreamSlots
-from adapters.secret_box import SecretBox, load_or_create_key
-from adapters.sql import open_sql_store, sqlite_url_for_dir
-from adapters.sql.sql_store import SqlStore
-from adapters.system import RandomIds, SystemClock
-from domain.rules import InputLimits
-from entrypoints.http.idempotency import Idempotency
-from entrypoints.http.routes import HttpDeps, HttpSettings
-from entrypoints.settings import Settings, SettingsError
+from conversation_service.adapters.access import AccessAdmin, TokenVerifier
+from conversation_service.adapters.actors.session_actor import ActorSettings
+from conversation_service.adapters.actors.supervisor import SessionSupervisor, open_supervisor
+from conversation_service.adapters.conversation_service import ConversationService
+from conversation_service.adapters.llm import load_registry, open_catalog
+from conversation_service.adapters.org_models import OrgModels
+from conversation_service.adapters.rate_limits import RequestRateLimiter, StreamSlots
+from conversation_service.adapters.secret_box import SecretBox, load_or_create_key
+from conversation_service.adapters.sql import open_sql_store, sqlite_url_for_dir
+from conversation_service.adapters.sql.sql_store import SqlStore
+from conversation_service.adapters.system import RandomIds, SystemClock
+from conversation_service.domain.rules import InputLimits
+from conversation_service.entrypoints.http.idempotency import Idempotency
+from conversation_service.entrypoints.http.routes import HttpDeps, HttpSettings
+from conversation_service.entrypoints.settings import Settings, SettingsError
 
 KEY_RETENTION = timedelta(hours=25)  # Idempotency-Key answers: "at least 24 h"
 

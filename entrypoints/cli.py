@@ -14,12 +14,12 @@ from uuid import UUID
 import trio
 import trio_asyncio
 
-from adapters.access import AccessAdmin
-from adapters.system import RandomIds, SystemClock
-from domain.errors import DomainError
-from domain.model import AccessRole
-from entrypoints.bootstrap import open_store
-from entrypoints.settings import Settings, SettingsError, load_settings
+from conversation_service.adapters.access import AccessAdmin
+from conversation_service.adapters.system import RandomIds, SystemClock
+from conversation_service.domain.errors import DomainError
+from conversation_service.domain.model import AccessRole
+from conversation_service.entrypoints.bootstrap import open_store
+from conversation_service.entrypoints.settings import Settings, SettingsError, load_settings
 
 
 def _storage_flags(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(_flags(args))
         if args.command == "serve":
-            from entrypoints.server import configure_logging, run
+            from conversation_service.entrypoints.server import configure_logging, run
 
             configure_logging()
             return run(settings)

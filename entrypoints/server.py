@@ -20,11 +20,11 @@ import trio_asyncio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
-from domain.model import AccessRole
-from entrypoints.bootstrap import Services, open_services
-from entrypoints.http.app import create_app
-from entrypoints.http.send_timeout import install_send_timeout
-from entrypoints.settings import Settings
+from conversation_service.domain.model import AccessRole
+from conversation_service.entrypoints.bootstrap import Services, open_services
+from conversation_service.entrypoints.http.app import create_app
+from conversation_service.entrypoints.http.send_timeout import install_send_timeout
+from conversation_service.entrypoints.settings import Settings
 
 log = logging.getLogger("conversation_service")
 

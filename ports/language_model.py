@@ -8,9 +8,9 @@ from uuid import UUID
 
 import attrs
 
-from domain.context import PromptMessage
-from domain.errors import DomainError
-from domain.model import GenerationParams, Usage
+from conversation_service.domain.context import PromptMessage
+from conversation_service.domain.errors import DomainError
+from conversation_service.domain.model import GenerationParams, Usage
 
 
 @attrs.frozen(kw_only=True)

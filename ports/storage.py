@@ -9,8 +9,16 @@ from uuid import UUID
 
 import attrs
 
-from domain.errors import DomainError
-from domain.model import AccessRole, ChatSession, Conversation, Message, Org, Page, Principal
+from conversation_service.domain.errors import DomainError
+from conversation_service.domain.model import (
+    AccessRole,
+    ChatSession,
+    Conversation,
+    Message,
+    Org,
+    Page,
+    Principal,
+)
 
 
 class StorageUnavailable(DomainError):

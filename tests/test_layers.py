@@ -16,13 +16,25 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["domain", "ports", "adapters", "entrypoints"]  # inner to outer
 
 
-def imported_roots(path: Path) -> set[str]:
-    roots = set()
+PACKAGE = "conversation_service"
+
+
+def imported_names(path: Path) -> set[str]:
+    names = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            roots.add(node.module.split(".")[0])
+            names.add(node.module)
+    return names
+
+
+def imported_roots(path: Path) -> set[str]:
+    """The top-level names imported, our own layers named by their layer (`domain`, ...)."""
+    roots = set()
+    for name in imported_names(path):
+        parts = name.split(".")
+        roots.add(parts[1] if parts[0] == PACKAGE and len(parts) > 1 else parts[0])
     return roots
 
 
@@ -36,6 +48,16 @@ def test_no_layer_imports_an_outer_one(layer: str) -> None:
     for path in modules_of(layer):
         wrong = imported_roots(path) & outer
         assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+
+
+def test_every_module_imports_the_layers_by_their_installed_name() -> None:
+    # `import domain.model` next to `import conversation_service.domain.model` would load the
+    # same file twice, as two modules with two sets of classes.
+    for path in [*ROOT.glob("tests/**/*.py"), *ROOT.glob("bench/*.py")] + [
+        p for layer in LAYERS for p in modules_of(layer)
+    ]:
+        bare = {name for name in imported_names(path) if name.split(".")[0] in LAYERS}
+        assert not bare, f"{path.relative_to(ROOT)} imports {sorted(bare)}"
 
 
 def test_domain_imports_only_the_standard_library_and_attrs() -> None:

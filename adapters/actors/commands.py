@@ -8,7 +8,7 @@ from uuid import UUID
 import attrs
 import trio
 
-from adapters.actors.reply_log import ReplyLog
+from conversation_service.adapters.actors.reply_log import ReplyLog
 
 
 class Multitask(enum.Enum):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from adapters.actors.reply_log import ReplyLog
-from domain.model import Message, MessageStatus
+from conversation_service.adapters.actors.reply_log import ReplyLog
+from conversation_service.domain.model import Message, MessageStatus
 
 _ERRORS = {
     MessageStatus.FAILED: ("reply_failed", "the model could not finish this reply"),

@@ -16,7 +16,7 @@ from uuid import UUID
 import attrs
 import trio
 
-from domain.model import Usage
+from conversation_service.domain.model import Usage
 
 
 @attrs.frozen(kw_only=True)

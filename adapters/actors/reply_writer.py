@@ -13,14 +13,19 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
-from adapters.actors.reply_log import ReplyLog
-from domain.context import PromptPlan, estimated_usage, plan_prompt, reserve_for_reply
-from domain.model import ChatSession, Latency, Message, MessageStatus, Usage
-from domain.rules import assistant_message, user_message
-from domain.session_machine import SessionInput
-from ports.clock import Clock
-from ports.language_model import LanguageModel, ModelFailure, ModelInfo
-from ports.storage import ConversationStore, StorageUnavailable
+from conversation_service.adapters.actors.reply_log import ReplyLog
+from conversation_service.domain.context import (
+    PromptPlan,
+    estimated_usage,
+    plan_prompt,
+    reserve_for_reply,
+)
+from conversation_service.domain.model import ChatSession, Latency, Message, MessageStatus, Usage
+from conversation_service.domain.rules import assistant_message, user_message
+from conversation_service.domain.session_machine import SessionInput
+from conversation_service.ports.clock import Clock
+from conversation_service.ports.language_model import LanguageModel, ModelFailure, ModelInfo
+from conversation_service.ports.storage import ConversationStore, StorageUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from uuid import UUID
 import attrs
 import trio
 
-from adapters.actors.commands import (
+from conversation_service.adapters.actors.commands import (
     Cancel,
     Command,
     Complete,
@@ -26,15 +26,15 @@ from adapters.actors.commands import (
     Send,
     Verdict,
 )
-from adapters.actors.reply_log import ReplyLog
-from adapters.actors.reply_writer import FlushPolicy, ReplyWriter
-from domain.errors import RateLimited, SessionBusy, Unavailable
-from domain.model import ChatSession, ContextScope, Message, MessageStatus
-from domain.rules import check_can_take_message
-from domain.session_machine import SessionInput
-from ports.clock import Clock
-from ports.language_model import ModelCatalog
-from ports.storage import ConversationStore, StorageUnavailable
+from conversation_service.adapters.actors.reply_log import ReplyLog
+from conversation_service.adapters.actors.reply_writer import FlushPolicy, ReplyWriter
+from conversation_service.domain.errors import RateLimited, SessionBusy, Unavailable
+from conversation_service.domain.model import ChatSession, ContextScope, Message, MessageStatus
+from conversation_service.domain.rules import check_can_take_message
+from conversation_service.domain.session_machine import SessionInput
+from conversation_service.ports.clock import Clock
+from conversation_service.ports.language_model import ModelCatalog
+from conversation_service.ports.storage import ConversationStore, StorageUnavailable
 
 log = logging.getLogger(__name__)
 

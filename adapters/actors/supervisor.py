@@ -9,12 +9,12 @@ from uuid import UUID
 
 import trio
 
-from adapters.actors.session_actor import ActorSettings, SessionActor
-from domain.errors import Unavailable
-from domain.model import ChatSession
-from ports.clock import Clock
-from ports.language_model import ModelCatalog
-from ports.storage import ConversationStore
+from conversation_service.adapters.actors.session_actor import ActorSettings, SessionActor
+from conversation_service.domain.errors import Unavailable
+from conversation_service.domain.model import ChatSession
+from conversation_service.ports.clock import Clock
+from conversation_service.ports.language_model import ModelCatalog
+from conversation_service.ports.storage import ConversationStore
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,16 @@ import attrs
 import httpx
 from httpx_sse import ServerSentEvent
 
-from adapters.llm.provider_model import ModelSettings, ProviderModel
-from adapters.llm.upstream import Reply, StreamRequest, is_count, json_object
-from adapters.llm.upstream_errors import error_message, error_type, failure_for_error
-from domain.context import PromptMessage
-from domain.model import GenerationParams, Usage
-from ports.language_model import Emit
+from conversation_service.adapters.llm.provider_model import ModelSettings, ProviderModel
+from conversation_service.adapters.llm.upstream import Reply, StreamRequest, is_count, json_object
+from conversation_service.adapters.llm.upstream_errors import (
+    error_message,
+    error_type,
+    failure_for_error,
+)
+from conversation_service.domain.context import PromptMessage
+from conversation_service.domain.model import GenerationParams, Usage
+from conversation_service.ports.language_model import Emit
 
 ANTHROPIC_API = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"  # the version whose event stream this module reads

@@ -8,16 +8,23 @@ from uuid import UUID
 
 import httpx
 
-from adapters.llm.anthropic_messages import DEFAULT_MAX_TOKENS, AnthropicMessagesModel
-from adapters.llm.echo import ECHO_MODEL_ID, EchoModel
-from adapters.llm.openai_chat import OpenAIChatModel
-from adapters.llm.provider_model import ModelSettings
-from adapters.llm.registry_entry import RegisteredModel
-from adapters.llm.registry_file import Registry, RegistryError, load_registry
-from adapters.llm.upstream import Guard
-from adapters.llm.url_guard import UnsafeModelURL, check_public_url, check_url_form
-from domain.errors import Conflict, InvalidField, ModelNotFound
-from ports.language_model import LanguageModel, ModelInfo
+from conversation_service.adapters.llm.anthropic_messages import (
+    DEFAULT_MAX_TOKENS,
+    AnthropicMessagesModel,
+)
+from conversation_service.adapters.llm.echo import ECHO_MODEL_ID, EchoModel
+from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
+from conversation_service.adapters.llm.provider_model import ModelSettings
+from conversation_service.adapters.llm.registry_entry import RegisteredModel
+from conversation_service.adapters.llm.registry_file import Registry, RegistryError, load_registry
+from conversation_service.adapters.llm.upstream import Guard
+from conversation_service.adapters.llm.url_guard import (
+    UnsafeModelURL,
+    check_public_url,
+    check_url_form,
+)
+from conversation_service.domain.errors import Conflict, InvalidField, ModelNotFound
+from conversation_service.ports.language_model import LanguageModel, ModelInfo
 
 __all__ = [
     "ECHO_MODEL_ID",

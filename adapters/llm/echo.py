@@ -8,9 +8,9 @@ from uuid import UUID
 
 import trio
 
-from domain.context import PromptMessage, estimated_usage
-from domain.model import GenerationParams
-from ports.language_model import DEFAULT_PARAMS, Emit, ModelResult
+from conversation_service.domain.context import PromptMessage, estimated_usage
+from conversation_service.domain.model import GenerationParams
+from conversation_service.ports.language_model import DEFAULT_PARAMS, Emit, ModelResult
 
 ECHO_MODEL_ID = UUID("6563686f-0000-4000-8000-000000000000")  # "echo" in hex
 ECHO_PREFIX = "Echo: "

@@ -12,12 +12,12 @@ from typing import Any
 import attrs
 from httpx_sse import ServerSentEvent
 
-from adapters.llm.provider_model import ProviderModel
-from adapters.llm.upstream import Reply, StreamRequest, is_count, json_object
-from adapters.llm.upstream_errors import error_message
-from domain.context import PromptMessage
-from domain.model import GenerationParams, Usage
-from ports.language_model import Emit, ModelFailure
+from conversation_service.adapters.llm.provider_model import ProviderModel
+from conversation_service.adapters.llm.upstream import Reply, StreamRequest, is_count, json_object
+from conversation_service.adapters.llm.upstream_errors import error_message
+from conversation_service.domain.context import PromptMessage
+from conversation_service.domain.model import GenerationParams, Usage
+from conversation_service.ports.language_model import Emit, ModelFailure
 
 
 @attrs.define

@@ -12,11 +12,22 @@ from typing import ClassVar, Required, TypedDict, Unpack
 
 import httpx
 
-from adapters.llm.retries import Retries
-from adapters.llm.upstream import Guard, Reply, StreamRequest, Timeouts, stream_reply
-from domain.context import PromptMessage
-from domain.model import GenerationParams
-from ports.language_model import DEFAULT_PARAMS, Emit, ModelFailure, ModelResult
+from conversation_service.adapters.llm.retries import Retries
+from conversation_service.adapters.llm.upstream import (
+    Guard,
+    Reply,
+    StreamRequest,
+    Timeouts,
+    stream_reply,
+)
+from conversation_service.domain.context import PromptMessage
+from conversation_service.domain.model import GenerationParams
+from conversation_service.ports.language_model import (
+    DEFAULT_PARAMS,
+    Emit,
+    ModelFailure,
+    ModelResult,
+)
 
 
 class ModelSettings(TypedDict, total=False):

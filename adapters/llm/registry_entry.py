@@ -15,10 +15,10 @@ from uuid import UUID
 
 import attrs
 
-from adapters.llm.anthropic_messages import ANTHROPIC_API, DEFAULT_MAX_TOKENS
-from adapters.llm.echo import ECHO_MODEL_ID
-from adapters.llm.retries import Retries
-from adapters.llm.upstream import Timeouts
+from conversation_service.adapters.llm.anthropic_messages import ANTHROPIC_API, DEFAULT_MAX_TOKENS
+from conversation_service.adapters.llm.echo import ECHO_MODEL_ID
+from conversation_service.adapters.llm.retries import Retries
+from conversation_service.adapters.llm.upstream import Timeouts
 
 # Labels clients see. "anthropic" is served by the Messages adapter, every other one by the
 # Chat Completions adapter.

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from adapters.llm.registry_entry import (
+from conversation_service.adapters.llm.registry_entry import (
     PROVIDERS,
     RegisteredModel,
     RegistryError,
@@ -50,7 +50,7 @@ class Registry:
 def load_registry(path: Path | None = None) -> Registry:
     """The registry at `path`, or the bundled adapters/llm/models.toml when None."""
     if path is None:
-        bundled = resources.files("adapters.llm").joinpath("models.toml")
+        bundled = resources.files("conversation_service.adapters.llm").joinpath("models.toml")
         return parse_registry(bundled.read_text(encoding="utf-8"), source=BUNDLED)
     try:
         text = path.read_text(encoding="utf-8")

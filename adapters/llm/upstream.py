@@ -19,11 +19,15 @@ import httpx
 import trio
 from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
 
-from adapters.llm.retries import Retries
-from adapters.llm.upstream_errors import TransientFailure, redact, status_failure
-from domain.context import PromptMessage, estimated_usage
-from domain.model import Usage
-from ports.language_model import Emit, ModelFailure, ModelResult
+from conversation_service.adapters.llm.retries import Retries
+from conversation_service.adapters.llm.upstream_errors import (
+    TransientFailure,
+    redact,
+    status_failure,
+)
+from conversation_service.domain.context import PromptMessage, estimated_usage
+from conversation_service.domain.model import Usage
+from conversation_service.ports.language_model import Emit, ModelFailure, ModelResult
 
 Guard = Callable[[str], Awaitable[None]]  # raises ValueError when a URL may not be requested
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from adapters.llm.retries import retry_after
-from ports.language_model import ModelFailure
+from conversation_service.adapters.llm.retries import retry_after
+from conversation_service.ports.language_model import ModelFailure
 
 _MAX_DETAIL = 300  # characters of an upstream error message passed on to our callers
 _MAX_ERROR_BODY = 16_384  # bytes of an error response read to find that message

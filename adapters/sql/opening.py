@@ -17,10 +17,10 @@ import databases
 import trio
 import trio_asyncio
 
-from adapters.sql.schema import prepare_database
-from adapters.sql.sql_store import SqlStore
-from adapters.sql.storage_actor import StorageActor
-from ports.storage import StorageUnavailable
+from conversation_service.adapters.sql.schema import prepare_database
+from conversation_service.adapters.sql.sql_store import SqlStore
+from conversation_service.adapters.sql.storage_actor import StorageActor
+from conversation_service.ports.storage import StorageUnavailable
 
 DATABASE_FILE = "conversations.db"
 

@@ -6,7 +6,7 @@ Message and session order is the insertion order of the `seq` column, never a ti
 
 from __future__ import annotations
 
-from adapters.sql.schema import IN_PROGRESS, RESPONDING
+from conversation_service.adapters.sql.schema import IN_PROGRESS, RESPONDING
 
 ORG_COLUMNS = ("id", "name", "created_at")
 TOKEN_COLUMNS = ("id", "org_id", "role", "token_hash", "created_at", "expires_at")

@@ -15,8 +15,8 @@ from uuid import UUID
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
-from domain.model import ChatSession, Message
-from ports.storage import StorageUnavailable
+from conversation_service.domain.model import ChatSession, Message
+from conversation_service.ports.storage import StorageUnavailable
 
 T = TypeVar("T")
 

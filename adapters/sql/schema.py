@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from databases.core import Connection
 
-from domain.model import MessageStatus
-from domain.session_machine import SessionState
-from ports.storage import StorageUnavailable
+from conversation_service.domain.model import MessageStatus
+from conversation_service.domain.session_machine import SessionState
+from conversation_service.ports.storage import StorageUnavailable
 
 
 class SchemaTooNew(StorageUnavailable):

@@ -15,10 +15,10 @@ from uuid import UUID
 
 from databases.core import Connection
 
-from adapters.sql import queries as q
-from adapters.sql.rows import format_timestamp, from_row, to_row
-from adapters.sql.storage_actor import StorageActor, Work
-from domain.model import (
+from conversation_service.adapters.sql import queries as q
+from conversation_service.adapters.sql.rows import format_timestamp, from_row, to_row
+from conversation_service.adapters.sql.storage_actor import StorageActor, Work
+from conversation_service.domain.model import (
     AccessRole,
     ChatSession,
     Conversation,
@@ -28,8 +28,8 @@ from domain.model import (
     Page,
     Principal,
 )
-from domain.session_machine import SessionInput, SessionState, next_state
-from ports.storage import IdempotentResult, ModelUsage, StoredModel, TokenInfo
+from conversation_service.domain.session_machine import SessionInput, SessionState, next_state
+from conversation_service.ports.storage import IdempotentResult, ModelUsage, StoredModel, TokenInfo
 
 T = TypeVar("T")
 

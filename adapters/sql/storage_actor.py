@@ -20,7 +20,7 @@ import trio
 import trio_asyncio
 from databases.core import Connection
 
-from ports.storage import StorageUnavailable
+from conversation_service.ports.storage import StorageUnavailable
 
 Work = Callable[[Connection], Awaitable[Any]]
 """A unit of database work, run by the actor on its connection inside a transaction."""

@@ -10,11 +10,15 @@ from quart_cors import cors
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestHeaderFieldsTooLarge
 
-from domain.errors import DomainError
-from entrypoints.http import access_log
-from entrypoints.http.docs_routes import build_docs_routes
-from entrypoints.http.errors import on_domain_error, on_http_error, on_unexpected
-from entrypoints.http.routes import HttpDeps, build_routes
+from conversation_service.domain.errors import DomainError
+from conversation_service.entrypoints.http import access_log
+from conversation_service.entrypoints.http.docs_routes import build_docs_routes
+from conversation_service.entrypoints.http.errors import (
+    on_domain_error,
+    on_http_error,
+    on_unexpected,
+)
+from conversation_service.entrypoints.http.routes import HttpDeps, build_routes
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 

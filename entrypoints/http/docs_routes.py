@@ -13,8 +13,8 @@ import openapi_ui_bundles
 from quart import Blueprint, Response, jsonify, send_file
 from werkzeug.exceptions import NotFound
 
-from entrypoints.http.openapi import DOCS_ASSETS, build_openapi
-from entrypoints.http.routes import HttpDeps
+from conversation_service.entrypoints.http.openapi import DOCS_ASSETS, build_openapi
+from conversation_service.entrypoints.http.routes import HttpDeps
 
 SWAGGER_UI = Path(openapi_ui_bundles.swagger_ui.static_path)
 
@@ -23,7 +23,11 @@ def build_docs_routes(deps: HttpDeps) -> Blueprint:
     """The document describes `deps`' limits, so it is built once per app."""
     docs = Blueprint("docs", __name__)
     document = build_openapi(deps.settings, deps.service.limits)
-    page = resources.files("entrypoints.http").joinpath("docs.html").read_text(encoding="utf-8")
+    page = (
+        resources.files("conversation_service.entrypoints.http")
+        .joinpath("docs.html")
+        .read_text(encoding="utf-8")
+    )
 
     @docs.get("/openapi.json")
     async def openapi_json() -> Response:

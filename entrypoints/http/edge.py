@@ -11,17 +11,17 @@ import attrs
 import trio
 from quart import Response, g, request
 
-from adapters.access import TokenVerifier
-from adapters.actors.reply_log import ReplyFollower
-from adapters.conversation_service import ConversationService
-from adapters.org_models import OrgModels
-from adapters.rate_limits import RequestRateLimiter, StreamSlots
-from domain.access import Action, authorize
-from domain.errors import InvalidField
-from domain.model import Principal
-from entrypoints.http import access_log, sse
-from entrypoints.http.idempotency import Answer, Idempotency
-from entrypoints.http.inputs import query_int, query_uuid
+from conversation_service.adapters.access import TokenVerifier
+from conversation_service.adapters.actors.reply_log import ReplyFollower
+from conversation_service.adapters.conversation_service import ConversationService
+from conversation_service.adapters.org_models import OrgModels
+from conversation_service.adapters.rate_limits import RequestRateLimiter, StreamSlots
+from conversation_service.domain.access import Action, authorize
+from conversation_service.domain.errors import InvalidField
+from conversation_service.domain.model import Principal
+from conversation_service.entrypoints.http import access_log, sse
+from conversation_service.entrypoints.http.idempotency import Answer, Idempotency
+from conversation_service.entrypoints.http.inputs import query_int, query_uuid
 
 
 @attrs.frozen(kw_only=True)

@@ -12,7 +12,7 @@ import math
 from quart import Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from domain.errors import (
+from conversation_service.domain.errors import (
     Conflict,
     DomainError,
     Forbidden,
@@ -22,7 +22,7 @@ from domain.errors import (
     Unauthenticated,
     Unavailable,
 )
-from ports.storage import StorageUnavailable
+from conversation_service.ports.storage import StorageUnavailable
 
 log = logging.getLogger("conversation_service.http")
 

@@ -21,10 +21,10 @@ import attrs
 import trio
 from quart import Response, jsonify, request
 
-from domain.errors import Conflict, InvalidField
-from domain.model import Principal
-from ports.clock import Clock
-from ports.storage import IdempotencyStore
+from conversation_service.domain.errors import Conflict, InvalidField
+from conversation_service.domain.model import Principal
+from conversation_service.ports.clock import Clock
+from conversation_service.ports.storage import IdempotencyStore
 
 HEADER = "Idempotency-Key"
 
@@ -88,7 +88,9 @@ class Idempotency:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._store.release_key(scope, key)
             raise
-        await self._store.finish_key(scope, key, answer.response.status_code, json.dumps(answer.kept))
+        await self._store.finish_key(
+            scope, key, answer.response.status_code, json.dumps(answer.kept)
+        )
         return answer.response
 
 

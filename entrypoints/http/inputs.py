@@ -14,7 +14,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from quart import request
 
-from domain.errors import InvalidField
+from conversation_service.domain.errors import InvalidField
 
 T = TypeVar("T")
 

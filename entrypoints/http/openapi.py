@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.rules import InputLimits
-from entrypoints.http import openapi_responses as r
-from entrypoints.http.openapi_events import events
-from entrypoints.http.openapi_paths import api_paths, operation
-from entrypoints.http.openapi_requests import request_bodies
-from entrypoints.http.openapi_schemas import response_bodies
-from entrypoints.http.routes import HttpSettings
+from conversation_service.domain.rules import InputLimits
+from conversation_service.entrypoints.http import openapi_responses as r
+from conversation_service.entrypoints.http.openapi_events import events
+from conversation_service.entrypoints.http.openapi_paths import api_paths, operation
+from conversation_service.entrypoints.http.openapi_requests import request_bodies
+from conversation_service.entrypoints.http.openapi_schemas import response_bodies
+from conversation_service.entrypoints.http.routes import HttpSettings
 
 # The Swagger UI files /docs loads (from the openapi-ui-bundles package), and their types.
 DOCS_ASSETS = {

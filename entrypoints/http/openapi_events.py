@@ -8,7 +8,15 @@ valid JSON Schema 2020-12, so valid in 3.1 too). The data shapes are those of
 
 from __future__ import annotations
 
-from entrypoints.http.openapi_schemas import COUNT, FINISH_REASONS, UUID, Schema, nullable, obj, ref
+from conversation_service.entrypoints.http.openapi_schemas import (
+    COUNT,
+    FINISH_REASONS,
+    UUID,
+    Schema,
+    nullable,
+    obj,
+    ref,
+)
 
 # kind -> (pattern of its id, what the id is)
 IDS = {

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from entrypoints.http import openapi_responses as r
-from entrypoints.http.openapi_schemas import ECHO_MODEL_ID
+from conversation_service.entrypoints.http import openapi_responses as r
+from conversation_service.entrypoints.http.openapi_schemas import ECHO_MODEL_ID
 
 
 def _link(operation_id: str, description: str, **values: Any) -> dict[str, Any]:

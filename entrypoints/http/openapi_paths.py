@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from entrypoints.http import openapi_links as links
-from entrypoints.http import openapi_responses as r
-from entrypoints.http.openapi_schemas import ref
-from entrypoints.http.routes import HttpSettings
+from conversation_service.entrypoints.http import openapi_links as links
+from conversation_service.entrypoints.http import openapi_responses as r
+from conversation_service.entrypoints.http.openapi_schemas import ref
+from conversation_service.entrypoints.http.routes import HttpSettings
 
 API = "/api/conversation"
 # Every status an authenticated route can answer with before its own logic runs.

@@ -11,10 +11,10 @@ import functools
 
 import attrs
 
-from adapters.llm.registry_entry import PROVIDERS
-from adapters.llm.upstream import Timeouts
-from domain.rules import InputLimits
-from entrypoints.http.openapi_schemas import (
+from conversation_service.adapters.llm.registry_entry import PROVIDERS
+from conversation_service.adapters.llm.upstream import Timeouts
+from conversation_service.domain.rules import InputLimits
+from conversation_service.entrypoints.http.openapi_schemas import (
     COUNT,
     ECHO_MODEL_ID,
     EXAMPLE_ID,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from entrypoints.http.openapi_events import ID_SCHEME
-from entrypoints.http.openapi_schemas import UUID, Schema, ref
-from entrypoints.http.routes import HttpSettings
+from conversation_service.entrypoints.http.openapi_events import ID_SCHEME
+from conversation_service.entrypoints.http.openapi_schemas import UUID, Schema, ref
+from conversation_service.entrypoints.http.routes import HttpSettings
 
 OFFSET_MAX = 2**31  # routes.py
 AFTER_MAX = 2**62

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from entrypoints.http import routes_conversations, routes_models, routes_sessions
-from entrypoints.http.edge import Edge, HttpDeps, HttpSettings
+from conversation_service.entrypoints.http import (
+    routes_conversations,
+    routes_models,
+    routes_sessions,
+)
+from conversation_service.entrypoints.http.edge import Edge, HttpDeps, HttpSettings
 
 __all__ = ["HttpDeps", "HttpSettings", "build_routes"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, jsonify
 
-from entrypoints.http import views
-from entrypoints.http.edge import Edge
-from entrypoints.http.idempotency import Answer
-from entrypoints.http.inputs import (
+from conversation_service.entrypoints.http import views
+from conversation_service.entrypoints.http.edge import Edge
+from conversation_service.entrypoints.http.idempotency import Answer
+from conversation_service.entrypoints.http.inputs import (
     CreateConversation,
     query_bool,
     query_int,

@@ -7,12 +7,12 @@ from uuid import UUID
 
 from quart import Blueprint, Response, jsonify
 
-from adapters.org_models import OrgModels
-from domain.errors import InvalidField, Unavailable
-from entrypoints.http import views
-from entrypoints.http.edge import Edge
-from entrypoints.http.idempotency import Answer
-from entrypoints.http.inputs import EARLIEST, query_datetime, read_json_object
+from conversation_service.adapters.org_models import OrgModels
+from conversation_service.domain.errors import InvalidField, Unavailable
+from conversation_service.entrypoints.http import views
+from conversation_service.entrypoints.http.edge import Edge
+from conversation_service.entrypoints.http.idempotency import Answer
+from conversation_service.entrypoints.http.inputs import EARLIEST, query_datetime, read_json_object
 
 
 def register(api: Blueprint, edge: Edge) -> None:

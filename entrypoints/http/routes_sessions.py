@@ -6,13 +6,13 @@ from typing import TypeVar
 
 from quart import Blueprint, Response
 
-from adapters.actors.commands import Multitask
-from domain.errors import InvalidField
-from domain.model import ContextScope, GenerationParams
-from entrypoints.http import views
-from entrypoints.http.edge import Edge
-from entrypoints.http.idempotency import Answer
-from entrypoints.http.inputs import (
+from conversation_service.adapters.actors.commands import Multitask
+from conversation_service.domain.errors import InvalidField
+from conversation_service.domain.model import ContextScope, GenerationParams
+from conversation_service.entrypoints.http import views
+from conversation_service.entrypoints.http.edge import Edge
+from conversation_service.entrypoints.http.idempotency import Answer
+from conversation_service.entrypoints.http.inputs import (
     CreateSession,
     SessionParams,
     SessionRef,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from adapters.actors.reply_log import ReplyEvent
+from conversation_service.adapters.actors.reply_log import ReplyEvent
 
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",

@@ -9,10 +9,10 @@ from uuid import UUID
 
 import cattrs
 
-from adapters.actors.reply_log import usage_view
-from domain.model import ChatSession, Conversation, Message, Page
-from ports.language_model import ModelInfo
-from ports.storage import ModelUsage
+from conversation_service.adapters.actors.reply_log import usage_view
+from conversation_service.domain.model import ChatSession, Conversation, Message, Page
+from conversation_service.ports.language_model import ModelInfo
+from conversation_service.ports.storage import ModelUsage
 
 _out = cattrs.Converter()
 _out.register_unstructure_hook(UUID, str)

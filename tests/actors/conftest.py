@@ -6,12 +6,12 @@ from uuid import uuid4
 import attrs
 import pytest
 
-from adapters.actors.session_actor import ActorSettings
-from adapters.actors.supervisor import SessionSupervisor, open_supervisor
-from adapters.conversation_service import ConversationService
-from adapters.memory_store import InMemoryStore
-from adapters.system import RandomIds, SystemClock
-from domain.model import AccessRole, ChatSession, Principal
+from conversation_service.adapters.actors.session_actor import ActorSettings
+from conversation_service.adapters.actors.supervisor import SessionSupervisor, open_supervisor
+from conversation_service.adapters.conversation_service import ConversationService
+from conversation_service.adapters.memory_store import InMemoryStore
+from conversation_service.adapters.system import RandomIds, SystemClock
+from conversation_service.domain.model import AccessRole, ChatSession, Principal
 from tests.actors.scripted import ScriptedCatalog
 
 

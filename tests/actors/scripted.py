@@ -11,10 +11,16 @@ from uuid import UUID, uuid4
 import attrs
 import trio
 
-from domain.context import PromptMessage
-from domain.errors import ModelNotFound
-from domain.model import GenerationParams, Usage
-from ports.language_model import DEFAULT_PARAMS, Emit, ModelFailure, ModelInfo, ModelResult
+from conversation_service.domain.context import PromptMessage
+from conversation_service.domain.errors import ModelNotFound
+from conversation_service.domain.model import GenerationParams, Usage
+from conversation_service.ports.language_model import (
+    DEFAULT_PARAMS,
+    Emit,
+    ModelFailure,
+    ModelInfo,
+    ModelResult,
+)
 
 
 @attrs.define

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import trio
 
-from adapters.actors.reply_log import ReplyEvent, ReplyLog
-from domain.errors import InvalidField
-from domain.model import ContextScope, GenerationParams
+from conversation_service.adapters.actors.reply_log import ReplyEvent, ReplyLog
+from conversation_service.domain.errors import InvalidField
+from conversation_service.domain.model import ContextScope, GenerationParams
 from tests.actors.conftest import World
 from tests.actors.scripted import Script
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from adapters.actors.reply_log import ReplyEvent, ReplyFollower
-from domain.errors import MessageNotFound
+from conversation_service.adapters.actors.reply_log import ReplyEvent, ReplyFollower
+from conversation_service.domain.errors import MessageNotFound
 from tests.actors.conftest import World
 from tests.actors.scripted import Script
 

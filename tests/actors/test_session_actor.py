@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 import trio
 
-from adapters.actors.commands import Multitask
-from adapters.actors.reply_log import ReplyEvent, ReplyLog
-from domain.errors import RateLimited, SessionBusy, SessionCompleted, Unavailable
-from domain.model import MessageRole, MessageStatus
-from domain.session_machine import SessionState
+from conversation_service.adapters.actors.commands import Multitask
+from conversation_service.adapters.actors.reply_log import ReplyEvent, ReplyLog
+from conversation_service.domain.errors import (
+    RateLimited,
+    SessionBusy,
+    SessionCompleted,
+    Unavailable,
+)
+from conversation_service.domain.model import MessageRole, MessageStatus
+from conversation_service.domain.session_machine import SessionState
 from tests.actors.conftest import World
 from tests.actors.scripted import Script
 

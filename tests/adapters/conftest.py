@@ -10,9 +10,9 @@ from uuid import UUID, uuid4
 import pytest
 import trio_asyncio
 
-from adapters.memory_store import InMemoryStore
-from adapters.sql import SqlStore, open_sql_store
-from domain.model import (
+from conversation_service.adapters.memory_store import InMemoryStore
+from conversation_service.adapters.sql import SqlStore, open_sql_store
+from conversation_service.domain.model import (
     ChatSession,
     Conversation,
     Message,
@@ -21,7 +21,7 @@ from domain.model import (
     Org,
     Usage,
 )
-from domain.session_machine import SessionState
+from conversation_service.domain.session_machine import SessionState
 
 T0 = datetime(2026, 11, 26, 6, 2, 59, 123456, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.model import AccessRole, Principal
-from ports.storage import IdempotentResult, StoredModel
+from conversation_service.domain.model import AccessRole, Principal
+from conversation_service.ports.storage import IdempotentResult, StoredModel
 
 Store = Any  # InMemoryStore | SqlStore
 

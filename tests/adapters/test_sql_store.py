@@ -18,16 +18,16 @@ import trio
 import trio.testing
 import trio_asyncio
 
-from adapters.sql import (
+from conversation_service.adapters.sql import (
     SchemaTooNew,
     SqlStore,
     normalise_url,
     open_sql_store,
     sqlite_url_for_dir,
 )
-from adapters.sql import queries as q
-from adapters.sql.schema import CURRENT_VERSION
-from ports.storage import StorageUnavailable
+from conversation_service.adapters.sql import queries as q
+from conversation_service.adapters.sql.schema import CURRENT_VERSION
+from conversation_service.ports.storage import StorageUnavailable
 
 pytestmark = pytest.mark.filterwarnings("error")
 

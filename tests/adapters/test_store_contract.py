@@ -7,12 +7,12 @@ from typing import Any
 import attrs
 import pytest
 
-from domain.model import (
+from conversation_service.domain.model import (
     MessageRole,
     MessageStatus,
     Usage,
 )
-from domain.session_machine import SessionState
+from conversation_service.domain.session_machine import SessionState
 
 Store = Any  # InMemoryStore | SqlStore: both implement ConversationStore and AccessStore
 

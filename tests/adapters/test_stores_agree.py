@@ -9,9 +9,15 @@ import trio_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.memory_store import InMemoryStore
-from adapters.sql import open_sql_store
-from domain.model import ChatSession, Conversation, Message, MessageStatus, Usage
+from conversation_service.adapters.memory_store import InMemoryStore
+from conversation_service.adapters.sql import open_sql_store
+from conversation_service.domain.model import (
+    ChatSession,
+    Conversation,
+    Message,
+    MessageStatus,
+    Usage,
+)
 
 Store = Any  # InMemoryStore | SqlStore
 

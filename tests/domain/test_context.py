@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.context import (
+from conversation_service.domain.context import (
     MESSAGE_OVERHEAD_TOKENS,
     check_message_fits,
     estimate_tokens,
@@ -18,10 +18,16 @@ from domain.context import (
     prompt_tokens,
     reserve_for_reply,
 )
-from domain.errors import InvalidField
-from domain.model import ChatSession, GenerationParams, Message, MessageRole, MessageStatus
-from domain.rules import check_params
-from domain.session_machine import SessionState
+from conversation_service.domain.errors import InvalidField
+from conversation_service.domain.model import (
+    ChatSession,
+    GenerationParams,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
+from conversation_service.domain.rules import check_params
+from conversation_service.domain.session_machine import SessionState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SESSION = uuid4()

@@ -9,11 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.access import Action, authorize, hash_token, looks_like_token, make_token
-from domain.context import build_prompt, estimate_tokens, estimated_usage
-from domain.errors import Forbidden, InvalidField, SessionCompleted
-from domain.model import AccessRole, MessageRole, MessageStatus, Principal
-from domain.rules import (
+from conversation_service.domain.access import (
+    Action,
+    authorize,
+    hash_token,
+    looks_like_token,
+    make_token,
+)
+from conversation_service.domain.context import build_prompt, estimate_tokens, estimated_usage
+from conversation_service.domain.errors import Forbidden, InvalidField, SessionCompleted
+from conversation_service.domain.model import AccessRole, MessageRole, MessageStatus, Principal
+from conversation_service.domain.rules import (
     InputLimits,
     assistant_message,
     check_can_take_message,
@@ -22,7 +28,7 @@ from domain.rules import (
     new_session,
     user_message,
 )
-from domain.session_machine import SessionInput, SessionState
+from conversation_service.domain.session_machine import SessionInput, SessionState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LIMITS = InputLimits(max_title_chars=10, max_message_chars=20)

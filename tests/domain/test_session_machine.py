@@ -10,9 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from domain.errors import InvalidTransition
-from domain.model import ChatSession
-from domain.session_machine import SessionInput, SessionState, next_state, transitions
+from conversation_service.domain.errors import InvalidTransition
+from conversation_service.domain.model import ChatSession
+from conversation_service.domain.session_machine import (
+    SessionInput,
+    SessionState,
+    next_state,
+    transitions,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ import pytest
 import trio
 from httpx_sse import EventSource, aconnect_sse
 
-from domain.model import AccessRole
-from entrypoints.server import RunningServer, running_server
-from entrypoints.settings import Settings
+from conversation_service.domain.model import AccessRole
+from conversation_service.entrypoints.server import RunningServer, running_server
+from conversation_service.entrypoints.settings import Settings
 
 ECHO = "6563686f-0000-4000-8000-000000000000"
 

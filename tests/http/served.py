@@ -14,7 +14,7 @@ from pathlib import Path
 
 import attrs
 
-COMMAND = [sys.executable, "-m", "entrypoints.cli"]
+COMMAND = [sys.executable, "-m", "conversation_service.entrypoints.cli"]
 
 
 def cli(*args: str, data_dir: Path, check: bool = True) -> subprocess.CompletedProcess[str]:

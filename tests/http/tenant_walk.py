@@ -18,9 +18,9 @@ import attrs
 import httpx
 import trio
 
-from domain.access import Action
-from domain.model import AccessRole
-from entrypoints.http.app import create_app
+from conversation_service.domain.access import Action
+from conversation_service.domain.model import AccessRole
+from conversation_service.entrypoints.http.app import create_app
 from tests.http.conftest import Api
 
 # The routes that answer without a token, with the path arguments that reach a real page.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from domain.model import AccessRole
+from conversation_service.domain.model import AccessRole
 from tests.http.conftest import Api, open_api, settings_for
 
 ROUTES = [

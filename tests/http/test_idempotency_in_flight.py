@@ -8,12 +8,12 @@ import trio
 from quart import Response
 from quart_trio import QuartTrio
 
-from adapters.memory_store import InMemoryStore
-from adapters.system import SystemClock
-from domain.errors import DomainError
-from domain.model import AccessRole, Principal
-from entrypoints.http.errors import on_domain_error
-from entrypoints.http.idempotency import Answer, Idempotency
+from conversation_service.adapters.memory_store import InMemoryStore
+from conversation_service.adapters.system import SystemClock
+from conversation_service.domain.errors import DomainError
+from conversation_service.domain.model import AccessRole, Principal
+from conversation_service.entrypoints.http.errors import on_domain_error
+from conversation_service.entrypoints.http.idempotency import Answer, Idempotency
 
 
 async def test_a_key_still_in_flight_is_409_and_then_replays() -> None:

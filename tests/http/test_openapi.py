@@ -16,11 +16,11 @@ from jsonschema.exceptions import ValidationError
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from quart import Blueprint
 
-from domain.model import AccessRole
-from domain.rules import InputLimits
-from entrypoints.http.app import create_app
-from entrypoints.http.openapi import build_openapi
-from entrypoints.http.routes import HttpSettings
+from conversation_service.domain.model import AccessRole
+from conversation_service.domain.rules import InputLimits
+from conversation_service.entrypoints.http.app import create_app
+from conversation_service.entrypoints.http.openapi import build_openapi
+from conversation_service.entrypoints.http.routes import HttpSettings
 from tests.http.conftest import ECHO, Api, open_api, settings_for
 
 METHODS = {"get", "put", "post", "delete", "patch"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from domain.model import AccessRole
+from conversation_service.domain.model import AccessRole
 from tests.adapters.llm.openai_server import start_fake_openai, streaming_reply
 from tests.http.conftest import Api, open_api, settings_for
 

@@ -33,8 +33,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from domain.model import AccessRole
-from entrypoints.server import RunningServer, running_server
+from conversation_service.domain.model import AccessRole
+from conversation_service.entrypoints.server import RunningServer, running_server
 from tests.http.conftest import ECHO, settings_for
 
 SERVER_LIFETIME = 600  # seconds; the module takes well under a minute

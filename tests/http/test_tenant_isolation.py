@@ -18,9 +18,9 @@ import attrs
 import httpx
 import trio
 
-from domain.access import Action
-from domain.model import AccessRole
-from entrypoints.settings import Settings
+from conversation_service.domain.access import Action
+from conversation_service.domain.model import AccessRole
+from conversation_service.entrypoints.settings import Settings
 from tests.http.conftest import ECHO, Api, Tenant, open_api, settings_for
 from tests.http.tenant_walk import (
     PUBLIC,

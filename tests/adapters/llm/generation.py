@@ -7,9 +7,14 @@ from collections.abc import Sequence
 import pytest
 import trio
 
-from domain.context import PromptMessage
-from domain.model import GenerationParams
-from ports.language_model import DEFAULT_PARAMS, LanguageModel, ModelFailure, ModelResult
+from conversation_service.domain.context import PromptMessage
+from conversation_service.domain.model import GenerationParams
+from conversation_service.ports.language_model import (
+    DEFAULT_PARAMS,
+    LanguageModel,
+    ModelFailure,
+    ModelResult,
+)
 
 PROMPT = (
     PromptMessage(role="system", content="Be brief."),

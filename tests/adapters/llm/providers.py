@@ -8,11 +8,11 @@ from typing import Any
 import attrs
 import httpx
 
-from adapters.llm.anthropic_messages import AnthropicMessagesModel
-from adapters.llm.openai_chat import OpenAIChatModel
-from adapters.llm.provider_model import ProviderModel
-from adapters.llm.retries import Retries
-from adapters.llm.upstream import Timeouts
+from conversation_service.adapters.llm.anthropic_messages import AnthropicMessagesModel
+from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
+from conversation_service.adapters.llm.provider_model import ProviderModel
+from conversation_service.adapters.llm.retries import Retries
+from conversation_service.adapters.llm.upstream import Timeouts
 
 from .anthropic_server import messages_error, messages_reply, send, start_message, text_delta
 from .openai_server import Exchange, Handler, chunk, error_reply, streaming_reply

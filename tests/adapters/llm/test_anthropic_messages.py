@@ -9,10 +9,10 @@ import httpx
 import pytest
 import trio
 
-from adapters.llm.anthropic_messages import AnthropicMessagesModel
-from adapters.llm.retries import Retries
-from adapters.llm.upstream import Timeouts
-from domain.context import PromptMessage
+from conversation_service.adapters.llm.anthropic_messages import AnthropicMessagesModel
+from conversation_service.adapters.llm.retries import Retries
+from conversation_service.adapters.llm.upstream import Timeouts
+from conversation_service.domain.context import PromptMessage
 
 from .anthropic_server import (
     BLOCK_STOP,

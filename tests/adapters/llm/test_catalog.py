@@ -7,14 +7,14 @@ from uuid import UUID, uuid4
 import pytest
 import trio
 
-from adapters.llm.anthropic_messages import AnthropicMessagesModel
-from adapters.llm.catalog import ECHO_INFO, ECHO_MODEL_ID, open_catalog
-from adapters.llm.echo import EchoModel
-from adapters.llm.openai_chat import OpenAIChatModel
-from adapters.llm.registry_file import load_registry, parse_registry
-from domain.context import PromptMessage
-from domain.errors import ModelNotFound
-from ports.language_model import ModelFailure, ModelInfo
+from conversation_service.adapters.llm.anthropic_messages import AnthropicMessagesModel
+from conversation_service.adapters.llm.catalog import ECHO_INFO, ECHO_MODEL_ID, open_catalog
+from conversation_service.adapters.llm.echo import EchoModel
+from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
+from conversation_service.adapters.llm.registry_file import load_registry, parse_registry
+from conversation_service.domain.context import PromptMessage
+from conversation_service.domain.errors import ModelNotFound
+from conversation_service.ports.language_model import ModelFailure, ModelInfo
 
 from .openai_server import start_fake_openai, streaming_reply
 

@@ -7,10 +7,10 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.llm.echo import NOTHING_TO_ECHO, EchoModel
-from domain.context import PromptMessage, estimated_usage
-from domain.model import GenerationParams
-from ports.language_model import DEFAULT_PARAMS, ModelResult
+from conversation_service.adapters.llm.echo import NOTHING_TO_ECHO, EchoModel
+from conversation_service.domain.context import PromptMessage, estimated_usage
+from conversation_service.domain.model import GenerationParams
+from conversation_service.ports.language_model import DEFAULT_PARAMS, ModelResult
 
 
 def user(content: str) -> PromptMessage:

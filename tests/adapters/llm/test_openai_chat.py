@@ -11,10 +11,10 @@ import httpx
 import pytest
 import trio
 
-from adapters.llm.openai_chat import OpenAIChatModel
-from adapters.llm.retries import Retries
-from adapters.llm.upstream import Timeouts
-from domain.model import GenerationParams
+from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
+from conversation_service.adapters.llm.retries import Retries
+from conversation_service.adapters.llm.upstream import Timeouts
+from conversation_service.domain.model import GenerationParams
 
 from .generation import PROMPT, failure, generate
 from .openai_server import (

@@ -6,13 +6,13 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from adapters.llm.catalog import ECHO_MODEL_ID, open_catalog
-from adapters.llm.openai_chat import OpenAIChatModel
-from adapters.llm.registry_entry import RegisteredModel
-from adapters.llm.registry_file import Registry, load_registry
-from adapters.llm.retries import Retries
-from domain.errors import Conflict, InvalidField, ModelNotFound
-from ports.language_model import ModelFailure
+from conversation_service.adapters.llm.catalog import ECHO_MODEL_ID, open_catalog
+from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
+from conversation_service.adapters.llm.registry_entry import RegisteredModel
+from conversation_service.adapters.llm.registry_file import Registry, load_registry
+from conversation_service.adapters.llm.retries import Retries
+from conversation_service.domain.errors import Conflict, InvalidField, ModelNotFound
+from conversation_service.ports.language_model import ModelFailure
 
 from .anthropic_server import messages_reply
 from .generation import generate

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.model import GenerationParams
+from conversation_service.domain.model import GenerationParams
 
 from .generation import failure, generate
 from .openai_server import Exchange, start_fake_openai

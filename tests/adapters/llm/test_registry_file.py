@@ -9,10 +9,14 @@ from uuid import UUID
 
 import pytest
 
-from adapters.llm.echo import ECHO_MODEL_ID
-from adapters.llm.registry_file import RegistryError, load_registry, parse_registry
-from adapters.llm.retries import Retries
-from adapters.llm.upstream import Timeouts
+from conversation_service.adapters.llm.echo import ECHO_MODEL_ID
+from conversation_service.adapters.llm.registry_file import (
+    RegistryError,
+    load_registry,
+    parse_registry,
+)
+from conversation_service.adapters.llm.retries import Retries
+from conversation_service.adapters.llm.upstream import Timeouts
 
 GOOD_ENTRY = """
 [[models]]
@@ -33,7 +37,11 @@ def test_the_bundled_registry_has_only_the_echo_settings():
 
 
 def test_the_bundled_examples_are_valid_once_uncommented():
-    text = resources.files("adapters.llm").joinpath("models.toml").read_text("utf-8")
+    text = (
+        resources.files("conversation_service.adapters.llm")
+        .joinpath("models.toml")
+        .read_text("utf-8")
+    )
     example = re.compile(r"^# ?(\[\[models\]\]|[a-z_]+ = .*)$")
     uncommented = "\n".join(
         example.sub(r"\1", line) if example.match(line) else line for line in text.splitlines()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from adapters.llm.retries import Retries, retry_after
+from conversation_service.adapters.llm.retries import Retries, retry_after
 
 NOW = datetime(2026, 11, 26, 6, 0, 0, tzinfo=UTC)
 

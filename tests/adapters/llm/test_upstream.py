@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import trio
 
-from adapters.llm.retries import Retries
-from adapters.llm.upstream import Timeouts
-from adapters.llm.url_guard import UnsafeModelURL
-from ports.language_model import ModelFailure
+from conversation_service.adapters.llm.retries import Retries
+from conversation_service.adapters.llm.upstream import Timeouts
+from conversation_service.adapters.llm.url_guard import UnsafeModelURL
+from conversation_service.ports.language_model import ModelFailure
 
 from .generation import PROMPT, closed_port, failure, generate
 from .openai_server import (

@@ -11,7 +11,7 @@ import ipaddress
 import pytest
 import trio
 
-from adapters.llm.url_guard import (
+from conversation_service.adapters.llm.url_guard import (
     UnsafeModelURL,
     check_public_url,
     check_url_form,
