@@ -22,8 +22,16 @@ from conversation_service.domain.model import (
     Page,
     Principal,
 )
+from conversation_service.domain.replies import INTERRUPTED, ReplyOutcome
 from conversation_service.domain.session_machine import SessionInput, SessionState
-from conversation_service.ports.storage import IdempotentResult, ModelUsage, StoredModel, TokenInfo
+from conversation_service.ports.storage import (
+    IdempotentResult,
+    ModelUsage,
+    StaleVersion,
+    StorageUnavailable,
+    StoredModel,
+    TokenInfo,
+)
 
 
 class InMemoryStore:
@@ -117,8 +125,18 @@ class InMemoryStore:
         self._touch(session.conversation_id, session.created_at)
 
     async def update_session(self, session: ChatSession) -> None:
-        if session.id in self._sessions:
-            self._sessions[session.id] = session
+        self._check_session(session)
+        self._sessions[session.id] = session
+
+    def _check_session(self, session: ChatSession) -> None:
+        stored = self._sessions.get(session.id)
+        if stored is None or stored.org_id != session.org_id:
+            raise StaleVersion(f"chat session {session.id} does not exist")
+        if stored.version != session.version - 1:
+            raise StaleVersion(
+                f"chat session {session.id} is at version {stored.version}, not "
+                f"{session.version - 1}: it was changed by another writer"
+            )
 
     async def get_session(self, org_id: UUID, session_id: UUID) -> ChatSession | None:
         found = self._sessions.get(session_id)
@@ -137,8 +155,39 @@ class InMemoryStore:
         self._touch(message.conversation_id, message.created_at)
 
     async def update_message(self, message: Message) -> None:
-        if message.id in self._messages:
-            self._messages[message.id] = message
+        self._check_in_progress(message)
+        self._messages[message.id] = message
+
+    def _check_in_progress(self, message: Message) -> None:
+        stored = self._messages.get(message.id)
+        if stored is None or stored.org_id != message.org_id:
+            raise StaleVersion(f"message {message.id} does not exist")
+        if stored.status is not MessageStatus.IN_PROGRESS:
+            raise StaleVersion(f"message {message.id} is {stored.status.value}, not in progress")
+
+    # Each checks everything before it changes anything: one transaction, as in SQL.
+    async def begin_reply(self, user: Message, reply: Message, session: ChatSession) -> None:
+        self._check_session(session)
+        for message in (user, reply):
+            if message.id in self._messages:
+                raise StorageUnavailable(f"message {message.id} exists already")
+        await self.add_message(user)
+        await self.add_message(reply)
+        self._sessions[session.id] = session
+
+    async def end_reply(self, reply: Message, session: ChatSession) -> None:
+        self._check_in_progress(reply)
+        self._check_session(session)
+        self._messages[reply.id] = reply
+        self._sessions[session.id] = session
+
+    async def recover_session(self, session: ChatSession) -> None:
+        self._check_session(session)
+        for message in list(self._messages.values()):
+            if message.chat_session_id == session.id:
+                if message.status is MessageStatus.IN_PROGRESS:
+                    self._messages[message.id] = _interrupted(message, session.updated_at)
+        self._sessions[session.id] = session
 
     async def get_message(self, org_id: UUID, message_id: UUID) -> Message | None:
         found = self._messages.get(message_id)
@@ -230,17 +279,25 @@ class InMemoryStore:
         marked = 0
         for message in list(self._messages.values()):
             if message.status is MessageStatus.IN_PROGRESS:
-                self._messages[message.id] = attrs.evolve(
-                    message,
-                    status=MessageStatus.INCOMPLETE,
-                    finish_reason="interrupted",
-                    updated_at=at,
-                )
+                self._messages[message.id] = _interrupted(message, at)
                 marked += 1
         for session in list(self._sessions.values()):
             if session.status is SessionState.RESPONDING:
                 self._sessions[session.id] = session.apply(SessionInput.RECOVER, at)
         return marked
+
+
+def _interrupted(message: Message, at: datetime) -> Message:
+    outcome = ReplyOutcome.interrupted(*INTERRUPTED)
+    return message.finished(
+        content=message.content,
+        status=outcome.status,
+        finish_reason=outcome.finish_reason,
+        usage=message.usage,
+        at=at,
+        error=outcome.error,
+        latency=message.latency,
+    )
 
 
 def _page(items: list, limit: int, offset: int) -> Page:  # type: ignore[type-arg]

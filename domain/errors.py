@@ -100,6 +100,15 @@ class SessionBusy(Conflict):
         super().__init__(f"chat session {session_id} is already generating a reply")
 
 
+class ModelUnavailable(Conflict):
+    """The session's model is no longer offered (its organisation removed it)."""
+
+    code = "model_unavailable"
+
+    def __init__(self, model_id: object) -> None:
+        super().__init__(f"model {model_id} is no longer available; start a session on another")
+
+
 class Unauthenticated(DomainError):
     """The bearer token is missing, malformed, unknown, revoked or expired."""
 

@@ -104,10 +104,16 @@ class ChatSession:
     system_prompt: str | None = None
     params: GenerationParams = GenerationParams()
     context: ContextScope = ContextScope.SESSION
+    # Grows by one with every transition. A store writes a session only over the version
+    # before it, so a writer holding a stale copy fails instead of overwriting a newer state.
+    version: int = 1
 
     def apply(self, event: SessionInput, at: datetime) -> ChatSession:
-        """The session after `event`; InvalidTransition when its state does not allow it."""
-        return attrs.evolve(self, status=next_state(self.status, event), updated_at=at)
+        """The session after `event`, one version on; InvalidTransition when its state does
+        not allow it."""
+        return attrs.evolve(
+            self, status=next_state(self.status, event), updated_at=at, version=self.version + 1
+        )
 
 
 @attrs.frozen(kw_only=True)

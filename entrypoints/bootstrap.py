@@ -12,7 +12,6 @@ import attrs
 from conversation_service.adapters.access import AccessAdmin, TokenVerifier
 from conversation_service.adapters.actors.session_actor import ActorSettings
 from conversation_service.adapters.actors.supervisor import SessionSupervisor, open_supervisor
-from conversation_service.adapters.conversation_service import ConversationService
 from conversation_service.adapters.llm import load_registry, open_catalog
 from conversation_service.adapters.org_models import OrgModels
 from conversation_service.adapters.rate_limits import RequestRateLimiter, StreamSlots
@@ -24,6 +23,7 @@ from conversation_service.domain.rules import InputLimits
 from conversation_service.entrypoints.http.idempotency import Idempotency
 from conversation_service.entrypoints.http.routes import HttpDeps, HttpSettings
 from conversation_service.entrypoints.settings import Settings, SettingsError
+from conversation_service.service_layer.conversation_service import ConversationService
 
 KEY_RETENTION = timedelta(hours=25)  # Idempotency-Key answers: "at least 24 h"
 
@@ -90,7 +90,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             service = ConversationService(
                 store=store,
                 catalog=catalog,
-                supervisor=supervisor,
+                runtime=supervisor,
                 clock=clock,
                 ids=ids,
                 limits=InputLimits(

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import attrs
 
-from conversation_service.domain.errors import DomainError
+from conversation_service.domain.errors import Conflict, DomainError
 from conversation_service.domain.model import (
     AccessRole,
     ChatSession,
@@ -25,6 +25,13 @@ class StorageUnavailable(DomainError):
     """The store could not be reached or could not complete the operation."""
 
     code = "storage_unavailable"
+
+
+class StaleVersion(Conflict):
+    """A write was made over a state that is no longer the stored one (another writer got
+    there first), or over an object that does not exist."""
+
+    code = "stale_version"
 
 
 @attrs.frozen(kw_only=True)
@@ -61,7 +68,11 @@ class ConversationStore(Protocol):
     async def add_session(self, session: ChatSession) -> None: ...
 
     async def update_session(self, session: ChatSession) -> None:
-        """Store the session's status and updated_at."""
+        """Store the session's status, updated_at and version over version - 1.
+
+        StaleVersion when the stored session is not at `session.version - 1` (a stale copy
+        was changed) or does not exist: nothing is written then.
+        """
         ...
 
     async def get_session(self, org_id: UUID, session_id: UUID) -> ChatSession | None: ...
@@ -75,7 +86,29 @@ class ConversationStore(Protocol):
         ...
 
     async def update_message(self, message: Message) -> None:
-        """Store a reply's content, status, finish_reason, usage and updated_at."""
+        """Store a reply's content, status, finish_reason, usage, error, latency, updated_at.
+
+        Only a reply stored IN_PROGRESS can change: StaleVersion for one that was finished
+        already (by its writer, or by recovery) or does not exist.
+        """
+        ...
+
+    async def begin_reply(self, user: Message, reply: Message, session: ChatSession) -> None:
+        """In one transaction: add the user's message and the reply (in progress), and
+        update the session (as update_session, StaleVersion included)."""
+        ...
+
+    async def end_reply(self, reply: Message, session: ChatSession) -> None:
+        """In one transaction: update the finished reply and the session (as update_message
+        and update_session, StaleVersion included)."""
+        ...
+
+    async def recover_session(self, session: ChatSession) -> None:
+        """One session's interrupted replies (in progress) marked INCOMPLETE, and the
+        recovered `session` stored (as update_session), in one transaction.
+
+        For a session whose live state was lost while it was RESPONDING.
+        """
         ...
 
     async def get_message(self, org_id: UUID, message_id: UUID) -> Message | None: ...
@@ -101,7 +134,8 @@ class ConversationStore(Protocol):
         ...
 
     async def recover_interrupted(self, at: datetime) -> int:
-        """After a restart: mark in-progress replies INCOMPLETE and RESPONDING sessions ACTIVE.
+        """After a restart: mark in-progress replies INCOMPLETE (finish_reason "error",
+        error "interrupted") and RESPONDING sessions ACTIVE (a version on).
 
         Returns how many replies were marked.
         """

@@ -1,4 +1,5 @@
-"""The dependency rule, checked on the source: entrypoints -> adapters -> ports -> domain.
+"""The dependency rule, checked on the source: entrypoints -> adapters | service_layer ->
+ports -> domain.
 
 tox's `layers` env runs import-linter with the same contracts; this test keeps the rule in
 the default test run too.
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["domain", "ports", "adapters", "entrypoints"]  # inner to outer
+# Inner to outer; the use cases (service_layer) and the adapters are independent of each other.
+LAYERS = ["domain", "ports", "service_layer", "adapters", "entrypoints"]
+INDEPENDENT = {"adapters": {"service_layer"}, "service_layer": {"adapters"}}
 
 
 PACKAGE = "conversation_service"
@@ -44,7 +47,7 @@ def modules_of(layer: str) -> list[Path]:
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_no_layer_imports_an_outer_one(layer: str) -> None:
-    outer = set(LAYERS[LAYERS.index(layer) + 1 :])
+    outer = set(LAYERS[LAYERS.index(layer) + 1 :]) | INDEPENDENT.get(layer, set())
     for path in modules_of(layer):
         wrong = imported_roots(path) & outer
         assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
@@ -65,6 +68,12 @@ def test_domain_imports_only_the_standard_library_and_attrs() -> None:
     for path in modules_of("domain"):
         extra = imported_roots(path) - allowed
         assert not extra, f"{path.relative_to(ROOT)} imports {sorted(extra)}"
+
+
+def test_the_use_cases_know_no_framework() -> None:
+    frameworks = {"trio", "quart", "quart_trio", "hypercorn", "databases", "httpx", "cattrs"}
+    for path in modules_of("service_layer"):
+        assert not imported_roots(path) & frameworks, path.relative_to(ROOT)
 
 
 def test_asyncio_stays_inside_the_sql_adapter() -> None:

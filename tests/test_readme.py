@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_readme_embedding_example_streams_a_reply_without_http() -> None:
+def test_readme_embedding_example_streams_a_reply_without_http(tmp_path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README has no python example"
     result = subprocess.run(
@@ -18,12 +19,13 @@ def test_readme_embedding_example_streams_a_reply_without_http() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=README.parent,
+        cwd=tmp_path,  # away from the source tree: the installed package
     )
     assert result.returncode == 0, result.stderr
-    kinds = [line.split(" ", 1)[0] for line in result.stdout.splitlines()]
-    assert kinds[0] == "start" and kinds[-1] == "end" and "content" in kinds
-    assert "Echo: hi there" in "".join(re.findall(r"'content': '([^']*)'", result.stdout))
+    lines = [line.split(" ", 1) for line in result.stdout.splitlines()]
+    assert lines[0][0] == "start" and lines[-1][0] == "end" and lines[-1][1].startswith("stop")
+    text = "".join(ast.literal_eval(rest) for kind, rest in lines if kind == "content")
+    assert text == "Echo: hi there"
 
 
 def test_readme_commands_are_the_ones_ci_runs() -> None:

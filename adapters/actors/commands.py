@@ -1,46 +1,48 @@
-"""What can be asked of a session actor, and how it answers."""
+"""What can be asked of a session actor, how it answers, and what its own tasks report."""
 
 from __future__ import annotations
 
-import enum
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 from uuid import UUID
 
 import attrs
 import trio
 
 from conversation_service.adapters.actors.reply_log import ReplyLog
+from conversation_service.domain.model import ChatSession
+from conversation_service.domain.replies import Multitask, ReplyOutcome
 
+if TYPE_CHECKING:
+    from conversation_service.adapters.actors.turn import Turn
 
-class Multitask(enum.Enum):
-    """What to do with a message that arrives while the session is generating a reply."""
-
-    ENQUEUE = "enqueue"  # wait its turn
-    REJECT = "reject"  # refuse it (SessionBusy)
-    INTERRUPT = "interrupt"  # cancel the running reply, then run this one
+T = TypeVar("T")
 
 
 @attrs.define(eq=False)
-class Verdict:
-    """The actor's answer to one command: set once, awaited by the sender."""
+class Verdict(Generic[T]):
+    """The actor's answer to one command: given once, awaited by the sender."""
 
-    error: Exception | None = None
+    _value: T | None = None
+    _error: Exception | None = None
     _done: trio.Event = attrs.field(factory=trio.Event)
 
-    def accept(self) -> None:
+    def accept(self, value: T) -> None:
+        self._value = value
         self._done.set()
 
     def refuse(self, error: Exception) -> None:
-        self.error = error
+        self._error = error
         self._done.set()
 
     @property
     def decided(self) -> bool:
         return self._done.is_set()
 
-    async def wait(self) -> None:
+    async def wait(self) -> T:
         await self._done.wait()
-        if self.error is not None:
-            raise self.error
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)
 
 
 @attrs.define(eq=False)
@@ -50,29 +52,31 @@ class Send:
     text: str
     multitask: Multitask
     reply: ReplyLog
-    verdict: Verdict
+    verdict: Verdict[None]
 
 
 @attrs.define(eq=False)
 class Cancel:
-    """Stop the running reply (or the one named), keeping what was written."""
+    """Stop the running reply (or the one named), keeping what was written. Answers whether
+    anything was stopped."""
 
     message_id: UUID | None
-    verdict: Verdict
+    verdict: Verdict[bool]
 
 
 @attrs.define(eq=False)
 class Complete:
-    """Close the session for new messages."""
+    """Close the session for new messages. Answers the completed session."""
 
-    verdict: Verdict
+    verdict: Verdict[ChatSession]
 
 
 @attrs.define(eq=False)
-class ReplyDone:
-    """Sent by the actor's own generation task when a reply has ended."""
+class Generated:
+    """Reported by a turn's generation task: the model is done with the reply."""
 
-    reply: ReplyLog
+    turn: Turn
+    outcome: ReplyOutcome
 
 
-Command = Send | Cancel | Complete | ReplyDone
+Command = Send | Cancel | Complete | Generated

@@ -1,47 +1,63 @@
-"""The events of one reply, kept in order, read by any number of followers.
+"""The events of one live reply, kept compactly, read by any number of followers.
 
-Each follower keeps its own cursor into the one shared log instead of owning a buffer, so a
-reader that stops reading costs nothing and never slows the others; the log itself is bounded
-by the reply it describes. Event ids are positions: `start` is 0, each `content` event's id is
-the length of the reply text once that chunk is added, `error` is that length + 1 and `end`
-that length + 2. Ids therefore grow strictly within a message, and a reply stored in the
-database can be replayed after any id without the original chunk boundaries.
+A reply is kept as its text plus the offsets where its chunks ended, not as event objects:
+a 100 KB reply of 20,000 chunks costs about its text and 8 bytes a chunk. Events (the domain's
+typed values, see domain/replies.py) are made when a follower reads them. Each follower keeps
+its own cursor instead of a buffer, so a reader that stops reading costs nothing and never
+slows the others.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from array import array
+from bisect import bisect_right
 from uuid import UUID
 
-import attrs
 import trio
 
-from conversation_service.domain.model import Usage
+from conversation_service.domain.replies import (
+    ReplyContent,
+    ReplyEvent,
+    ReplyOutcome,
+    ReplyStarted,
+    closing_events,
+)
+
+_BLOCK_CHARS = 4096  # small chunks are joined into blocks of about this size
 
 
-@attrs.frozen(kw_only=True)
-class ReplyEvent:
-    """One server-sent event of a reply."""
+class _Text:
+    """Append-only text held in blocks of a few KB, sliceable by offsets."""
 
-    id: int
-    kind: str  # start | content | error | end
-    data: dict[str, Any]
+    def __init__(self) -> None:
+        self._blocks: list[str] = []
+        self._starts = array("q")
+        self.length = 0
 
+    def append(self, chunk: str) -> None:
+        if self._blocks and len(self._blocks[-1]) < _BLOCK_CHARS:
+            self._blocks[-1] += chunk  # copies at most one block
+        else:
+            self._starts.append(self.length)
+            self._blocks.append(chunk)
+        self.length += len(chunk)
 
-def usage_view(usage: Usage | None) -> dict[str, Any] | None:
-    """A reply's usage as its `end` event and the messages API show it."""
-    if usage is None:
-        return None
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "estimated": usage.estimated,
-    }
+    def slice(self, start: int, stop: int) -> str:
+        parts = []
+        index = max(bisect_right(self._starts, start) - 1, 0)
+        while start < stop:
+            block, offset = self._blocks[index], self._starts[index]
+            parts.append(block[start - offset : stop - offset])
+            start = offset + len(block)
+            index += 1
+        return "".join(parts)
+
+    def __str__(self) -> str:
+        return "".join(self._blocks)
 
 
 class ReplyLog:
-    """An append-only log of a reply's events; closed after `end`."""
+    """An append-only log of one reply: `start`, content chunks, then `error`? and `end`."""
 
     def __init__(
         self, *, message_id: UUID, user_message_id: UUID | None, chat_session_id: UUID
@@ -49,8 +65,10 @@ class ReplyLog:
         self.message_id = message_id
         self.user_message_id = user_message_id
         self.chat_session_id = chat_session_id
-        self.events: list[ReplyEvent] = []
-        self.text_length = 0
+        self._head: list[ReplyEvent] = []  # start
+        self._text = _Text()
+        self._ends = array("q")  # each content event's id: the text's length after it
+        self._tail: list[ReplyEvent] = []  # error and end
         self._changed = trio.Event()
         self._ended = trio.Event()
 
@@ -61,65 +79,80 @@ class ReplyLog:
     async def wait_ended(self) -> None:
         await self._ended.wait()
 
+    @property
+    def text_length(self) -> int:
+        return self._text.length
+
+    def text(self) -> str:
+        """The reply's text so far."""
+        return str(self._text)
+
     def start(
         self, model_id: UUID | None, *, included: int | None = None, trimmed: int | None = None
     ) -> None:
         """The reply begins; `included`/`trimmed`: messages in the model's context, and
-        older ones left out to fit it (known while the reply is live, not in storage)."""
-        data: dict[str, Any] = {
-            "message_id": str(self.message_id),
-            "user_message_id": None if self.user_message_id is None else str(self.user_message_id),
-            "chat_session_id": str(self.chat_session_id),
-            "model_id": None if model_id is None else str(model_id),
-        }
-        if included is not None:
-            data["context_messages"] = included
-            data["trimmed_messages"] = trimmed
-        self._append(ReplyEvent(id=0, kind="start", data=data))
-
-    def skip_text(self, length: int) -> None:
-        """Count `length` characters as sent already (a stored reply replayed after an id)."""
-        self.text_length += length
+        older ones left out to fit it."""
+        if self._head or self._ends or self._tail:
+            raise RuntimeError("a reply starts once, first")
+        self._head.append(
+            ReplyStarted(
+                message_id=self.message_id,
+                user_message_id=self.user_message_id,
+                chat_session_id=self.chat_session_id,
+                model_id=model_id,
+                context_messages=included,
+                trimmed_messages=trimmed,
+            )
+        )
+        self._notify()
 
     def content(self, text: str) -> None:
         if not text:
             return  # an empty chunk would repeat the previous id
-        self.text_length += len(text)
-        self._append(
-            ReplyEvent(
-                id=self.text_length,
-                kind="content",
-                data={"message_id": str(self.message_id), "content": text},
-            )
-        )
-
-    def error(self, code: str, message: str) -> None:
-        self._append(
-            ReplyEvent(
-                id=self.text_length + 1, kind="error", data={"code": code, "message": message}
-            )
-        )
-
-    def end(self, finish_reason: str, usage: Usage | None = None) -> None:
-        data = {
-            "message_id": str(self.message_id),
-            "finish_reason": finish_reason,
-            "usage": usage_view(usage),
-        }
-        self._append(ReplyEvent(id=self.text_length + 2, kind="end", data=data))
-        self._ended.set()
-
-    def fail(self, code: str, message: str) -> None:
-        """An `error` event, then `end` with finish_reason "error"."""
-        self.error(code, message)
-        self.end("error")
-
-    def _append(self, event: ReplyEvent) -> None:
-        if self._ended.is_set():
+        if self._tail:
             raise RuntimeError("reply already ended")
-        self.events.append(event)
+        self._text.append(text)
+        self._ends.append(self._text.length)
+        self._notify()
+
+    def close(self, outcome: ReplyOutcome) -> None:
+        """`error` (for a failure) and `end`, as `outcome` says; the log takes nothing more."""
+        if self._tail:
+            raise RuntimeError("reply already ended")
+        self._tail.extend(closing_events(self.message_id, self._text.length, outcome))
+        self._ended.set()
+        self._notify()
+
+    def _notify(self) -> None:
         changed, self._changed = self._changed, trio.Event()
         changed.set()
+
+    @property
+    def _count(self) -> int:
+        return len(self._head) + len(self._ends) + len(self._tail)
+
+    def _events(self, first: int, stop: int, after: int | None) -> list[ReplyEvent]:
+        """Events [first, stop) of the log, leaving out the text up to event id `after`."""
+        events: list[ReplyEvent] = []
+        heads, contents = len(self._head), len(self._ends)
+        for index in range(first, stop):
+            if index < heads:
+                event: ReplyEvent = self._head[index]
+            elif index < heads + contents:
+                k = index - heads
+                end = self._ends[k]
+                begin = self._ends[k - 1] if k else 0
+                if after is not None:
+                    if end <= after:
+                        continue
+                    begin = max(begin, after)  # exactly once, even across chunk boundaries
+                text = self._text.slice(begin, end)
+                event = ReplyContent(id=end, message_id=self.message_id, text=text)
+            else:
+                event = self._tail[index - heads - contents]
+            if after is None or event.id > after:
+                events.append(event)
+        return events
 
     def follow(self, after: int | None = None) -> ReplyFollower:
         """A reader of every event whose id is greater than `after` (all when None)."""
@@ -132,17 +165,18 @@ class ReplyFollower:
     def __init__(self, log: ReplyLog, after: int | None) -> None:
         self._log = log
         self._cursor = 0
-        if after is not None:
-            while self._cursor < len(log.events) and log.events[self._cursor].id <= after:
-                self._cursor += 1
+        self._after = after
 
     async def next_batch(self) -> list[ReplyEvent]:
         """Every event not yet read, waiting for one; [] once the reply ended and all was read."""
         log = self._log
-        while self._cursor >= len(log.events):
-            if log.ended:
-                return []
-            await log._changed.wait()
-        batch = log.events[self._cursor :]
-        self._cursor = len(log.events)
-        return batch
+        while True:
+            while self._cursor >= log._count:
+                if log.ended:
+                    return []
+                await log._changed.wait()
+            count = log._count
+            batch = log._events(self._cursor, count, self._after)
+            self._cursor = count
+            if batch:
+                return batch

@@ -1,16 +1,23 @@
-"""One chat session's actor: the only task that changes the session while it is live.
+"""One chat session's actor: the only code that changes the session while it is live.
 
-Commands arrive in the actor's mailbox (a trio memory channel). Replies run one at a time in
-the actor's own nursery, in the order their messages were accepted, so two replies of one
-session never interleave. With no work for `idle_timeout` seconds the actor retires; the next
-message brings the session back from storage.
+Commands arrive in the actor's mailbox (a trio memory channel) and are handled one at a time.
+Each session transition is applied by the actor's loop in one synchronous step, before the
+store write that records it starts; the loop awaits that write before the next command, so no
+command ever sees a state that is not on its way to storage. Replies run one at a time in the
+actor's own nursery, in the order their messages were accepted; a reply's generation task
+reports back through the mailbox and never touches the session.
+
+When a state the actor applied cannot be stored, or its own code fails, the actor ends its
+work honestly (every reply it holds ends with `error` and `end`, every waiting sender gets an
+answer) and retires; the next command rebuilds the session from storage. With no work for
+`idle_timeout` seconds it retires too.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from uuid import UUID
 
@@ -21,22 +28,47 @@ from conversation_service.adapters.actors.commands import (
     Cancel,
     Command,
     Complete,
-    Multitask,
-    ReplyDone,
+    Generated,
     Send,
     Verdict,
 )
 from conversation_service.adapters.actors.reply_log import ReplyLog
-from conversation_service.adapters.actors.reply_writer import FlushPolicy, ReplyWriter
-from conversation_service.domain.errors import RateLimited, SessionBusy, Unavailable
+from conversation_service.adapters.actors.turn import FlushPolicy, Turn
+from conversation_service.domain.context import plan_prompt, reserve_for_reply
+from conversation_service.domain.errors import (
+    DomainError,
+    ModelNotFound,
+    ModelUnavailable,
+    RateLimited,
+    SessionBusy,
+    SessionCompleted,
+    SessionNotFound,
+    Unavailable,
+)
 from conversation_service.domain.model import ChatSession, ContextScope, Message, MessageStatus
-from conversation_service.domain.rules import check_can_take_message
-from conversation_service.domain.session_machine import SessionInput
+from conversation_service.domain.replies import (
+    INTERNAL_ERROR,
+    SHUTTING_DOWN,
+    Multitask,
+    ReplyOutcome,
+)
+from conversation_service.domain.rules import (
+    assistant_message,
+    check_can_take_message,
+    user_message,
+)
+from conversation_service.domain.session_machine import SessionInput, SessionState
 from conversation_service.ports.clock import Clock
-from conversation_service.ports.language_model import ModelCatalog
-from conversation_service.ports.storage import ConversationStore, StorageUnavailable
+from conversation_service.ports.language_model import LanguageModel, ModelCatalog, ModelInfo
+from conversation_service.ports.storage import ConversationStore, StaleVersion, StorageUnavailable
 
 log = logging.getLogger(__name__)
+
+# Storing what the actor holds when it stops must finish even while the service is being
+# cancelled, but must not hang shutdown on a dead store.
+FINAL_WRITE_DEADLINE = 5.0
+
+UNSTORED = ("storage_unavailable", "the reply could not be stored; try again")
 
 
 @attrs.frozen(kw_only=True)
@@ -45,8 +77,20 @@ class ActorSettings:
 
     idle_timeout: float = 60.0
     max_queued: int = 8  # messages waiting behind the running reply
-    recent_replies: int = 16  # finished replies kept in memory for re-attaching streams
     flush: FlushPolicy = FlushPolicy()
+
+
+class _OutOfStep(Exception):
+    """A state the actor applied was not stored: memory and storage may now disagree."""
+
+
+@attrs.frozen
+class _Ending:
+    """How the actor's remaining work ends when it stops early."""
+
+    running: ReplyOutcome  # the reply being written
+    waiting: ReplyOutcome  # replies not begun
+    refusal: Exception  # commands not answered yet
 
 
 class SessionActor:
@@ -55,40 +99,42 @@ class SessionActor:
     def __init__(
         self,
         *,
-        session: ChatSession,
+        org_id: UUID,
+        session_id: UUID,
         store: ConversationStore,
         catalog: ModelCatalog,
         clock: Clock,
         settings: ActorSettings,
-        on_retire: Callable[[SessionActor], None],
+        predecessor: SessionActor | None = None,
         on_idle: Callable[[], None] = lambda: None,
     ) -> None:
-        self.session = session
+        self.org_id = org_id
+        self.session_id = session_id
+        self.session: ChatSession | None = None  # None until loaded from storage
         self._store = store
         self._catalog = catalog
         self._clock = clock
         self._settings = settings
-        self._on_retire = on_retire
+        self._predecessor = predecessor
         self._on_idle = on_idle
         # Unbounded on purpose: `Send` is bounded by max_queued inside the actor, and the
         # other commands are one per request or per reply.
         self._mailbox, self._inbox = trio.open_memory_channel[Command](math.inf)
         self._queue: deque[Send] = deque()
-        self._running: ReplyWriter | None = None
-        self._replies: OrderedDict[UUID, ReplyLog] = OrderedDict()
+        self._running: Turn | None = None
+        self._replies: dict[UUID, ReplyLog] = {}  # running and waiting
+        self._completing: list[Verdict[ChatSession]] = []
         self._history: list[Message] | None = None
+        self._ending: _Ending | None = None
         self.retired = False
-
-    @property
-    def session_id(self) -> UUID:
-        return self.session.id
+        self.finished = trio.Event()
 
     @property
     def busy(self) -> bool:
-        return self._running is not None or bool(self._queue)
+        return self._running is not None or bool(self._queue) or bool(self._completing)
 
     def find_reply(self, message_id: UUID) -> ReplyLog | None:
-        """A running, queued or recently finished reply of this session."""
+        """A running or waiting reply of this session."""
         return self._replies.get(message_id)
 
     def tell(self, command: Command) -> None:
@@ -99,111 +145,241 @@ class SessionActor:
 
     # -- the actor's own task -------------------------------------------------------------
     async def run(self) -> None:
-        """Serve the mailbox until idle for `idle_timeout` or cancelled."""
-        try:
-            async with trio.open_nursery() as nursery:
-                while True:
-                    with trio.move_on_after(self._settings.idle_timeout) as idle:
-                        command = await self._inbox.receive()
-                    if idle.cancelled_caught:
-                        if not self.busy and self._inbox.statistics().current_buffer_used == 0:
-                            self._retire()
-                            break
-                        continue
-                    self._handle(command, nursery)
-        finally:
-            self._retire()
-            self._refuse_leftovers()
+        """Serve the mailbox until idle for `idle_timeout`, out of step, or cancelled.
 
-    def _handle(self, command: Command, nursery: trio.Nursery) -> None:
+        Whatever ends it, every reply it holds has ended and every command has an answer
+        when it returns. An unexpected error is re-raised, for the supervisor to log.
+        """
+        failure: BaseException | None = None
+        try:
+            if self._predecessor is not None:
+                await self._predecessor.finished.wait()  # one actor per session at a time
+                self._predecessor = None
+            if await self._load():
+                async with trio.open_nursery() as nursery:
+                    await self._serve(nursery)
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            self.retired = True
+            with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_DEADLINE):
+                await self._wind_down(failure)
+            self.finished.set()
+
+    async def _load(self) -> bool:
+        """The session as stored; a session left RESPONDING by a lost actor is recovered."""
+        try:
+            session = await self._store.get_session(self.org_id, self.session_id)
+            if session is None:
+                self._stop_with(SessionNotFound(self.session_id))
+                return False
+            if session.status is SessionState.RESPONDING:
+                session = session.apply(SessionInput.RECOVER, self._clock.now())
+                await self._store.recover_session(session)
+                log.warning("chat session %s: recovered an interrupted reply", self.session_id)
+        except (StorageUnavailable, StaleVersion) as error:
+            log.warning("chat session %s not loaded: %s", self.session_id, error)
+            self._stop_with(StorageUnavailable("the chat session could not be loaded"))
+            return False
+        self.session = session
+        return True
+
+    async def _serve(self, nursery: trio.Nursery) -> None:
+        while True:
+            with trio.move_on_after(self._settings.idle_timeout) as idle:
+                command = await self._inbox.receive()
+            if idle.cancelled_caught:
+                if not self.busy and self._inbox.statistics().current_buffer_used == 0:
+                    self.retired = True  # synchronously: nothing can be told to it from now
+                    return
+                continue
+            try:
+                await self._handle(command, nursery)
+                if not self.busy:
+                    self._on_idle()
+            except _OutOfStep as error:
+                log.warning(
+                    "chat session %s: state not stored, retiring: %s", self.session_id, error
+                )
+                refusal = StorageUnavailable("the chat session could not be stored; try again")
+                self._ending = _Ending(
+                    ReplyOutcome.failed(*UNSTORED), ReplyOutcome.failed(*UNSTORED), refusal
+                )
+                nursery.cancel_scope.cancel()
+                return
+
+    async def _handle(self, command: Command, nursery: trio.Nursery) -> None:
         match command:
             case Send():
-                self._on_send(command, nursery)
+                await self._on_send(command, nursery)
             case Cancel():
                 self._on_cancel(command)
             case Complete():
-                self._on_complete(command, nursery)
-            case ReplyDone():
-                self._running = None
-                self._start_next(nursery)
-                if not self.busy:
-                    self._on_idle()
+                await self._on_complete(command)
+            case Generated():
+                await self._on_generated(command, nursery)
 
-    def _on_send(self, send: Send, nursery: trio.Nursery) -> None:
+    @property
+    def _session(self) -> ChatSession:
+        assert self.session is not None  # loaded before the first command is handled
+        return self.session
+
+    def _model_for(self, session: ChatSession) -> tuple[ModelInfo, LanguageModel]:
         try:
-            check_can_take_message(self.session)
+            info = self._catalog.get(session.org_id, session.model_id)
+            return info, self._catalog.language_model(session.model_id)
+        except ModelNotFound:
+            raise ModelUnavailable(session.model_id) from None
+
+    async def _on_send(self, send: Send, nursery: trio.Nursery) -> None:
+        session = self._session
+        try:
+            check_can_take_message(session)
+            if self._completing:
+                raise SessionCompleted(session.id)
             if self.busy and send.multitask is Multitask.REJECT:
-                raise SessionBusy(self.session.id)
+                raise SessionBusy(session.id)
             if len(self._queue) >= self._settings.max_queued:
                 raise RateLimited(
-                    f"chat session {self.session.id} already has "
-                    f"{len(self._queue)} messages waiting",
+                    f"chat session {session.id} already has {len(self._queue)} messages waiting",
                     retry_after=1.0,
                 )
-        except Exception as error:  # noqa: BLE001 - handed to the sender, not swallowed
+            self._model_for(session)
+        except DomainError as error:
             send.verdict.refuse(error)
             return
-        self._remember(send.reply)
+        self._replies[send.reply.message_id] = send.reply
         if send.multitask is Multitask.INTERRUPT:
             if self._running is not None:
                 self._running.cancel_scope.cancel()
             self._queue.appendleft(send)
         else:
             self._queue.append(send)
-        send.verdict.accept()
-        self._start_next(nursery)
+        send.verdict.accept(None)
+        await self._start_next(nursery)
 
     def _on_cancel(self, cancel: Cancel) -> None:
+        stopped = False
         running = self._running
-        if running is not None and cancel.message_id in (None, running.reply.message_id):
+        if running is not None and cancel.message_id in (None, running.message_id):
+            stopped = not running.cancel_scope.cancel_called
             running.cancel_scope.cancel()
-        for queued in list(self._queue):
-            if cancel.message_id == queued.reply.message_id:
-                self._queue.remove(queued)
-                queued.reply.end("cancelled")
-        cancel.verdict.accept()
+        for waiting in list(self._queue):
+            if cancel.message_id == waiting.reply.message_id:
+                self._queue.remove(waiting)
+                self._drop(waiting, ReplyOutcome.cancelled())
+                stopped = True
+        cancel.verdict.accept(stopped)
 
-    def _on_complete(self, complete: Complete, nursery: trio.Nursery) -> None:
+    async def _on_complete(self, complete: Complete) -> None:
+        self._completing.append(complete.verdict)
+        # What runs is stopped (stored as cancelled) and what waits is dropped; the session
+        # completes once the running reply has ended.
+        while self._queue:
+            self._drop(self._queue.popleft(), ReplyOutcome.cancelled())
+        if self._running is not None:
+            self._running.cancel_scope.cancel()
+            return
+        await self._complete_now()
+
+    async def _complete_now(self) -> None:
+        session = self._session
+        if session.status is not SessionState.COMPLETED:
+            session = session.apply(SessionInput.COMPLETE, self._clock.now())
+            self.session = session
+            try:
+                await self._store.update_session(session)
+            except (StorageUnavailable, StaleVersion) as error:
+                for verdict in self._completing:
+                    verdict.refuse(StorageUnavailable("the session could not be completed"))
+                self._completing.clear()
+                raise _OutOfStep(error) from error
+        for verdict in self._completing:
+            verdict.accept(session)
+        self._completing.clear()
+
+    async def _start_next(self, nursery: trio.Nursery) -> None:
+        while self._running is None and self._queue:
+            send = self._queue.popleft()
+            session = self._session
+            try:
+                info, model = self._model_for(session)
+                history = await self._load_history()
+            except ModelUnavailable as error:
+                self._drop(send, ReplyOutcome.failed(error.code, error.message))
+                continue
+            except StorageUnavailable as error:
+                log.warning("chat session %s: history not loaded: %s", session.id, error)
+                self._drop(send, ReplyOutcome.failed(*UNSTORED))
+                continue
+            turn = Turn(
+                send=send,
+                model=model,
+                info=info,
+                store=self._store,
+                clock=self._clock,
+                flush=self._settings.flush,
+            )
+            await self._begin(turn, session, history, nursery)
+
+    async def _begin(
+        self, turn: Turn, session: ChatSession, history: list[Message], nursery: trio.Nursery
+    ) -> None:
+        at = self._clock.now()
+        reply = turn.reply
+        assert reply.user_message_id is not None  # a live reply always has its user message
+        user = user_message(id=reply.user_message_id, session=session, text=turn.send.text, at=at)
+        assistant = assistant_message(id=reply.message_id, session=session, at=at)
+        responding = session.apply(SessionInput.SEND, at)
+        self.session = responding
+        self._running = turn
         try:
-            completed = self.session.apply(SessionInput.COMPLETE, self._clock.now())
-        except Exception as error:  # noqa: BLE001 - handed to the sender
-            complete.verdict.refuse(error)
-            return
-        nursery.start_soon(self._store_completion, completed, complete.verdict)
-
-    async def _store_completion(self, completed: ChatSession, verdict: Verdict) -> None:
-        try:
-            await self._store.update_session(completed)
-        except StorageUnavailable as error:
-            verdict.refuse(error)
-            return
-        self.session = completed
-        verdict.accept()
-
-    def _start_next(self, nursery: trio.Nursery) -> None:
-        if self._running is not None or not self._queue:
-            return
-        send = self._queue.popleft()
-        writer = ReplyWriter(
-            session=lambda: self.session,
-            set_session=self._set_session,
-            load_history=self._load_history,
-            text=send.text,
-            reply=send.reply,
-            model=self._catalog.language_model(self.session.model_id),
-            model_info=self._catalog.get(self.session.org_id, self.session.model_id),
-            store=self._store,
-            clock=self._clock,
-            flush=self._settings.flush,
+            await self._store.begin_reply(user, assistant, responding)
+        except (StorageUnavailable, StaleVersion) as error:
+            self._running = None
+            self._drop(turn.send, ReplyOutcome.failed(*UNSTORED))
+            raise _OutOfStep(error) from error
+        turn.assistant = assistant
+        if self._history is not None:
+            self._history.append(user)
+        plan = plan_prompt(
+            system_prompt=session.system_prompt,
+            history=[*history, user],
+            context_window=turn.model_info.context_window,
+            reserve_for_reply=reserve_for_reply(session, turn.model_info.max_output_tokens),
         )
-        self._running = writer
-        nursery.start_soon(self._generate, writer)
+        reply.start(session.model_id, included=plan.included, trimmed=plan.trimmed)
+        nursery.start_soon(
+            turn.generate, plan.messages, session.params, self._mailbox.clone(),
+            name=f"reply-{reply.message_id}",
+        )  # fmt: skip
 
-    async def _generate(self, writer: ReplyWriter) -> None:
+    async def _on_generated(self, generated: Generated, nursery: trio.Nursery) -> None:
+        turn, outcome = generated.turn, generated.outcome
+        final = turn.final_message(outcome)
+        idle = self._session.apply(SessionInput.FINISH, final.updated_at)
+        self.session = idle
         try:
-            await writer.run()
-        finally:
-            self._mailbox.send_nowait(ReplyDone(reply=writer.reply))
+            # Shielded: once the model is done, a shutdown must not lose the outcome.
+            with trio.CancelScope(shield=True) as write:
+                write.deadline = trio.current_time() + FINAL_WRITE_DEADLINE
+                await self._store.end_reply(final, idle)
+            if write.cancelled_caught:
+                raise StorageUnavailable("the store did not answer in time")
+        except (StorageUnavailable, StaleVersion) as error:
+            self._running = None
+            self._drop(turn.send, _unstored(outcome))
+            raise _OutOfStep(error) from error
+        # Anything else is the actor's failure: it winds down with this turn still running,
+        # and stores it as failed if the store lets it.
+        self._running = None
+        if self._history is not None:
+            self._history.append(final)
+        self._drop(turn.send, outcome)
+        if self._completing:
+            await self._complete_now()
+        await self._start_next(nursery)
 
     async def _load_history(self) -> list[Message]:
         """The messages the model is shown before the new one.
@@ -211,45 +387,88 @@ class SessionActor:
         A session's own messages are read once per actor life and then kept up to date here;
         a conversation-wide context is read afresh each turn, since other sessions add to it.
         """
-        if self.session.context is ContextScope.CONVERSATION:
+        session = self._session
+        if session.context is ContextScope.CONVERSATION:
             everything = await self._store.conversation_messages(
-                self.session.org_id, self.session.conversation_id
+                session.org_id, session.conversation_id
             )
             # Other sessions' replies still being written are not shown half-done.
             return [m for m in everything if m.status is not MessageStatus.IN_PROGRESS]
         if self._history is None:
-            self._history = list(
-                await self._store.session_messages(self.session.org_id, self.session.id)
-            )
-        return self._history
+            self._history = list(await self._store.session_messages(session.org_id, session.id))
+        return list(self._history)
 
-    def _set_session(self, session: ChatSession) -> None:
-        self.session = session
+    def _drop(self, send: Send, outcome: ReplyOutcome) -> None:
+        """End a reply the actor will not write (any further) with `outcome`."""
+        self._replies.pop(send.reply.message_id, None)
+        if not send.reply.ended:
+            send.reply.close(outcome)
 
-    def _remember(self, reply: ReplyLog) -> None:
-        self._replies[reply.message_id] = reply
-        while len(self._replies) > self._settings.recent_replies:
-            oldest = next(iter(self._replies.values()))
-            if not oldest.ended:
-                break
-            self._replies.popitem(last=False)
+    # -- stopping -------------------------------------------------------------------------
+    def _stop_with(self, refusal: Exception) -> None:
+        failed = ReplyOutcome.failed(getattr(refusal, "code", "unavailable"), str(refusal))
+        self._ending = _Ending(failed, failed, refusal)
 
-    def _retire(self) -> None:
-        if not self.retired:
-            self.retired = True
-            self._on_retire(self)
-
-    def _refuse_leftovers(self) -> None:
-        """Answer what is still queued when the actor stops, so no sender waits forever."""
-        stopping = Unavailable("the service is stopping")
+    async def _wind_down(self, failure: BaseException | None) -> None:
+        """End every reply the actor holds and answer every command still waiting."""
+        ending = self._ending or _ending_for(failure, self.session_id)
+        if ending is None:
+            return  # retired idle: nothing is held
+        turn, self._running = self._running, None
+        if turn is not None and not turn.reply.ended:
+            await self._store_final(turn, ending.running)
+            self._drop(turn.send, ending.running)
+        while self._queue:
+            self._drop(self._queue.popleft(), ending.waiting)
+        for reply in self._replies.values():  # one taken from the queue as the actor failed
+            if not reply.ended:
+                reply.close(ending.waiting)
+        self._replies.clear()
+        for verdict in self._completing:
+            verdict.refuse(ending.refusal)
+        self._completing.clear()
         while True:
             try:
                 command = self._inbox.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
             if isinstance(command, Send | Cancel | Complete) and not command.verdict.decided:
-                command.verdict.refuse(stopping)
-        for send in self._queue:
-            if not send.reply.ended:
-                send.reply.fail("shutting_down", "the service is stopping")
-        self._queue.clear()
+                command.verdict.refuse(ending.refusal)
+
+    async def _store_final(self, turn: Turn, outcome: ReplyOutcome) -> None:
+        """Best effort: the reply as far as it got, and the session free again."""
+        if turn.assistant is None or self.session is None:
+            return  # never stored: nothing to finish
+        final = turn.final_message(outcome)
+        session = self.session
+        if session.status is SessionState.RESPONDING:
+            session = session.apply(SessionInput.FINISH, final.updated_at)
+            self.session = session
+        try:
+            await self._store.end_reply(final, session)
+        except Exception as error:  # noqa: BLE001 - the cause was logged; this is its echo
+            log.warning("chat session %s: reply %s not stored: %s", session.id, final.id, error)
+
+
+def _ending_for(failure: BaseException | None, session_id: UUID) -> _Ending | None:
+    if failure is None:
+        return None
+    if _only_cancelled(failure):
+        stopping = Unavailable("the service is stopping")
+        interrupted = ReplyOutcome.interrupted(*SHUTTING_DOWN)
+        return _Ending(interrupted, interrupted, stopping)
+    broken = ReplyOutcome.failed(*INTERNAL_ERROR)
+    return _Ending(broken, broken, Unavailable(f"chat session {session_id} failed; try again"))
+
+
+def _only_cancelled(error: BaseException) -> bool:
+    if isinstance(error, BaseExceptionGroup):
+        return error.split(trio.Cancelled)[1] is None
+    return isinstance(error, trio.Cancelled)
+
+
+def _unstored(outcome: ReplyOutcome) -> ReplyOutcome:
+    """What the stream says of a reply whose outcome could not be stored."""
+    if outcome.error is not None:
+        return outcome
+    return ReplyOutcome.failed(*UNSTORED)

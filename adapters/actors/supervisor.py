@@ -1,4 +1,10 @@
-"""Spawns, finds and retires session actors; one nursery supervises them all."""
+"""Spawns, finds and retires session actors; one nursery supervises them all.
+
+The supervisor is the SessionRuntime the use cases see. A failure inside one actor stays
+there (pgjones/hypercorn's `_handle`): cancellation goes on up, anything else is logged once
+with the session's id, and the actor, having ended its own replies, is simply gone; the next
+command for its session starts a fresh one from storage.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,12 @@ from uuid import UUID
 
 import trio
 
+from conversation_service.adapters.actors.commands import Cancel, Complete, Send, Verdict
+from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.session_actor import ActorSettings, SessionActor
 from conversation_service.domain.errors import Unavailable
 from conversation_service.domain.model import ChatSession
+from conversation_service.domain.replies import Multitask
 from conversation_service.ports.clock import Clock
 from conversation_service.ports.language_model import ModelCatalog
 from conversation_service.ports.storage import ConversationStore
@@ -36,52 +45,121 @@ class SessionSupervisor:
         self._catalog = catalog
         self._clock = clock
         self._settings = settings
-        self._actors: dict[UUID, SessionActor] = {}
+        self._actors: dict[UUID, SessionActor] = {}  # the newest actor of each session
+        self._running: set[SessionActor] = set()  # every actor whose task has not ended
         self._accepting = True
-        self._changed = trio.Event()  # set (and replaced) when an actor goes idle or retires
+        self._changed = trio.Event()  # set (and replaced) when an actor goes idle or ends
 
+    # -- SessionRuntime -------------------------------------------------------------------
+    async def send(
+        self,
+        session: ChatSession,
+        text: str,
+        *,
+        multitask: Multitask,
+        message_id: UUID,
+        user_message_id: UUID,
+    ) -> ReplyLog:
+        reply = ReplyLog(
+            message_id=message_id, user_message_id=user_message_id, chat_session_id=session.id
+        )
+        verdict: Verdict[None] = Verdict()
+        self.actor_for(session).tell(Send(text, multitask, reply, verdict))
+        await verdict.wait()
+        return reply
+
+    async def cancel(self, session: ChatSession, message_id: UUID | None) -> bool:
+        actor = self.find(session.id)
+        if actor is None:
+            return False  # nothing of this session is live
+        verdict: Verdict[bool] = Verdict()
+        actor.tell(Cancel(message_id, verdict))
+        return await verdict.wait()
+
+    async def complete(self, session: ChatSession) -> ChatSession:
+        verdict: Verdict[ChatSession] = Verdict()
+        self.actor_for(session).tell(Complete(verdict))
+        return await verdict.wait()
+
+    def live_session(self, session_id: UUID) -> ChatSession | None:
+        actor = self.find(session_id)
+        return None if actor is None else actor.session
+
+    def live_reply(self, session_id: UUID, message_id: UUID) -> ReplyLog | None:
+        actor = self.find(session_id)
+        return None if actor is None else actor.find_reply(message_id)
+
+    # -- actors ---------------------------------------------------------------------------
     @property
     def live_actors(self) -> int:
-        return len(self._actors)
+        return len(self._running)
 
     def find(self, session_id: UUID) -> SessionActor | None:
         """The live actor of a session, if it has one."""
-        return self._actors.get(session_id)
+        actor = self._actors.get(session_id)
+        return None if actor is None or actor.retired else actor
 
     def actor_for(self, session: ChatSession) -> SessionActor:
-        """The session's live actor, spawned from `session` (as stored) when it has none.
+        """The session's live actor, started when it has none.
 
         Synchronous on purpose: between finding an actor and telling it a command nothing
-        else runs, so an actor can never retire with a command unseen in its mailbox.
+        else runs, so an actor can never retire with a command unseen in its mailbox. A new
+        actor loads the session from storage once the one before it has finished.
         """
         if not self._accepting:
             raise Unavailable("the service is stopping and takes no new messages")
-        actor = self._actors.get(session.id)
-        if actor is not None:
-            return actor
+        current = self._actors.get(session.id)
+        if current is not None and not current.retired:
+            return current
         actor = SessionActor(
-            session=session,
+            org_id=session.org_id,
+            session_id=session.id,
             store=self._store,
             catalog=self._catalog,
             clock=self._clock,
             settings=self._settings,
-            on_retire=self._forget,
+            predecessor=current,
             on_idle=self._notify,
         )
         self._actors[session.id] = actor
+        self._running.add(actor)
         # The mailbox exists before the task runs, so commands told now wait for it.
-        self._nursery.start_soon(actor.run, name=f"session-actor-{session.id}")
+        self._nursery.start_soon(self._supervise, actor, name=f"session-actor-{session.id}")
         return actor
 
-    def _forget(self, actor: SessionActor) -> None:
-        if self._actors.get(actor.session_id) is actor:
-            del self._actors[actor.session_id]
-        self._notify()
+    async def _supervise(self, actor: SessionActor) -> None:
+        try:
+            await actor.run()
+        except trio.Cancelled:
+            raise
+        except BaseExceptionGroup as group:
+            cancelled, rest = group.split(trio.Cancelled)
+            if rest is not None:
+                self._log_failure(actor, rest)
+            if cancelled is not None:
+                raise cancelled from None
+        except Exception as error:
+            self._log_failure(actor, error)
+        finally:
+            self._running.discard(actor)
+            if self._actors.get(actor.session_id) is actor:
+                del self._actors[actor.session_id]
+            self._notify()
+
+    @staticmethod
+    def _log_failure(actor: SessionActor, error: BaseException) -> None:
+        log.error(
+            "chat session %s (org %s): its actor failed; its replies ended with internal_error",
+            actor.session_id,
+            actor.org_id,
+            exc_info=error,
+        )
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, trio.Event()
         changed.set()
 
+    # -- lifecycle ------------------------------------------------------------------------
     @property
     def accepting(self) -> bool:
         return self._accepting
@@ -95,13 +173,13 @@ class SessionSupervisor:
         self.stop_accepting()
         self._nursery.cancel_scope.cancel()
         with trio.move_on_after(deadline):
-            while self._actors:
+            while self._running:
                 await self._changed.wait()
 
     async def drain(self, grace: float) -> bool:
         """Wait up to `grace` seconds for every actor to finish its work; True if all did."""
         with trio.move_on_after(grace):
-            while any(actor.busy for actor in self._actors.values()):
+            while any(actor.busy for actor in self._running):
                 await self._changed.wait()
             return True
         return False

@@ -14,7 +14,7 @@ TOKEN_INFO_COLUMNS = ("id", "org_id", "role", "created_at", "expires_at", "revok
 CONVERSATION_COLUMNS = ("id", "org_id", "title", "is_archived", "created_at", "updated_at")
 SESSION_COLUMNS = (
     "id", "org_id", "conversation_id", "model_id", "status", "created_at", "updated_at",
-    "system_prompt", "temperature", "top_p", "max_tokens", "context",
+    "system_prompt", "temperature", "top_p", "max_tokens", "context", "version",
 )  # fmt: skip
 MESSAGE_COLUMNS = (
     "id", "org_id", "conversation_id", "chat_session_id", "role", "content", "status",
@@ -72,10 +72,13 @@ TOUCH_CONVERSATION = "UPDATE conversations SET updated_at = :at WHERE id = :id A
 
 # -- chat sessions ---------------------------------------------------------------------------
 INSERT_SESSION = _insert("chat_sessions", SESSION_COLUMNS)
+# Written only over the version before it; RETURNING tells whether a row was (rowcount is
+# not portable across drivers). SQLite has RETURNING from 3.35, PostgreSQL always.
 UPDATE_SESSION = (
-    "UPDATE chat_sessions SET status = :status, updated_at = :updated_at "
-    "WHERE id = :id AND org_id = :org_id"
+    "UPDATE chat_sessions SET status = :status, updated_at = :updated_at, version = :version "
+    "WHERE id = :id AND org_id = :org_id AND version = :version - 1 RETURNING version"
 )
+SESSION_VERSION = "SELECT version FROM chat_sessions WHERE id = :id AND org_id = :org_id"
 GET_SESSION = _select("chat_sessions", SESSION_COLUMNS, "WHERE id = :id AND org_id = :org_id")
 LIST_SESSIONS = _select(
     "chat_sessions",
@@ -88,8 +91,9 @@ INSERT_MESSAGE = _insert("messages", MESSAGE_COLUMNS)
 UPDATE_MESSAGE = (
     "UPDATE messages SET "
     + ", ".join(f"{column} = :{column}" for column in MESSAGE_UPDATE_COLUMNS)
-    + " WHERE id = :id AND org_id = :org_id"
+    + f" WHERE id = :id AND org_id = :org_id AND status = '{IN_PROGRESS}' RETURNING id"
 )
+MESSAGE_STATUS = "SELECT status FROM messages WHERE id = :id AND org_id = :org_id"
 GET_MESSAGE = _select("messages", MESSAGE_COLUMNS, "WHERE id = :id AND org_id = :org_id")
 LIST_MESSAGES = _select(
     "messages",
@@ -111,11 +115,17 @@ SESSION_MESSAGES = _select(
 # -- recovery after a restart (literal statuses, to match the partial indexes) ----------------
 COUNT_IN_PROGRESS = f"SELECT COUNT(*) FROM messages WHERE status = '{IN_PROGRESS}'"
 MARK_INTERRUPTED = (
-    "UPDATE messages SET status = :status, finish_reason = :finish_reason, updated_at = :at "
+    "UPDATE messages SET status = :status, finish_reason = :finish_reason, "
+    "error_code = :error_code, error_message = :error_message, updated_at = :at "
     f"WHERE status = '{IN_PROGRESS}'"
 )
+# One session's, after its live state was lost (served by messages_by_session).
+MARK_SESSION_INTERRUPTED = (
+    MARK_INTERRUPTED + " AND chat_session_id = :chat_session_id AND org_id = :org_id"
+)
 RECOVER_SESSIONS = (
-    f"UPDATE chat_sessions SET status = :status, updated_at = :at WHERE status = '{RESPONDING}'"
+    "UPDATE chat_sessions SET status = :status, updated_at = :at, version = version + 1 "
+    f"WHERE status = '{RESPONDING}'"
 )
 
 # -- usage reports (served by messages_by_org_time) ------------------------------------------

@@ -137,6 +137,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at TEXT NOT NULL
         )""",
     ),
+    (
+        # Sessions are written only over the version before theirs (domain.model.ChatSession).
+        "ALTER TABLE chat_sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+        # A reply that stopped unfinished ends with finish_reason "error", as its stream said;
+        # version 1 stored "interrupted", and no error code for a reply recovered at start.
+        """UPDATE messages SET finish_reason = 'error',
+            error_code = COALESCE(error_code, 'interrupted'),
+            error_message = COALESCE(error_message, 'the service stopped while writing this reply')
+            WHERE status = 'incomplete'""",
+    ),
 )
 
 CURRENT_VERSION = len(MIGRATIONS)

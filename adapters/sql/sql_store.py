@@ -23,19 +23,24 @@ from conversation_service.domain.model import (
     ChatSession,
     Conversation,
     Message,
-    MessageStatus,
     Org,
     Page,
     Principal,
 )
+from conversation_service.domain.replies import INTERRUPTED, ReplyOutcome
 from conversation_service.domain.session_machine import SessionInput, SessionState, next_state
-from conversation_service.ports.storage import IdempotentResult, ModelUsage, StoredModel, TokenInfo
+from conversation_service.ports.storage import (
+    IdempotentResult,
+    ModelUsage,
+    StaleVersion,
+    StoredModel,
+    TokenInfo,
+)
 
 T = TypeVar("T")
 
-# What recover_interrupted writes; the same values as InMemoryStore.
-_INTERRUPTED_STATUS = MessageStatus.INCOMPLETE.value
-_INTERRUPTED_REASON = "interrupted"
+# What recovery writes; the same values as InMemoryStore.
+_INTERRUPTED = ReplyOutcome.interrupted(*INTERRUPTED)
 _RECOVERED_STATUS = next_state(SessionState.RESPONDING, SessionInput.RECOVER).value
 
 
@@ -115,10 +120,8 @@ class SqlStore:
         await self._actor.call(_execute((q.INSERT_SESSION, to_row(session)), touch))
 
     async def update_session(self, session: ChatSession) -> None:
-        """Store the session's status and updated_at."""
-        row = to_row(session)
-        values = {key: row[key] for key in ("id", "org_id", "status", "updated_at")}
-        await self._actor.call(_execute((q.UPDATE_SESSION, values)))
+        """Store the session's status, updated_at and version over version - 1."""
+        await self._actor.call(_versioned_session(session))
 
     async def get_session(self, org_id: UUID, session_id: UUID) -> ChatSession | None:
         values = {"id": str(session_id), "org_id": str(org_id)}
@@ -136,10 +139,31 @@ class SqlStore:
         await self._actor.call(_execute((q.INSERT_MESSAGE, to_row(message)), touch))
 
     async def update_message(self, message: Message) -> None:
-        """Store a reply's content, status, finish_reason, usage, error and updated_at."""
-        row = to_row(message)
-        values = {key: row[key] for key in ("id", "org_id", *q.MESSAGE_UPDATE_COLUMNS)}
-        await self._actor.call(_execute((q.UPDATE_MESSAGE, values)))
+        """Store a reply still in progress: content, status, usage, error, latency..."""
+        await self._actor.call(_reply_update(message))
+
+    async def begin_reply(self, user: Message, reply: Message, session: ChatSession) -> None:
+        """The user's message, the reply in progress and the session, in one transaction."""
+        insert_both = _execute(
+            (q.INSERT_MESSAGE, to_row(user)),
+            (q.INSERT_MESSAGE, to_row(reply)),
+            _touch(reply.conversation_id, reply.created_at),
+        )
+        await self._actor.call(_together(insert_both, _versioned_session(session)))
+
+    async def end_reply(self, reply: Message, session: ChatSession) -> None:
+        """The finished reply and the session, in one transaction."""
+        await self._actor.call(_together(_reply_update(reply), _versioned_session(session)))
+
+    async def recover_session(self, session: ChatSession) -> None:
+        """One session's in-progress replies marked incomplete, the session stored."""
+        values = {
+            **_interrupted_values(format_timestamp(session.updated_at)),
+            "chat_session_id": str(session.id),
+            "org_id": str(session.org_id),
+        }
+        mark = _execute((q.MARK_SESSION_INTERRUPTED, values))
+        await self._actor.call(_together(_versioned_session(session), mark))
 
     async def get_message(self, org_id: UUID, message_id: UUID) -> Message | None:
         values = {"id": str(message_id), "org_id": str(org_id)}
@@ -230,10 +254,7 @@ class SqlStore:
         async def recover(connection: Connection) -> int:
             # Counted first: the driver's rowcount is not portable. Same transaction, so exact.
             marked = await connection.fetch_val(q.COUNT_IN_PROGRESS)
-            await connection.execute(
-                q.MARK_INTERRUPTED,
-                {"status": _INTERRUPTED_STATUS, "finish_reason": _INTERRUPTED_REASON, "at": stamp},
-            )
+            await connection.execute(q.MARK_INTERRUPTED, _interrupted_values(stamp))
             await connection.execute(q.RECOVER_SESSIONS, {"status": _RECOVERED_STATUS, "at": stamp})
             return int(marked)
 
@@ -262,6 +283,60 @@ class SqlStore:
 
 
 # -- work for the actor (runs on the asyncio side) -------------------------------------------
+def _interrupted_values(at: str) -> dict[str, Any]:
+    assert _INTERRUPTED.error is not None
+    return {
+        "status": _INTERRUPTED.status.value,
+        "finish_reason": _INTERRUPTED.finish_reason,
+        "error_code": _INTERRUPTED.error[0],
+        "error_message": _INTERRUPTED.error[1],
+        "at": at,
+    }
+
+
+def _versioned_session(session: ChatSession) -> Work:
+    row = to_row(session)
+    values = {key: row[key] for key in ("id", "org_id", "status", "updated_at", "version")}
+
+    async def work(connection: Connection) -> None:
+        if await connection.fetch_val(q.UPDATE_SESSION, values) is None:
+            names = {"id": values["id"], "org_id": values["org_id"]}
+            found = await connection.fetch_val(q.SESSION_VERSION, names)
+            raise StaleVersion(
+                f"chat session {session.id} does not exist"
+                if found is None
+                else f"chat session {session.id} is at version {found}, not "
+                f"{session.version - 1}: it was changed by another writer"
+            )
+
+    return work
+
+
+def _reply_update(message: Message) -> Work:
+    row = to_row(message)
+    values = {key: row[key] for key in ("id", "org_id", *q.MESSAGE_UPDATE_COLUMNS)}
+
+    async def work(connection: Connection) -> None:
+        if await connection.fetch_val(q.UPDATE_MESSAGE, values) is None:
+            names = {"id": values["id"], "org_id": values["org_id"]}
+            status = await connection.fetch_val(q.MESSAGE_STATUS, names)
+            raise StaleVersion(
+                f"message {message.id} does not exist"
+                if status is None
+                else f"message {message.id} is {status}, not in progress"
+            )
+
+    return work
+
+
+def _together(*works: Work) -> Work:
+    async def work(connection: Connection) -> None:
+        for each in works:
+            await each(connection)
+
+    return work
+
+
 def _touch(conversation_id: UUID, at: datetime) -> tuple[str, dict[str, Any]]:
     return q.TOUCH_CONVERSATION, {"id": str(conversation_id), "at": format_timestamp(at)}
 

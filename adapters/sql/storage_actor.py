@@ -20,6 +20,7 @@ import trio
 import trio_asyncio
 from databases.core import Connection
 
+from conversation_service.domain.errors import DomainError
 from conversation_service.ports.storage import StorageUnavailable
 
 Work = Callable[[Connection], Awaitable[Any]]
@@ -34,7 +35,7 @@ class _Request:
     def __init__(self, work: Work) -> None:
         self.work = work
         self.result: Any = None
-        self.error: StorageUnavailable | None = None
+        self.error: DomainError | None = None
         self.done = trio.Event()  # set from the asyncio side: fine under trio-asyncio
 
 
@@ -49,7 +50,7 @@ class StorageActor:
         self._accepting = False
         self._ready = trio.Event()
         self._finished = trio.Event()
-        self._setup_error: StorageUnavailable | None = None
+        self._setup_error: DomainError | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, run `setup`, report started, then serve until stop()."""
@@ -161,9 +162,9 @@ async def _leave_failed_transaction(connection: Connection) -> None:
             pass
 
 
-def translate_error(error: Exception, doing: str = "the database failed") -> StorageUnavailable:
+def translate_error(error: Exception, doing: str = "the database failed") -> DomainError:
     """The StorageUnavailable to raise for a library error, with the error as its cause."""
-    if isinstance(error, StorageUnavailable):
+    if isinstance(error, DomainError):  # StorageUnavailable, StaleVersion: already ours
         return error
     if isinstance(error, sqlite3.IntegrityError | sqlalchemy.exc.IntegrityError):
         translated = StorageUnavailable(

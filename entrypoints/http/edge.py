@@ -12,8 +12,6 @@ import trio
 from quart import Response, g, request
 
 from conversation_service.adapters.access import TokenVerifier
-from conversation_service.adapters.actors.reply_log import ReplyFollower
-from conversation_service.adapters.conversation_service import ConversationService
 from conversation_service.adapters.org_models import OrgModels
 from conversation_service.adapters.rate_limits import RequestRateLimiter, StreamSlots
 from conversation_service.domain.access import Action, authorize
@@ -22,6 +20,8 @@ from conversation_service.domain.model import Principal
 from conversation_service.entrypoints.http import access_log, sse
 from conversation_service.entrypoints.http.idempotency import Answer, Idempotency
 from conversation_service.entrypoints.http.inputs import query_int, query_uuid
+from conversation_service.ports.session_runtime import ReplyStream
+from conversation_service.service_layer.conversation_service import ConversationService
 
 
 @attrs.frozen(kw_only=True)
@@ -113,7 +113,7 @@ class Edge:
             return None
         return query_int("after", default=-1, minimum=-1, maximum=2**62)
 
-    def event_stream(self, follower: ReplyFollower, release: Callable[[], None]) -> Response:
+    def event_stream(self, follower: ReplyStream, release: Callable[[], None]) -> Response:
         """An SSE response following a reply; `release` runs when the stream closes."""
         keepalive = self.settings.keepalive_interval
         method, path, started, request_id = access_log.stream_logger()

@@ -132,7 +132,7 @@ def api_paths(settings: HttpSettings) -> dict[str, Any]:
                 "Stop a running or queued reply",
                 "sessions",
                 {
-                    "200": ok("Cancelled (or nothing ran).", "Cancelled"),
+                    "200": ok("Stopped, or nothing was running (`cancelled`).", "Cancelled"),
                     **r.errors(*GUARDED, 404, 413),
                 },
                 body="CancelReply",
@@ -146,7 +146,8 @@ def api_paths(settings: HttpSettings) -> dict[str, Any]:
                 "sessions",
                 {"200": ok("Completed.", "ChatSession"), **r.errors(*GUARDED, 404, 409, 413)},
                 body="CompleteSession",
-                description="409 while it is still replying.",
+                description="A reply it is writing is stopped first (stored `cancelled`) and "
+                "messages waiting their turn are dropped; completing twice is harmless.",
             )
         },
         "/api/models": {

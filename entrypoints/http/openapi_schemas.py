@@ -17,8 +17,9 @@ ECHO_MODEL_ID = "6563686f-0000-4000-8000-000000000000"  # always registered (REA
 EXAMPLE_ID = "5a7e8f91-2b3c-4d5e-8f70-8a9b0c1d2e3f"
 FINISH_REASONS = (
     "Why the reply ended: `stop` (complete), `length` (the model's token cap), `cancelled`, "
-    "`error` (see the stream's `error` event), `interrupted` (stored only: the service "
-    "stopped), or another value a provider reports."
+    "`error` (see the stream's `error` event, and the message's `error`; a reply the service "
+    "stopped or lost is stored `incomplete` with this reason), or another value a provider "
+    "reports."
 )
 
 
@@ -140,7 +141,16 @@ def response_bodies() -> dict[str, Schema]:
                 "total": obj({"replies": COUNT, **tokens}),
             }
         ),
-        "Cancelled": obj({"chat_session_id": UUID, "cancelled": {"const": True}}),
+        "Cancelled": obj(
+            {
+                "chat_session_id": UUID,
+                "cancelled": {
+                    "type": "boolean",
+                    "description": "Whether a reply was running or waiting and was stopped "
+                    "(false: nothing to stop).",
+                },
+            }
+        ),
         "Health": obj({"status": {"const": "ok"}}),
         "Error": obj({"error": _error()}),
     }

@@ -6,9 +6,9 @@ from typing import TypeVar
 
 from quart import Blueprint, Response
 
-from conversation_service.adapters.actors.commands import Multitask
 from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.model import ContextScope, GenerationParams
+from conversation_service.domain.replies import Multitask
 from conversation_service.entrypoints.http import views
 from conversation_service.entrypoints.http.edge import Edge
 from conversation_service.entrypoints.http.idempotency import Answer
@@ -90,8 +90,8 @@ def register(api: Blueprint, edge: Edge) -> None:
 
         async def handle() -> Answer:
             body = await read_json_body(SessionRef, settings.max_body_bytes)
-            await service.cancel(who, org_id, body.chat_session_id, body.message_id)
-            view = {"chat_session_id": str(body.chat_session_id), "cancelled": True}
+            stopped = await service.cancel(who, org_id, body.chat_session_id, body.message_id)
+            view = {"chat_session_id": str(body.chat_session_id), "cancelled": stopped}
             return Answer.json(view)
 
         return await edge.once(who, org_id, handle)

@@ -1,10 +1,21 @@
-"""Server-Sent Events framing (the WHATWG `text/event-stream` format)."""
+"""Server-Sent Events framing (the WHATWG `text/event-stream` format) of a reply's events.
+
+The domain's typed events become the API's JSON here, and nowhere else.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from conversation_service.adapters.actors.reply_log import ReplyEvent
+from conversation_service.domain.replies import (
+    ReplyContent,
+    ReplyEnd,
+    ReplyError,
+    ReplyEvent,
+    ReplyStarted,
+)
+from conversation_service.entrypoints.http.views import usage_view
 
 HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -15,7 +26,39 @@ HEADERS = {
 KEEPALIVE = b": keep-alive\n\n"
 
 
+def event_data(event: ReplyEvent) -> tuple[str, dict[str, Any]]:
+    """The event's SSE name and its `data` object."""
+    match event:
+        case ReplyContent():
+            return "content", {"message_id": str(event.message_id), "content": event.text}
+        case ReplyStarted():
+            data: dict[str, Any] = {
+                "message_id": str(event.message_id),
+                "user_message_id": _id(event.user_message_id),
+                "chat_session_id": str(event.chat_session_id),
+                "model_id": _id(event.model_id),
+            }
+            if event.context_messages is not None:
+                data["context_messages"] = event.context_messages
+                data["trimmed_messages"] = event.trimmed_messages
+            return "start", data
+        case ReplyError():
+            return "error", {"code": event.code, "message": event.message}
+        case ReplyEnd():
+            return "end", {
+                "message_id": str(event.message_id),
+                "finish_reason": event.finish_reason,
+                "usage": usage_view(event.usage),
+            }
+    raise TypeError(f"not a reply event: {event!r}")
+
+
 def frame(event: ReplyEvent) -> bytes:
+    name, data = event_data(event)
     # json.dumps escapes newlines, so the data always fits on one `data:` line.
-    data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
-    return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n".encode()
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"id: {event.id}\nevent: {name}\ndata: {text}\n\n".encode()
+
+
+def _id(value: object | None) -> str | None:
+    return None if value is None else str(value)

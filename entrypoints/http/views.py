@@ -9,8 +9,7 @@ from uuid import UUID
 
 import cattrs
 
-from conversation_service.adapters.actors.reply_log import usage_view
-from conversation_service.domain.model import ChatSession, Conversation, Message, Page
+from conversation_service.domain.model import ChatSession, Conversation, Message, Page, Usage
 from conversation_service.ports.language_model import ModelInfo
 from conversation_service.ports.storage import ModelUsage
 
@@ -28,6 +27,18 @@ def timestamp(at: datetime) -> str:
 _out.register_unstructure_hook(datetime, timestamp)
 
 
+def usage_view(usage: Usage | None) -> dict[str, Any] | None:
+    """A reply's usage as its `end` event and the messages API show it."""
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "estimated": usage.estimated,
+    }
+
+
 def conversation(value: Conversation) -> dict[str, Any]:
     body = _out.unstructure(value)
     del body["org_id"]
@@ -36,7 +47,7 @@ def conversation(value: Conversation) -> dict[str, Any]:
 
 def session(value: ChatSession) -> dict[str, Any]:
     body = _out.unstructure(value)
-    del body["org_id"]
+    del body["org_id"], body["version"]  # the version is storage's concurrency check
     return body
 
 

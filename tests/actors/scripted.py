@@ -29,6 +29,7 @@ class Script:
     delay: float = 1.0
     fail_after: int | None = None  # raise ModelFailure after this many chunks
     hang: bool = False  # after the chunks, wait forever
+    crash_after: int | None = None  # raise an unexpected error (a bug) after this many chunks
 
 
 class ScriptedModel:
@@ -38,6 +39,7 @@ class ScriptedModel:
         self.cancelled = 0
         self.params: list[GenerationParams] = []
         self.default = Script()
+        self.by_text: dict[str, Script] = {}  # the script for a given last user message
 
     async def generate(
         self,
@@ -47,11 +49,15 @@ class ScriptedModel:
     ) -> ModelResult:
         self.prompts.append(tuple(prompt))
         self.params.append(params)
-        script = self.scripts.pop(0) if self.scripts else self.default
+        script = self.by_text.get(prompt[-1].content) if prompt else None
+        if script is None:
+            script = self.scripts.pop(0) if self.scripts else self.default
         try:
             for index, chunk in enumerate(script.chunks):
                 if script.fail_after is not None and index >= script.fail_after:
                     raise ModelFailure("upstream_error", "the model broke")
+                if script.crash_after is not None and index >= script.crash_after:
+                    raise ZeroDivisionError("a bug deep inside a provider")
                 await trio.sleep(script.delay)
                 await emit(chunk)
             if script.hang:
@@ -65,19 +71,34 @@ class ScriptedModel:
 
 
 class ScriptedCatalog:
+    """One scripted model to start with (`info`, `model`); more can be added and removed."""
+
     def __init__(self) -> None:
         self.model = ScriptedModel()
         self.info = ModelInfo(
             id=uuid4(), name="scripted", provider="test", context_window=200, max_output_tokens=50
         )
+        self._models: dict[UUID, tuple[ModelInfo, ScriptedModel]] = {
+            self.info.id: (self.info, self.model)
+        }
+
+    def add(self, name: str) -> tuple[ModelInfo, ScriptedModel]:
+        info = attrs.evolve(self.info, id=uuid4(), name=name)
+        self._models[info.id] = (info, ScriptedModel())
+        return self._models[info.id]
+
+    def remove(self, model_id: UUID) -> None:
+        del self._models[model_id]
 
     def models_for(self, org_id: UUID) -> Sequence[ModelInfo]:
-        return [self.info]
+        return [info for info, _ in self._models.values()]
 
     def get(self, org_id: UUID, model_id: UUID) -> ModelInfo:
-        if model_id != self.info.id:
+        if model_id not in self._models:
             raise ModelNotFound(model_id)
-        return self.info
+        return self._models[model_id][0]
 
     def language_model(self, model_id: UUID) -> ScriptedModel:
-        return self.model
+        if model_id not in self._models:
+            raise ModelNotFound(model_id)
+        return self._models[model_id][1]

@@ -4,22 +4,11 @@ parameters it gets, and what a reply records: usage and latency."""
 from __future__ import annotations
 
 import pytest
-import trio
 
-from conversation_service.adapters.actors.reply_log import ReplyEvent, ReplyLog
 from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.model import ContextScope, GenerationParams
-from tests.actors.conftest import World
+from tests.actors.conftest import Seen, World, drain
 from tests.actors.scripted import Script
-
-
-async def drain(reply: ReplyLog) -> list[ReplyEvent]:
-    follower = reply.follow()
-    events: list[ReplyEvent] = []
-    with trio.fail_after(600):
-        while batch := await follower.next_batch():
-            events.extend(batch)
-    return events
 
 
 async def session_with(world: World, conversation_id=None, **options):
@@ -36,7 +25,7 @@ async def session_with(world: World, conversation_id=None, **options):
     )
 
 
-async def say(world: World, session, text: str) -> list[ReplyEvent]:
+async def say(world: World, session, text: str) -> list[Seen]:
     return await drain(await world.service.send_message(world.who, world.org, session.id, text))
 
 

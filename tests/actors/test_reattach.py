@@ -5,22 +5,9 @@ from __future__ import annotations
 import pytest
 import trio
 
-from conversation_service.adapters.actors.reply_log import ReplyEvent, ReplyFollower
 from conversation_service.domain.errors import MessageNotFound
-from tests.actors.conftest import World
+from tests.actors.conftest import Seen, World, as_seen, drain, text_of
 from tests.actors.scripted import Script
-
-
-async def drain(follower: ReplyFollower) -> list[ReplyEvent]:
-    events: list[ReplyEvent] = []
-    with trio.fail_after(600):
-        while batch := await follower.next_batch():
-            events.extend(batch)
-    return events
-
-
-def text(events: list[ReplyEvent]) -> str:
-    return "".join(e.data["content"] for e in events if e.kind == "content")
 
 
 async def test_reattach_mid_reply_gets_the_rest_once_then_live_then_end(
@@ -30,16 +17,16 @@ async def test_reattach_mid_reply_gets_the_rest_once_then_live_then_end(
     session = await world.new_session()
     reply = await world.service.send_message(world.who, world.org, session.id, "go")
     first = reply.follow()
-    seen: list[ReplyEvent] = []
+    seen: list[Seen] = []
     while len([e for e in seen if e.kind == "content"]) < 2:
-        seen.extend(await first.next_batch())
+        seen.extend(as_seen(await first.next_batch()))
     last_id = seen[-1].id  # the client drops here
     again = await world.service.attach(
         world.who, world.org, session.id, reply.message_id, after=last_id
     )
     rest = await drain(again)
     assert all(e.id > last_id for e in rest)
-    assert text(seen) + text(rest) == "one two three four"
+    assert text_of(seen) + text_of(rest) == "one two three four"
     assert rest[-1].kind == "end"
 
 
@@ -59,7 +46,7 @@ async def test_finished_reply_replays_from_storage_after_the_actor_retired(
             )
         )
         expected = live[cut + 1 :] if cut else live
-        assert text(replayed) == text(expected)
+        assert text_of(replayed) == text_of(expected)
         assert [e.kind for e in replayed][-1] == "end"
         assert replayed[-1].data == live[-1].data
         assert all(e.id > (after if after is not None else -1) for e in replayed)

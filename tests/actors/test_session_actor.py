@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import trio
 
-from conversation_service.adapters.actors.commands import Multitask
-from conversation_service.adapters.actors.reply_log import ReplyEvent, ReplyLog
 from conversation_service.domain.errors import (
     RateLimited,
     SessionBusy,
@@ -14,22 +12,15 @@ from conversation_service.domain.errors import (
     Unavailable,
 )
 from conversation_service.domain.model import MessageRole, MessageStatus
+from conversation_service.domain.replies import Multitask
 from conversation_service.domain.session_machine import SessionState
-from tests.actors.conftest import World
+from conversation_service.ports.session_runtime import LiveReply
+from tests.actors.conftest import Seen, World, as_seen, drain, text_of
 from tests.actors.scripted import Script
 
 
-async def read_all(reply: ReplyLog, after: int | None = None) -> list[ReplyEvent]:
-    follower = reply.follow(after)
-    events: list[ReplyEvent] = []
-    with trio.fail_after(600):
-        while batch := await follower.next_batch():
-            events.extend(batch)
-    return events
-
-
-def text_of(events: list[ReplyEvent]) -> str:
-    return "".join(e.data["content"] for e in events if e.kind == "content")
+async def read_all(reply: LiveReply, after: int | None = None) -> list[Seen]:
+    return await drain(reply, after)
 
 
 async def test_reply_streams_in_order_and_is_stored_complete(world: World, autojump_clock) -> None:
@@ -56,7 +47,7 @@ async def test_reply_finishes_and_is_stored_when_nobody_listens(
     session = await world.new_session()
     reply = await world.service.send_message(world.who, world.org, session.id, "hi")
     follower = reply.follow()
-    assert (await follower.next_batch())[0].kind == "start"
+    assert as_seen(await follower.next_batch())[0].kind == "start"
     del follower  # the client went away mid-stream
     with trio.fail_after(60):
         await reply.wait_ended()
@@ -81,22 +72,26 @@ async def test_queued_messages_run_one_after_another_never_interleaved(
     session = await world.new_session()
     first = await world.service.send_message(world.who, world.org, session.id, "one")
     second = await world.service.send_message(world.who, world.org, session.id, "two")
-    order: list[tuple[str, str]] = []
+    # What the first reply had sent when the second one started, seen live.
+    first_when_second_started: list[str] = []
+    first_seen: list[str] = []
 
-    async def watch(name: str, reply: ReplyLog) -> None:
-        for event in await read_all(reply):
-            order.append((name, event.kind))
-
-    # Events are recorded as they arrive only if we follow live; follow both concurrently.
-    async def live(name: str, reply: ReplyLog) -> None:
+    async def live(name: str, reply: LiveReply) -> None:
         follower = reply.follow()
         while batch := await follower.next_batch():
-            order.extend((name, e.kind) for e in batch)
+            for event in as_seen(batch):
+                if name == "one":
+                    first_seen.append(event.kind)
+                elif event.kind == "start":
+                    first_when_second_started.extend(
+                        e.kind for e in as_seen(await first.follow().next_batch())
+                    )
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(live, "one", first)
         nursery.start_soon(live, "two", second)
-    assert order.index(("one", "end")) < order.index(("two", "start"))
+    assert first_when_second_started[-1] == "end"
+    assert first_seen[-1] == "end"
     stored = await world.store.session_messages(world.org, session.id)
     assert [m.content for m in stored] == ["one", "Hello, world", "two", "Hello, world"]
     # The second reply saw the first exchange as context.

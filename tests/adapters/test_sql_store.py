@@ -125,6 +125,13 @@ async def test_every_expected_index_exists(sqlite_db_url: str) -> None:
 
 
 _PAGE = {"limit": 11, "offset": 0}
+_INTERRUPT = {
+    "status": "s",
+    "finish_reason": "r",
+    "error_code": "c",
+    "error_message": "m",
+    "at": "t",
+}
 
 
 @pytest.mark.parametrize(
@@ -146,10 +153,11 @@ _PAGE = {"limit": 11, "offset": 0}
         (q.FIND_TOKEN, {"token_hash": "h", "at": "t"}, "tokens_by_hash"),
         (q.LIST_TOKENS, {"org_id": "o"}, "tokens_by_org"),
         (q.COUNT_IN_PROGRESS, {}, "messages_in_progress"),
+        (q.MARK_INTERRUPTED, _INTERRUPT, "messages_in_progress"),
         (
-            q.MARK_INTERRUPTED,
-            {"status": "s", "finish_reason": "r", "at": "t"},
-            "messages_in_progress",
+            q.MARK_SESSION_INTERRUPTED,
+            {**_INTERRUPT, "chat_session_id": "s", "org_id": "o"},
+            "messages_",  # by session or in progress: either is a few rows
         ),
         (q.RECOVER_SESSIONS, {"status": "s", "at": "t"}, "chat_sessions_responding"),
     ],

@@ -241,100 +241,6 @@ async def test_sessions_list_oldest_first(store: Store, values: Any) -> None:
     assert await store.list_sessions(org.id, conversation.id) == [first, second, third]
 
 
-async def test_update_message_stores_the_reply(store: Store, values: Any) -> None:
-    org, _, session = await _org_with_session(store, values)
-    reply = values.message(
-        session,
-        role=MessageRole.ASSISTANT,
-        status=MessageStatus.IN_PROGRESS,
-        content="",
-        model_id=session.model_id,
-    )
-    await store.add_message(reply)
-
-    partial = reply.with_content("Hel", values.at(3))
-    await store.update_message(partial)
-    assert await store.get_message(org.id, reply.id) == partial
-
-    failed = partial.finished(
-        content="Hel",
-        status=MessageStatus.FAILED,
-        finish_reason="error",
-        usage=None,
-        at=values.at(4),
-        error=("provider_error", "connection reset"),
-    )
-    await store.update_message(failed)
-    assert await store.get_message(org.id, reply.id) == failed
-
-    done = partial.finished(
-        content="Hello",
-        status=MessageStatus.COMPLETED,
-        finish_reason="stop",
-        usage=Usage(prompt_tokens=4, completion_tokens=2, estimated=False),
-        at=values.at(5),
-    )
-    await store.update_message(done)
-    assert await store.get_message(org.id, reply.id) == done
-
-
-async def test_update_session_stores_status_and_updated_at(store: Store, values: Any) -> None:
-    org, _, session = await _org_with_session(store, values)
-    responding = attrs.evolve(session, status=SessionState.RESPONDING, updated_at=values.at(7))
-    await store.update_session(responding)
-
-    assert await store.get_session(org.id, session.id) == responding
-
-
-async def test_updating_an_unknown_object_changes_nothing(store: Store, values: Any) -> None:
-    org, conversation, session = await _org_with_session(store, values)
-    ghost_session = values.session(conversation)
-    ghost_message = values.message(session)
-    await store.update_session(ghost_session)
-    await store.update_message(ghost_message)
-
-    assert await store.get_session(org.id, ghost_session.id) is None
-    assert await store.get_message(org.id, ghost_message.id) is None
-
-
-async def test_recover_interrupted_marks_replies_and_frees_sessions(
-    store: Store, values: Any
-) -> None:
-    org, conversation, session = await _org_with_session(store, values)
-    busy = attrs.evolve(session, status=SessionState.RESPONDING)
-    await store.update_session(busy)
-    idle = values.session(conversation, created=2)
-    closed = values.session(conversation, created=2, status=SessionState.COMPLETED)
-    await store.add_session(idle)
-    await store.add_session(closed)
-    question = values.message(session)
-    reply = values.message(
-        session, role=MessageRole.ASSISTANT, status=MessageStatus.IN_PROGRESS, content="Hal"
-    )
-    failed = values.message(
-        idle, role=MessageRole.ASSISTANT, status=MessageStatus.FAILED, finish_reason="error"
-    )
-    for message in (question, reply, failed):
-        await store.add_message(message)
-
-    assert await store.recover_interrupted(values.at(50)) == 1
-
-    assert await store.get_message(org.id, reply.id) == attrs.evolve(
-        reply,
-        status=MessageStatus.INCOMPLETE,
-        finish_reason="interrupted",
-        updated_at=values.at(50),
-    )
-    assert await store.get_message(org.id, question.id) == question
-    assert await store.get_message(org.id, failed.id) == failed
-    assert await store.get_session(org.id, session.id) == attrs.evolve(
-        busy, status=SessionState.ACTIVE, updated_at=values.at(50)
-    )
-    assert await store.get_session(org.id, idle.id) == idle
-    assert await store.get_session(org.id, closed.id) == closed
-    assert await store.recover_interrupted(values.at(60)) == 0
-
-
 async def test_conversation_messages_span_its_sessions_in_order(store: Store, values: Any) -> None:
     org, conversation, first = await _org_with_session(store, values)
     second = values.session(conversation, created=2)
@@ -359,7 +265,13 @@ async def test_usage_sums_replies_per_model_over_a_period(store: Store, values: 
     _, _, theirs = await _org_with_session(store, values)
     model = session.model_id
     for created, usage in ((1, (3, 5)), (2, (10, 1)), (9, (100, 100))):
-        reply = values.message(session, created=created, role=MessageRole.ASSISTANT, model_id=model)
+        reply = values.message(
+            session,
+            created=created,
+            role=MessageRole.ASSISTANT,
+            model_id=model,
+            status=MessageStatus.IN_PROGRESS,
+        )
         await store.add_message(reply)
         await store.update_message(
             reply.finished(

@@ -11,18 +11,22 @@ from hypothesis import strategies as st
 
 from conversation_service.adapters.memory_store import InMemoryStore
 from conversation_service.adapters.sql import open_sql_store
+from conversation_service.domain.errors import InvalidTransition
 from conversation_service.domain.model import (
     ChatSession,
     Conversation,
     Message,
+    MessageRole,
     MessageStatus,
     Usage,
 )
+from conversation_service.domain.session_machine import SessionInput
+from conversation_service.ports.storage import StaleVersion
 
 Store = Any  # InMemoryStore | SqlStore
 
 
-# -- the two stores agree on any sequence of writes and reads ---------------------------------
+# -- the two stores agree on any sequence of writes and reads, refusing the same stale writes --
 _at = st.integers(min_value=0, max_value=3)  # few instants, so ties are common
 _org = st.sampled_from([0, 0, 0, 1])  # mostly one org, so its listings are long
 _page = st.tuples(st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=6))
@@ -34,6 +38,14 @@ _operation = st.one_of(
     st.tuples(st.just("list_conversations"), _org, st.sampled_from([None, True, False]), _page),
     st.tuples(st.just("list_messages"), st.integers(min_value=0), _page),
     st.tuples(st.just("recover"), _at),
+    st.tuples(
+        st.just("transition"),
+        st.integers(min_value=0),
+        st.sampled_from(SessionInput),
+        st.booleans(),
+        _at,
+    ),
+    st.tuples(st.just("turn"), st.integers(min_value=0), _at),
 )
 
 
@@ -65,12 +77,19 @@ class _SideBySide:
         self.orgs = (values.org(name="first"), values.org(name="second"))
         self.conversations: list[Conversation] = []
         self.sessions: list[ChatSession] = []
+        self.copies: dict[Any, list[ChatSession]] = {}  # every copy of a session ever read
         self.messages: list[Message] = []
 
     async def both(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        results = [await getattr(store, method)(*args, **kwargs) for store in self.stores]
-        assert results[0] == results[1], f"{method} differs"
-        return results[0]
+        """The answer both stores gave; a write both refused as stale answers None."""
+        results = []
+        for store in self.stores:
+            try:
+                results.append((await getattr(store, method)(*args, **kwargs), None))
+            except StaleVersion:
+                results.append((None, "stale"))
+        assert results[0] == results[1], f"{method} differs: {results}"
+        return results[0][0]
 
     async def start(self) -> None:
         for org in self.orgs:
@@ -125,6 +144,42 @@ class _SideBySide:
             await self.both(
                 "list_messages", conversation.org_id, conversation.id, limit=limit, offset=offset
             )
+
+    async def transition(self, which: int, event: SessionInput, stale: bool, when: int) -> None:
+        """Apply an input to the newest copy of a session read, or (stale) the oldest."""
+        if self.sessions:
+            added = self.sessions[which % len(self.sessions)]
+            copies = self.copies.setdefault(added.id, [added])
+            copies.append(await self.both("get_session", added.org_id, added.id))
+            copy = copies[0] if stale else copies[-1]
+            try:
+                changed = copy.apply(event, self.values.at(when))
+            except InvalidTransition:
+                return
+            await self.both("update_session", changed)
+
+    async def turn(self, which: int, when: int) -> None:
+        """Begin a reply on a session and end it, over whatever version is stored."""
+        if self.sessions:
+            added = self.sessions[which % len(self.sessions)]
+            session = await self.both("get_session", added.org_id, added.id)
+            try:
+                responding = session.apply(SessionInput.SEND, self.values.at(when))
+            except InvalidTransition:
+                return
+            user = self.values.message(session, created=when)
+            reply = self.values.message(
+                session, created=when, role=MessageRole.ASSISTANT,
+                status=MessageStatus.IN_PROGRESS, content="",
+            )  # fmt: skip
+            self.messages.extend((user, reply))
+            await self.both("begin_reply", user, reply, responding)
+            done = reply.finished(
+                content="done", status=MessageStatus.COMPLETED, finish_reason="stop",
+                usage=None, at=self.values.at(when),
+            )  # fmt: skip
+            idle = responding.apply(SessionInput.FINISH, self.values.at(when))
+            await self.both("end_reply", done, idle)
 
     async def recover(self, when: int) -> None:
         await self.both("recover_interrupted", self.values.at(when))

@@ -1,7 +1,8 @@
 """The use cases, callable from HTTP handlers or straight from Python.
 
 Every call names the caller (a Principal) and the organisation it acts in; the domain's
-access rules decide, the ports do the rest. This is the library's front door.
+access rules decide, the ports do the rest: storage, the model catalog, and the session
+runtime that owns every live session. This is the library's front door.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ from uuid import UUID
 
 import attrs
 
-from conversation_service.adapters.actors.commands import Cancel, Complete, Multitask, Send, Verdict
-from conversation_service.adapters.actors.replay import replay_stored
-from conversation_service.adapters.actors.reply_log import ReplyFollower, ReplyLog
-from conversation_service.adapters.actors.supervisor import SessionSupervisor
 from conversation_service.domain.access import Action, authorize
 from conversation_service.domain.context import check_message_fits
 from conversation_service.domain.errors import (
     ConversationNotFound,
     MessageNotFound,
+    ModelNotFound,
+    ModelUnavailable,
     SessionNotFound,
 )
 from conversation_service.domain.model import (
@@ -33,15 +32,19 @@ from conversation_service.domain.model import (
     Page,
     Principal,
 )
+from conversation_service.domain.replies import Multitask, stored_reply_events
 from conversation_service.domain.rules import (
     InputLimits,
+    check_can_take_message,
     check_message,
     new_conversation,
     new_session,
 )
 from conversation_service.ports.clock import Clock, IdGenerator
 from conversation_service.ports.language_model import ModelCatalog, ModelInfo
+from conversation_service.ports.session_runtime import LiveReply, ReplyStream, SessionRuntime
 from conversation_service.ports.storage import ConversationStore, ModelUsage
+from conversation_service.service_layer.stored_reply import StoredReplyStream
 
 
 @attrs.frozen(kw_only=True)
@@ -58,14 +61,14 @@ class ConversationService:
         *,
         store: ConversationStore,
         catalog: ModelCatalog,
-        supervisor: SessionSupervisor,
+        runtime: SessionRuntime,
         clock: Clock,
         ids: IdGenerator,
         limits: InputLimits | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
-        self.supervisor = supervisor
+        self.runtime = runtime
         self._clock = clock
         self._ids = ids
         self.limits = limits or InputLimits()
@@ -171,13 +174,10 @@ class ConversationService:
         return self._live(session)
 
     async def complete_session(self, who: Principal, org_id: UUID, session_id: UUID) -> ChatSession:
+        """Close the session for new messages; a reply it is writing is stopped (cancelled)."""
         authorize(who, org_id, Action.WRITE)
         session = await self.get_session(who, org_id, session_id)
-        actor = self.supervisor.actor_for(session)
-        verdict = Verdict()
-        actor.tell(Complete(verdict=verdict))
-        await verdict.wait()
-        return actor.session
+        return await self.runtime.complete(session)
 
     # -- replies --------------------------------------------------------------------------
     async def send_message(
@@ -188,15 +188,16 @@ class ConversationService:
         text: str,
         *,
         multitask: Multitask = Multitask.ENQUEUE,
-    ) -> ReplyLog:
-        """Queue the message on the session's actor; the reply's events appear in the log.
+    ) -> LiveReply:
+        """Hand the message to the session; the reply's events appear on the result.
 
         Raises before anything is stored when the session cannot take the message.
         """
         authorize(who, org_id, Action.WRITE)
         text = check_message(text, self.limits)
         session = await self.get_session(who, org_id, session_id)
-        model = self.catalog.get(org_id, session.model_id)
+        check_can_take_message(session)
+        model = self._session_model(session)
         check_message_fits(
             session,
             text,
@@ -204,30 +205,22 @@ class ConversationService:
             context_window=model.context_window,
             max_output_tokens=model.max_output_tokens,
         )
-        reply = ReplyLog(
+        return await self.runtime.send(
+            session,
+            text,
+            multitask=multitask,
             message_id=self._ids.new_id(),
             user_message_id=self._ids.new_id(),
-            chat_session_id=session.id,
         )
-        verdict = Verdict()
-        self.supervisor.actor_for(session).tell(
-            Send(text=text, multitask=multitask, reply=reply, verdict=verdict)
-        )
-        await verdict.wait()
-        return reply
 
     async def cancel(
         self, who: Principal, org_id: UUID, session_id: UUID, message_id: UUID | None = None
-    ) -> None:
-        """Stop the session's running reply (or the one named); harmless when none runs."""
+    ) -> bool:
+        """Stop the session's running reply (or the one named, running or waiting), keeping
+        what was written. True if one was stopped; harmless (False) when none runs."""
         authorize(who, org_id, Action.WRITE)
-        await self.get_session(who, org_id, session_id)
-        actor = self.supervisor.find(session_id)
-        if actor is None:
-            return
-        verdict = Verdict()
-        actor.tell(Cancel(message_id=message_id, verdict=verdict))
-        await verdict.wait()
+        session = await self.get_session(who, org_id, session_id)
+        return await self.runtime.cancel(session, message_id)
 
     async def attach(
         self,
@@ -237,11 +230,10 @@ class ConversationService:
         message_id: UUID,
         *,
         after: int | None = None,
-    ) -> ReplyFollower:
+    ) -> ReplyStream:
         """Follow a reply, running or finished, from just after event id `after`."""
         await self.get_session(who, org_id, session_id)
-        actor = self.supervisor.find(session_id)
-        live = actor.find_reply(message_id) if actor is not None else None
+        live = self.runtime.live_reply(session_id, message_id)
         if live is not None:
             return live.follow(after)
         message = await self.store.get_message(org_id, message_id)
@@ -256,7 +248,8 @@ class ConversationService:
         for earlier, current in zip(history, history[1:], strict=False):
             if current.id == message_id and earlier.role is MessageRole.USER:
                 user_message_id = earlier.id
-        return replay_stored(message, user_message_id=user_message_id, after=after).follow(after)
+        events = stored_reply_events(message, user_message_id=user_message_id, after=after)
+        return StoredReplyStream(events)
 
     async def usage(
         self, who: Principal, org_id: UUID, *, start: datetime, end: datetime
@@ -266,5 +259,10 @@ class ConversationService:
         return await self.store.usage_by_model(org_id, start=start, end=end)
 
     def _live(self, session: ChatSession) -> ChatSession:
-        actor = self.supervisor.find(session.id)
-        return actor.session if actor is not None else session
+        return self.runtime.live_session(session.id) or session
+
+    def _session_model(self, session: ChatSession) -> ModelInfo:
+        try:
+            return self.catalog.get(session.org_id, session.model_id)
+        except ModelNotFound:
+            raise ModelUnavailable(session.model_id) from None

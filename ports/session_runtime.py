@@ -1,0 +1,77 @@
+"""The live side of chat sessions: what the use cases ask of whatever runs them.
+
+The service's adapter runs one actor per live session (adapters/actors); the use cases see
+only this port, so they never touch a session's live state themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+from uuid import UUID
+
+from conversation_service.domain.model import ChatSession
+from conversation_service.domain.replies import Multitask, ReplyEvent
+
+
+class ReplyStream(Protocol):
+    """One reader's position in a reply's events."""
+
+    async def next_batch(self) -> Sequence[ReplyEvent]:
+        """Every event not read yet, waiting for one; empty once the reply has ended and
+        everything was read."""
+        ...
+
+
+class LiveReply(Protocol):
+    """A reply the runtime accepted: running, waiting its turn, or just finished."""
+
+    @property
+    def message_id(self) -> UUID: ...
+
+    @property
+    def user_message_id(self) -> UUID | None: ...
+
+    @property
+    def chat_session_id(self) -> UUID: ...
+
+    def follow(self, after: int | None = None) -> ReplyStream:
+        """A reader of every event whose id is greater than `after` (all when None)."""
+        ...
+
+
+class SessionRuntime(Protocol):
+    """Runs chat sessions' replies, one at a time per session, and owns their live state."""
+
+    async def send(
+        self,
+        session: ChatSession,
+        text: str,
+        *,
+        multitask: Multitask,
+        message_id: UUID,
+        user_message_id: UUID,
+    ) -> LiveReply:
+        """Accept a user message for the session; its reply's events appear on the result.
+
+        Raises when the session refuses it: SessionCompleted, SessionBusy (with REJECT),
+        RateLimited (too many waiting), ModelUnavailable, Unavailable (stopping).
+        """
+        ...
+
+    async def cancel(self, session: ChatSession, message_id: UUID | None) -> bool:
+        """Stop the session's running reply (or the one named, running or waiting); True if
+        one was stopped."""
+        ...
+
+    async def complete(self, session: ChatSession) -> ChatSession:
+        """Close the session for new messages, stopping (as cancelled) what it is writing."""
+        ...
+
+    def live_session(self, session_id: UUID) -> ChatSession | None:
+        """The session's live state, if the runtime holds it (else storage has the truth)."""
+        ...
+
+    def live_reply(self, session_id: UUID, message_id: UUID) -> LiveReply | None:
+        """A reply of the session that is running, waiting or still held in memory."""
+        ...
