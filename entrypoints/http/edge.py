@@ -19,7 +19,7 @@ from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.model import Principal
 from conversation_service.entrypoints.http import access_log, sse
 from conversation_service.entrypoints.http.idempotency import Answer, Idempotency
-from conversation_service.entrypoints.http.inputs import query_int, query_uuid
+from conversation_service.entrypoints.http.inputs import check_query_names, query_int, query_uuid
 from conversation_service.ports.session_runtime import ReplyStream
 from conversation_service.service_layer.conversation_service import ConversationService
 
@@ -60,8 +60,9 @@ class Edge:
         self.service = deps.service
         self.settings = deps.settings
 
-    async def caller(self) -> tuple[Principal, UUID]:
-        """Authenticate, count the request against the token's rate, read org_id."""
+    async def caller(self, *accepted: str) -> tuple[Principal, UUID]:
+        """Authenticate, count the request against the token's rate, read org_id; then
+        refuse any query parameter but org_id and the `accepted` ones, or one given twice."""
         deps = self.deps
         principal = await deps.verifier.verify_header(request.headers.get("Authorization"))
         g.rate = deps.rate_limiter.hit(str(principal.token_id))
@@ -71,6 +72,7 @@ class Edge:
         assert org_id is not None
         # Membership first, so a token of another org learns nothing from body validation.
         authorize(principal, org_id, Action.READ)
+        check_query_names({"org_id", *accepted})
         return principal, org_id
 
     async def once(

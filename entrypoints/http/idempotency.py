@@ -40,14 +40,14 @@ class Answer:
     """What a handler produced: the response, and what to keep for a replay."""
 
     response: Response
-    kept: dict[str, Any]  # JSON body, or {"stream": {...}} for a streamed reply
+    stream: dict[str, Any] | None = None  # a streamed reply: kept as what to re-attach to
 
     @classmethod
     def json(cls, body: dict[str, Any], status: int = 200) -> Answer:
-        """A JSON answer, kept as it is."""
+        """A JSON answer, kept byte for byte."""
         response = jsonify(body)
         response.status_code = status
-        return cls(response=response, kept=body)
+        return cls(response=response)
 
 
 class Idempotency:
@@ -88,10 +88,14 @@ class Idempotency:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._store.release_key(scope, key)
             raise
-        await self._store.finish_key(
-            scope, key, answer.response.status_code, json.dumps(answer.kept)
-        )
+        await self._store.finish_key(scope, key, answer.response.status_code, await _kept(answer))
         return answer.response
+
+
+async def _kept(answer: Answer) -> str:
+    if answer.stream is not None:
+        return json.dumps({"stream": answer.stream})
+    return await answer.response.get_data(as_text=True)  # a retry gets these exact bytes
 
 
 async def _fingerprint() -> str:

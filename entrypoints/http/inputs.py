@@ -124,6 +124,15 @@ async def read_json_object(max_bytes: int) -> dict[str, Any]:
     return data
 
 
+def check_query_names(accepted: set[str]) -> None:
+    """InvalidField for a query parameter the route does not take, or one given twice."""
+    for name in request.args:
+        if name not in accepted:
+            raise InvalidField(name, "unknown query parameter")
+        if len(request.args.getlist(name)) > 1:
+            raise InvalidField(name, "must be given once")
+
+
 def query_uuid(name: str, *, required: bool = True) -> UUID | None:
     raw = request.args.get(name)
     if raw is None or raw == "":

@@ -35,7 +35,7 @@ def register(api: Blueprint, edge: Edge) -> None:
 
     @api.get("/api/conversation/list")
     async def list_conversations() -> Response:
-        who, org_id = await edge.caller()
+        who, org_id = await edge.caller("limit", "offset", "is_archived")
         limit = query_int(
             "limit", default=settings.list_default_limit, minimum=1, maximum=settings.list_max_limit
         )
@@ -47,7 +47,7 @@ def register(api: Blueprint, edge: Edge) -> None:
 
     @api.get("/api/conversation/get_with_sessions")
     async def get_with_sessions() -> Response:
-        who, org_id = await edge.caller()
+        who, org_id = await edge.caller("conversation_id")
         conversation_id = query_uuid("conversation_id")
         assert conversation_id is not None
         found = await service.get_with_sessions(who, org_id, conversation_id)
@@ -57,7 +57,7 @@ def register(api: Blueprint, edge: Edge) -> None:
 
     @api.get("/api/conversation/messages")
     async def list_messages() -> Response:
-        who, org_id = await edge.caller()
+        who, org_id = await edge.caller("conversation_id", "limit", "offset")
         conversation_id = query_uuid("conversation_id")
         assert conversation_id is not None
         limit = query_int(

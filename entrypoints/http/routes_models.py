@@ -52,7 +52,7 @@ def register(api: Blueprint, edge: Edge) -> None:
 
     @api.get("/api/usage")
     async def usage() -> Response:
-        who, org_id = await edge.caller()
+        who, org_id = await edge.caller("from", "to")
         end = query_datetime("to") or datetime.now(UTC)
         start = query_datetime("from") or _days_before(end, 30)
         # An empty period (from at or after to) has nothing in it: an empty report.

@@ -72,13 +72,13 @@ def register(api: Blueprint, edge: Edge) -> None:
                 "chat_session_id": str(reply.chat_session_id),
                 "message_id": str(reply.message_id),
             }
-            return Answer(response=response, kept={"stream": stream})
+            return Answer(response=response, stream=stream)
 
         return await edge.once(who, org_id, handle)
 
     @api.get("/api/conversation/stream")
     async def reattach() -> Response:
-        who, org_id = await edge.caller()
+        who, org_id = await edge.caller("chat_session_id", "message_id", "after")
         session_id = query_uuid("chat_session_id")
         message_id = query_uuid("message_id")
         assert session_id is not None and message_id is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -99,6 +100,17 @@ class Values:
             error_code=error_code,
             error_message=error_message,
         )
+
+
+async def org_with_session(store: Any, values: Values) -> tuple[Org, Conversation, ChatSession]:
+    """An organisation holding one conversation with one session, stored."""
+    org = values.org()
+    conversation = values.conversation(org)
+    session = values.session(conversation, created=1)
+    await store.add_org(org)
+    await store.add_conversation(conversation)
+    await store.add_session(session)
+    return org, conversation, session
 
 
 @pytest.fixture

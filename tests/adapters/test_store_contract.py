@@ -13,18 +13,9 @@ from conversation_service.domain.model import (
     Usage,
 )
 from conversation_service.domain.session_machine import SessionState
+from tests.adapters.conftest import org_with_session
 
 Store = Any  # InMemoryStore | SqlStore: both implement ConversationStore and AccessStore
-
-
-async def _org_with_session(store: Store, values: Any) -> tuple[Any, Any, Any]:
-    org = values.org()
-    conversation = values.conversation(org)
-    session = values.session(conversation, created=1)
-    await store.add_org(org)
-    await store.add_conversation(conversation)
-    await store.add_session(session)
-    return org, conversation, session
 
 
 async def test_org_round_trips_and_is_counted(store: Store, values: Any) -> None:
@@ -72,7 +63,7 @@ async def test_conversation_and_session_round_trip(store: Store, values: Any) ->
     ],
 )
 async def test_message_round_trips(store: Store, values: Any, reply: dict[str, Any]) -> None:
-    org, _, session = await _org_with_session(store, values)
+    org, _, session = await org_with_session(store, values)
     model_id = session.model_id if reply else None
     message = values.message(session, model_id=model_id, **reply)
     await store.add_message(message)
@@ -81,7 +72,7 @@ async def test_message_round_trips(store: Store, values: Any, reply: dict[str, A
 
 
 async def test_another_orgs_objects_are_not_found(store: Store, values: Any) -> None:
-    org, conversation, session = await _org_with_session(store, values)
+    org, conversation, session = await org_with_session(store, values)
     message = values.message(session)
     await store.add_message(message)
     other = values.org()
@@ -186,7 +177,7 @@ async def test_archived_filter(store: Store, values: Any) -> None:
 async def test_paging_is_exact_at_the_boundaries(
     store: Store, values: Any, limit: int, offset: int, expected: list[int], has_more: bool
 ) -> None:
-    org, conversation, session = await _org_with_session(store, values)
+    org, conversation, session = await org_with_session(store, values)
     messages = [values.message(session, created=2, content=str(i)) for i in range(5)]
     for message in messages:
         await store.add_message(message)
@@ -208,7 +199,7 @@ async def test_paging_is_exact_at_the_boundaries(
 async def test_messages_keep_insertion_order_whatever_their_timestamps(
     store: Store, values: Any
 ) -> None:
-    org, conversation, session = await _org_with_session(store, values)
+    org, conversation, session = await org_with_session(store, values)
     later_session = values.session(conversation, created=2)
     await store.add_session(later_session)
     # Identical timestamps, then timestamps going backwards, across two sessions.
@@ -229,7 +220,7 @@ async def test_messages_keep_insertion_order_whatever_their_timestamps(
 
 
 async def test_sessions_list_oldest_first(store: Store, values: Any) -> None:
-    org, conversation, first = await _org_with_session(store, values)
+    org, conversation, first = await org_with_session(store, values)
     second = values.session(conversation, created=2)
     third = values.session(conversation, created=2)
     await store.add_session(second)
@@ -242,7 +233,7 @@ async def test_sessions_list_oldest_first(store: Store, values: Any) -> None:
 
 
 async def test_conversation_messages_span_its_sessions_in_order(store: Store, values: Any) -> None:
-    org, conversation, first = await _org_with_session(store, values)
+    org, conversation, first = await org_with_session(store, values)
     second = values.session(conversation, created=2)
     await store.add_session(second)
     elsewhere = values.conversation(org)
@@ -261,8 +252,8 @@ async def test_conversation_messages_span_its_sessions_in_order(store: Store, va
 
 
 async def test_usage_sums_replies_per_model_over_a_period(store: Store, values: Any) -> None:
-    org, _, session = await _org_with_session(store, values)
-    _, _, theirs = await _org_with_session(store, values)
+    org, _, session = await org_with_session(store, values)
+    _, _, theirs = await org_with_session(store, values)
     model = session.model_id
     for created, usage in ((1, (3, 5)), (2, (10, 1)), (9, (100, 100))):
         reply = values.message(

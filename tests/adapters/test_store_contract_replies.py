@@ -12,18 +12,9 @@ from conversation_service.domain.model import MessageRole, MessageStatus, Usage
 from conversation_service.domain.replies import ReplyOutcome
 from conversation_service.domain.session_machine import SessionInput, SessionState
 from conversation_service.ports.storage import StaleVersion
+from tests.adapters.conftest import org_with_session
 
 Store = Any  # InMemoryStore | SqlStore
-
-
-async def _org_with_session(store: Store, values: Any) -> tuple[Any, Any, Any]:
-    org = values.org()
-    conversation = values.conversation(org)
-    session = values.session(conversation, created=1)
-    await store.add_org(org)
-    await store.add_conversation(conversation)
-    await store.add_session(session)
-    return org, conversation, session
 
 
 def _turn(values: Any, session: Any, at: float) -> tuple[Any, Any]:
@@ -42,7 +33,7 @@ def _turn(values: Any, session: Any, at: float) -> tuple[Any, Any]:
 async def test_a_reply_is_updated_while_in_progress_and_never_once_finished(
     store: Store, values: Any
 ) -> None:
-    org, _, session = await _org_with_session(store, values)
+    org, _, session = await org_with_session(store, values)
     _, reply = _turn(values, session, 2)
     await store.add_message(reply)
 
@@ -70,7 +61,7 @@ async def test_a_reply_is_updated_while_in_progress_and_never_once_finished(
 async def test_a_session_is_written_only_over_the_version_before_it(
     store: Store, values: Any
 ) -> None:
-    org, conversation, session = await _org_with_session(store, values)
+    org, conversation, session = await org_with_session(store, values)
     responding = session.apply(SessionInput.SEND, values.at(7))
     await store.update_session(responding)
     assert await store.get_session(org.id, session.id) == responding
@@ -88,7 +79,7 @@ async def test_a_session_is_written_only_over_the_version_before_it(
 
 
 async def test_updating_an_unknown_reply_fails(store: Store, values: Any) -> None:
-    org, _, session = await _org_with_session(store, values)
+    org, _, session = await org_with_session(store, values)
     _, ghost = _turn(values, session, 2)
     with pytest.raises(StaleVersion, match="does not exist"):
         await store.update_message(ghost)
@@ -96,7 +87,7 @@ async def test_updating_an_unknown_reply_fails(store: Store, values: Any) -> Non
 
 
 async def test_a_turn_begins_and_ends_in_one_write_each(store: Store, values: Any) -> None:
-    org, conversation, session = await _org_with_session(store, values)
+    org, conversation, session = await org_with_session(store, values)
     user, reply = _turn(values, session, 5)
     responding = session.apply(SessionInput.SEND, values.at(5))
     await store.begin_reply(user, reply, responding)
@@ -118,7 +109,7 @@ async def test_a_turn_begins_and_ends_in_one_write_each(store: Store, values: An
 
 
 async def test_a_turn_over_a_stale_session_writes_nothing(store: Store, values: Any) -> None:
-    org, _, session = await _org_with_session(store, values)
+    org, _, session = await org_with_session(store, values)
     completed = session.apply(SessionInput.COMPLETE, values.at(2))
     await store.update_session(completed)
 
@@ -128,7 +119,7 @@ async def test_a_turn_over_a_stale_session_writes_nothing(store: Store, values: 
     assert await store.session_messages(org.id, session.id) == []
     assert await store.get_session(org.id, session.id) == completed
 
-    _, other_session = (await _org_with_session(store, values))[1:]
+    _, other_session = (await org_with_session(store, values))[1:]
     user, reply = _turn(values, other_session, 4)
     responding = other_session.apply(SessionInput.SEND, values.at(4))
     await store.begin_reply(user, reply, responding)
@@ -159,7 +150,7 @@ def _interrupted(message: Any, at: Any) -> Any:
 async def test_one_session_is_recovered_with_its_interrupted_replies(
     store: Store, values: Any
 ) -> None:
-    org, conversation, session = await _org_with_session(store, values)
+    org, conversation, session = await org_with_session(store, values)
     user, reply = _turn(values, session, 2)
     responding = session.apply(SessionInput.SEND, values.at(2))
     await store.begin_reply(user, reply, responding)
@@ -182,7 +173,7 @@ async def test_one_session_is_recovered_with_its_interrupted_replies(
 async def test_recover_interrupted_marks_replies_and_frees_sessions(
     store: Store, values: Any
 ) -> None:
-    org, conversation, session = await _org_with_session(store, values)
+    org, conversation, session = await org_with_session(store, values)
     busy = session.apply(SessionInput.SEND, values.at(1))
     await store.update_session(busy)
     idle = values.session(conversation, created=2)

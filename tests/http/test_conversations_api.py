@@ -151,9 +151,8 @@ async def test_bad_query_parameters_are_400_naming_them(
     api: Api, path: str, params: dict, field: str
 ) -> None:
     conv = await api.conversation()
-    params = {"conversation_id": conv["id"], **params}
-    if path.endswith("get_with_sessions"):
-        params.pop("conversation_id")
+    if path.endswith("messages"):
+        params = {"conversation_id": conv["id"], **params}
     response = await api.get(path, **params)
     assert response.status_code == 400
     assert response.json()["error"]["field"] == field

@@ -129,6 +129,8 @@ async def test_sigkill_mid_stream_then_restart_keeps_what_was_flushed(tmp_path: 
             reply = by_id[start["message_id"]]
             assert user["content"] == item.message and user["status"] == "completed"
             assert reply["status"] == "incomplete"
+            assert reply["finish_reason"] == "error"
+            assert reply["error"]["code"] == "interrupted"
             assert ("Echo: " + item.message).startswith(reply["content"])
             assert len(reply["content"]) <= len(item.text)
             flushed_any = flushed_any or bool(reply["content"])
@@ -181,6 +183,9 @@ async def test_sigterm_lets_short_replies_finish_and_stops_long_ones(tmp_path: P
         assert replies[short_session]["status"] == "completed"
         assert replies[long_session]["status"] == "incomplete"
         assert replies[long_session]["content"] == long.text  # the final write has everything
+        # Stored as its stream ended it: the same finish reason, the same error.
+        assert replies[long_session]["finish_reason"] == long.events[-1][1]["finish_reason"]
+        assert replies[long_session]["error"] == long.events[-2][1]
     finally:
         assert again.stop() == 0
         await client.http.aclose()
