@@ -14,6 +14,7 @@ from uuid import UUID
 
 import attrs
 
+from conversation_service.domain.errors import DomainError
 from conversation_service.domain.model import Message, MessageStatus, Usage
 
 
@@ -119,7 +120,7 @@ def closing_events(
 ) -> tuple[ReplyError | ReplyEnd, ...]:
     """The `error` (for a failure) and `end` events of a reply of `text_length` characters."""
     end = ReplyEnd(
-        id=text_length + 2,
+        id=end_event_id(text_length),
         message_id=message_id,
         finish_reason=outcome.finish_reason,
         usage=outcome.usage,
@@ -153,26 +154,65 @@ def stored_outcome(message: Message) -> ReplyOutcome:
     return ReplyOutcome.completed(message.finish_reason or FINISH_STOP, message.usage)
 
 
+class ResumedPastEnd(DomainError):
+    """A client asked to resume after an event id beyond a finished reply's last event."""
+
+    code = "invalid_field"
+
+    def __init__(self, after: int, last_event_id: int) -> None:
+        super().__init__(f"is {after}, beyond this reply's last event ({last_event_id}, its `end`)")
+        self.after = after
+        self.last_event_id = last_event_id
+
+
+def end_event_id(text_length: int) -> int:
+    """The id of the `end` event of a reply of `text_length` characters: its last event."""
+    return text_length + 2
+
+
+def check_resume(after: int | None, last_event_id: int) -> bool:
+    """Whether anything of a finished reply follows event id `after`; ResumedPastEnd for an
+    id no event of it ever had."""
+    if after is None or after < last_event_id:
+        return True
+    if after > last_event_id:
+        raise ResumedPastEnd(after, last_event_id)
+    return False
+
+
+# Stored with every character the stream sent: the final write of a finished reply. An
+# incomplete reply may have been recovered after a crash from a text flushed earlier.
+_FINAL_TEXT = (MessageStatus.COMPLETED, MessageStatus.CANCELLED, MessageStatus.FAILED)
+
+
 def stored_reply_events(
     message: Message, *, user_message_id: UUID | None, after: int | None
-) -> tuple[ReplyEvent, ...]:
+) -> tuple[ReplyEvent, ...] | None:
     """The events of a stored reply that come after event id `after` (all when None).
 
     The text a client saw already (up to `after`) is left out; the rest comes as one chunk
-    whose id is the stored text's length, as the last live chunk's was.
+    whose id is the stored text's length, as the last live chunk's was. None when `after`
+    is the reply's last event (nothing follows it); ResumedPastEnd when it is beyond it.
+    A reply whose stored text may be shorter than what was streamed (recovered after a
+    crash) ends, for a client that saw more of it, with `error` and `end` just after `after`.
     """
+    length = len(message.content)
+    outcome = stored_outcome(message)
+    if after is not None and after > end_event_id(length) and message.status not in _FINAL_TEXT:
+        return closing_events(message.id, after, outcome)  # ids after+1 and after+2
+    if not check_resume(after, end_event_id(length)):
+        return None
     start = ReplyStarted(
         message_id=message.id,
         user_message_id=user_message_id,
         chat_session_id=message.chat_session_id,
         model_id=message.model_id,
     )
-    length = len(message.content)
     seen = min(max(after or 0, 0), length)
     events: list[ReplyEvent] = [start]
     if seen < length:
         events.append(ReplyContent(id=length, message_id=message.id, text=message.content[seen:]))
-    events.extend(closing_events(message.id, length, stored_outcome(message)))
+    events.extend(closing_events(message.id, length, outcome))
     if after is None:
         return tuple(events)
     return tuple(event for event in events if event.id > after)

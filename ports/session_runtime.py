@@ -35,6 +35,11 @@ class LiveReply(Protocol):
     @property
     def chat_session_id(self) -> UUID: ...
 
+    @property
+    def last_event_id(self) -> int | None:
+        """The id of the reply's `end` once it has ended; None while it runs or waits."""
+        ...
+
     def follow(self, after: int | None = None) -> ReplyStream:
         """A reader of every event whose id is greater than `after` (all when None)."""
         ...

@@ -32,7 +32,7 @@ from conversation_service.domain.model import (
     Page,
     Principal,
 )
-from conversation_service.domain.replies import Multitask, stored_reply_events
+from conversation_service.domain.replies import Multitask, check_resume, stored_reply_events
 from conversation_service.domain.rules import (
     InputLimits,
     check_can_take_message,
@@ -230,11 +230,18 @@ class ConversationService:
         message_id: UUID,
         *,
         after: int | None = None,
-    ) -> ReplyStream:
-        """Follow a reply, running or finished, from just after event id `after`."""
+    ) -> ReplyStream | None:
+        """Follow a reply, running or finished, from just after event id `after`.
+
+        None when the reply has ended and `after` is its last event (nothing follows);
+        ResumedPastEnd when `after` is beyond it.
+        """
         await self.get_session(who, org_id, session_id)
         live = self.runtime.live_reply(session_id, message_id)
         if live is not None:
+            last = live.last_event_id
+            if last is not None and not check_resume(after, last):
+                return None
             return live.follow(after)
         message = await self.store.get_message(org_id, message_id)
         if (
@@ -249,7 +256,7 @@ class ConversationService:
             if current.id == message_id and earlier.role is MessageRole.USER:
                 user_message_id = earlier.id
         events = stored_reply_events(message, user_message_id=user_message_id, after=after)
-        return StoredReplyStream(events)
+        return None if events is None else StoredReplyStream(events)
 
     async def usage(
         self, who: Principal, org_id: UUID, *, start: datetime, end: datetime

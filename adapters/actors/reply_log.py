@@ -80,6 +80,10 @@ class ReplyLog:
         await self._ended.wait()
 
     @property
+    def last_event_id(self) -> int | None:
+        return self._tail[-1].id if self.ended else None
+
+    @property
     def text_length(self) -> int:
         return self._text.length
 

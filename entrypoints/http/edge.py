@@ -17,9 +17,14 @@ from conversation_service.adapters.rate_limits import RequestRateLimiter, Stream
 from conversation_service.domain.access import Action, authorize
 from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.model import Principal
+from conversation_service.domain.replies import ResumedPastEnd
 from conversation_service.entrypoints.http import access_log, sse
 from conversation_service.entrypoints.http.idempotency import Answer, Idempotency
-from conversation_service.entrypoints.http.inputs import check_query_names, query_int, query_uuid
+from conversation_service.entrypoints.http.inputs import (
+    check_query_names,
+    parse_event_id,
+    query_uuid,
+)
 from conversation_service.ports.session_runtime import ReplyStream
 from conversation_service.service_layer.conversation_service import ConversationService
 
@@ -98,22 +103,31 @@ class Edge:
         slots.acquire(org_id)
         try:
             follower = await self.service.attach(who, org_id, session_id, message_id, after=after)
+        except ResumedPastEnd as error:
+            slots.release(org_id)
+            raise InvalidField(self._resume_field(), error.message) from None
         except BaseException:
             slots.release(org_id)
             raise
+        if follower is None:
+            # The reply is over and the client has its last event. 204, not an empty stream:
+            # an EventSource stops reconnecting on it.
+            slots.release(org_id)
+            return Response(b"", status=204)
         return self.event_stream(follower, lambda: slots.release(org_id))
 
     def last_event_id(self) -> int | None:
-        """The id after which to resume: the Last-Event-ID header, else ?after=."""
-        header = request.headers.get("Last-Event-ID")
-        if header is not None and header.strip():
-            try:
-                return int(header.strip())
-            except ValueError:
-                raise InvalidField("Last-Event-ID", "must be an event id (an integer)") from None
-        if request.args.get("after") in (None, ""):
-            return None
-        return query_int("after", default=-1, minimum=-1, maximum=2**62)
+        """The id after which to resume: the Last-Event-ID header, else ?after= (the same
+        syntax: an event id, decimal digits)."""
+        header = request.headers.get("Last-Event-ID", "").strip()
+        if header:
+            return parse_event_id("Last-Event-ID", header)
+        raw = request.args.get("after", "")
+        return parse_event_id("after", raw) if raw else None
+
+    @staticmethod
+    def _resume_field() -> str:
+        return "Last-Event-ID" if request.headers.get("Last-Event-ID", "").strip() else "after"
 
     def event_stream(self, follower: ReplyStream, release: Callable[[], None]) -> Response:
         """An SSE response following a reply; `release` runs when the stream closes."""

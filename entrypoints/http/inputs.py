@@ -38,6 +38,9 @@ _UUID_TEXT = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
+_EVENT_ID_TEXT = re.compile(r"[0-9]{1,18}")
+
+MAX_JSON_DEPTH = 32  # no request body is nested nearly this deep
 
 
 def _uuid(value: object, _: object) -> UUID:
@@ -45,6 +48,20 @@ def _uuid(value: object, _: object) -> UUID:
     if not isinstance(value, str) or not _UUID_TEXT.fullmatch(value):
         raise TypeError("must be a UUID string (8-4-4-4-12 hexadecimal digits)")
     return UUID(value)
+
+
+def parse_uuid(name: str, raw: str) -> UUID:
+    """An id from a query or a path, in the one form every id of the API takes."""
+    if not _UUID_TEXT.fullmatch(raw):
+        raise InvalidField(name, "must be a UUID (8-4-4-4-12 hexadecimal digits)")
+    return UUID(raw)
+
+
+def parse_event_id(name: str, raw: str) -> int:
+    """An SSE event id to resume after: decimal digits, as the server sent them."""
+    if not _EVENT_ID_TEXT.fullmatch(raw):
+        raise InvalidField(name, "must be an event id: the digits of an `id:` the stream sent")
+    return int(raw)
 
 
 _body.register_structure_hook(str, _strict(str, "a string"))
@@ -114,14 +131,31 @@ async def read_json_object(max_bytes: int) -> dict[str, Any]:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidField("body", f"is not valid JSON ({error})") from None
+    except RecursionError:  # deeper than the parser goes: far deeper than the limit below
+        raise InvalidField("body", f"is nested more than {MAX_JSON_DEPTH} levels deep") from None
     if not isinstance(data, dict):
         raise InvalidField("body", "must be a JSON object")
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise InvalidField("body", f"is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
         # JSON may escape lone surrogates ("\ud800"), which are no Unicode text at all.
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidField("body", "contains an unpaired surrogate: not valid Unicode") from None
     return data
+
+
+def _depth(value: object) -> int:
+    """How deeply objects and arrays nest in a parsed JSON value (without recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            todo.extend((inner, level + 1) for inner in item)
+    return deepest
 
 
 def check_query_names(accepted: set[str]) -> None:
@@ -139,9 +173,7 @@ def query_uuid(name: str, *, required: bool = True) -> UUID | None:
         if required:
             raise InvalidField(name, "required query parameter is missing")
         return None
-    if not _UUID_TEXT.fullmatch(raw):
-        raise InvalidField(name, "must be a UUID (8-4-4-4-12 hexadecimal digits)")
-    return UUID(raw)
+    return parse_uuid(name, raw)
 
 
 def query_int(name: str, *, default: int, minimum: int, maximum: int) -> int:

@@ -120,10 +120,19 @@ def api_paths(settings: HttpSettings) -> dict[str, Any]:
                 "reattachStream",
                 "Follow a reply again, running or finished",
                 "streaming",
-                {"200": stream, **r.errors(*GUARDED, 404)},
+                {
+                    "200": stream,
+                    "204": {
+                        "description": "The reply is over and `Last-Event-ID` (or `after`) "
+                        "is its last event: nothing follows.",
+                        "headers": r.response_headers(rate=True),
+                    },
+                    **r.errors(*GUARDED, 404),
+                },
                 params=("ChatSessionId", "MessageId", "After", "LastEventId"),
                 description="The reply's events after `Last-Event-ID` (or `after`); a "
-                "finished reply is replayed from storage, its remaining text as one `content`.",
+                "finished reply is replayed from storage, its remaining text as one `content`. "
+                "400: an id beyond the `end` of a finished reply.",
             )
         },
         f"{API}/cancel": {

@@ -9,7 +9,7 @@ from conversation_service.entrypoints.http.openapi_schemas import UUID, Schema, 
 from conversation_service.entrypoints.http.routes import HttpSettings
 
 OFFSET_MAX = 2**31  # routes.py
-AFTER_MAX = 2**62
+AFTER_MAX = 10**18 - 1  # 18 digits: the longest event id the server parses
 MOMENT: Schema = {
     "type": "string",
     "anyOf": [{"format": "date-time"}, {"format": "date"}],
@@ -65,8 +65,8 @@ def parameters(settings: HttpSettings) -> dict[str, Schema]:
         ),
         "After": _query(
             "after",
-            {"type": "integer", "minimum": -1, "maximum": AFTER_MAX},
-            "Send the events after this id (-1 or absent: all). Last-Event-ID wins if sent.",
+            {"type": "integer", "minimum": 0, "maximum": AFTER_MAX},
+            "Send the events after this id (absent: all). Last-Event-ID wins if sent.",
         ),
         "From": _query(
             "from",
@@ -94,8 +94,9 @@ def parameters(settings: HttpSettings) -> dict[str, Schema]:
             "name": "Last-Event-ID",
             "in": "header",
             "required": False,
-            "schema": {"type": "integer"},
-            "description": "The id of the last event received; sent by EventSource on reconnect.",
+            "schema": {"type": "integer", "minimum": 0, "maximum": AFTER_MAX},
+            "description": "The id of the last event received (decimal digits, as the stream "
+            "sent it); sent by EventSource on reconnect.",
         },
     }
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
 
 from quart import Blueprint, Response, jsonify
 
 from conversation_service.adapters.org_models import OrgModels
-from conversation_service.domain.errors import InvalidField, Unavailable
+from conversation_service.domain.errors import Unavailable
 from conversation_service.entrypoints.http import views
 from conversation_service.entrypoints.http.edge import Edge
 from conversation_service.entrypoints.http.idempotency import Answer
-from conversation_service.entrypoints.http.inputs import EARLIEST, query_datetime, read_json_object
+from conversation_service.entrypoints.http.inputs import (
+    EARLIEST,
+    parse_uuid,
+    query_datetime,
+    read_json_object,
+)
 
 
 def register(api: Blueprint, edge: Edge) -> None:
@@ -38,11 +42,7 @@ def register(api: Blueprint, edge: Edge) -> None:
     @api.delete("/api/models/<model_id>")
     async def remove_model(model_id: str) -> Response:
         who, org_id = await edge.caller()
-        try:
-            model = UUID(model_id)
-        except ValueError:
-            raise InvalidField("model_id", "must be a UUID") from None
-        await _org_models().remove(who, org_id, model)
+        await _org_models().remove(who, org_id, parse_uuid("model_id", model_id))
         return Response(b"", status=204)
 
     def _org_models() -> OrgModels:

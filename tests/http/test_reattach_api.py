@@ -53,8 +53,8 @@ async def test_reconnect_with_last_event_id_resumes_a_running_reply(tmp_path: Pa
         assert content(seen) + content(rest) == "Echo: " + message
         assert [int(i) for i, _, _ in rest] == sorted({int(i) for i, _, _ in rest})
         assert int(rest[0][0]) > int(seen[-1][0]) and rest[-1][1] == "end"
-        # Once finished, the same reply replays whole (from memory or storage) via ?after=-1.
-        whole = await reattach(api, session["id"], message_id, after="-1")
+        # Once finished, the same reply replays whole (from memory or storage).
+        whole = await reattach(api, session["id"], message_id)
         assert whole[0][1] == "start" and content(whole) == "Echo: " + message
 
 
@@ -77,6 +77,75 @@ async def test_reattach_errors_are_json(api: Api) -> None:
         )
         assert response.status_code == status, params
         assert response.json()["error"].get("field") == field
+
+
+async def test_resuming_at_or_past_the_end_of_a_finished_reply(api: Api) -> None:
+    conv = await api.conversation()
+    session = await api.session(conv["id"])
+    events = await api.stream(session["id"], "hi")
+    end_id = int(events[-1][0])
+    query = {**api.a.q, "chat_session_id": session["id"], "message_id": events[0][2]["message_id"]}
+
+    async def resume(headers: dict[str, str], **params: str):
+        return await api.client.get(
+            "/api/conversation/stream", headers={**api.a.auth, **headers}, params=query | params
+        )
+
+    # At the end: nothing follows; 204 (an EventSource stops reconnecting on it).
+    for answer in (
+        await resume({"Last-Event-ID": str(end_id)}),
+        await resume({}, after=str(end_id)),
+    ):
+        assert answer.status_code == 204 and answer.content == b""
+    # Before it: exactly the rest, `end` included.
+    rest = await resume({"Last-Event-ID": str(end_id - 1)})
+    assert rest.status_code == 200 and rest.text.count("event: end") == 1
+    # Past it: no event of this reply ever had that id.
+    for headers, params, field in [
+        ({"Last-Event-ID": str(end_id + 1)}, {}, "Last-Event-ID"),
+        ({}, {"after": str(end_id + 100)}, "after"),
+    ]:
+        answer = await resume(headers, **params)
+        assert answer.status_code == 400
+        assert answer.json()["error"]["field"] == field
+        assert f"last event ({end_id}" in answer.json()["error"]["message"]
+
+
+async def test_last_event_id_and_after_take_the_same_syntax(api: Api) -> None:
+    conv = await api.conversation()
+    session = await api.session(conv["id"])
+    events = await api.stream(session["id"], "hi")
+    query = {**api.a.q, "chat_session_id": session["id"], "message_id": events[0][2]["message_id"]}
+    for bad in ("1_0", "+3", "-1", "3 4", "0x1", "1e3", "9" * 30):
+        for headers, params, field in [
+            ({"Last-Event-ID": bad}, {}, "Last-Event-ID"),
+            ({}, {"after": bad}, "after"),
+        ]:
+            answer = await api.client.get(
+                "/api/conversation/stream",
+                headers={**api.a.auth, **headers},
+                params=query | params,
+            )
+            assert answer.status_code == 400, (bad, field)
+            assert answer.json()["error"]["field"] == field
+
+
+async def test_path_ids_take_the_same_form_as_query_ids(api: Api) -> None:
+    echo = "6563686f-0000-4000-8000-000000000000"
+    for other_form in (
+        "{" + echo + "}",
+        "urn:uuid:" + echo,
+        echo.replace("-", ""),
+        echo.upper()[:-1] + "Z",
+    ):
+        answer = await api.client.delete(
+            f"/api/models/{other_form}", headers=api.a.auth, params=api.a.q
+        )
+        assert answer.status_code in (400, 404), other_form  # 404: a route not matched at all
+        if answer.status_code == 400:
+            assert answer.json()["error"]["field"] == "model_id"
+        listed = await api.get("/api/conversation/get_with_sessions", conversation_id=other_form)
+        assert listed.status_code == 400 and listed.json()["error"]["field"] == "conversation_id"
 
 
 async def test_a_listener_that_never_reads_does_not_hold_up_another(tmp_path: Path) -> None:
