@@ -84,6 +84,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 settings=ActorSettings(
                     idle_timeout=settings.actor_idle_timeout,
                     max_queued=settings.max_queued_per_session,
+                    max_replies_per_org=settings.max_replies_per_org,
                 ),
             ) as supervisor,
         ):

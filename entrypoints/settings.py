@@ -25,6 +25,7 @@ class Settings:
     rate_limit: str = "600/minute"  # per token
     max_streams_per_org: int = 32
     max_queued_per_session: int = 8
+    max_replies_per_org: int = 64  # replies running or waiting at once, over all its sessions
     actor_idle_timeout: float = 60.0
     shutdown_grace: float = 10.0
     send_timeout: float = 30.0  # a client that accepts no bytes for this long is dropped
@@ -69,6 +70,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "rate_limit": ("rate_limit", str),
     "max_streams_per_org": ("max_streams_per_org", int),
     "max_queued_per_session": ("max_queued_per_session", int),
+    "max_replies_per_org": ("max_replies_per_org", int),
     "actor_idle_timeout": ("actor_idle_timeout", float),
     "shutdown_grace": ("shutdown_grace", float),
     "send_timeout": ("send_timeout", float),
@@ -117,6 +119,7 @@ def _check(settings: Settings) -> None:
     for name in (
         "max_streams_per_org",
         "max_queued_per_session",
+        "max_replies_per_org",
         "max_body_bytes",
         "max_title_chars",
         "max_message_chars",

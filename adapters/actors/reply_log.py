@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 from uuid import UUID
 
 import trio
@@ -71,6 +72,23 @@ class ReplyLog:
         self._tail: list[ReplyEvent] = []  # error and end
         self._changed = trio.Event()
         self._ended = trio.Event()
+        self._on_finished: list[Callable[[], None]] = []
+
+    def on_finished(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, when the reply has ended or was refused (abandoned)."""
+        self._on_finished.append(callback)
+
+    def abandon(self) -> None:
+        """The reply will never be written (its message was refused): no events follow."""
+        if not self._ended.is_set():
+            self._ended.set()
+            self._notify()
+            self._finished()
+
+    def _finished(self) -> None:
+        callbacks, self._on_finished = self._on_finished, []
+        for callback in callbacks:
+            callback()
 
     @property
     def ended(self) -> bool:
@@ -81,7 +99,7 @@ class ReplyLog:
 
     @property
     def last_event_id(self) -> int | None:
-        return self._tail[-1].id if self.ended else None
+        return self._tail[-1].id if self._tail else None
 
     @property
     def text_length(self) -> int:
@@ -121,11 +139,12 @@ class ReplyLog:
 
     def close(self, outcome: ReplyOutcome) -> None:
         """`error` (for a failure) and `end`, as `outcome` says; the log takes nothing more."""
-        if self._tail:
+        if self._tail or self._ended.is_set():
             raise RuntimeError("reply already ended")
         self._tail.extend(closing_events(self.message_id, self._text.length, outcome))
         self._ended.set()
         self._notify()
+        self._finished()
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, trio.Event()

@@ -77,6 +77,7 @@ class ActorSettings:
 
     idle_timeout: float = 60.0
     max_queued: int = 8  # messages waiting behind the running reply
+    max_replies_per_org: int = 64  # replies running or waiting, over all an org's sessions
     flush: FlushPolicy = FlushPolicy()
 
 
@@ -124,7 +125,6 @@ class SessionActor:
         self._running: Turn | None = None
         self._replies: dict[UUID, ReplyLog] = {}  # running and waiting
         self._completing: list[Verdict[ChatSession]] = []
-        self._history: list[Message] | None = None
         self._ending: _Ending | None = None
         self.retired = False
         self.finished = trio.Event()
@@ -248,6 +248,7 @@ class SessionActor:
             self._model_for(session)
         except DomainError as error:
             send.verdict.refuse(error)
+            send.reply.abandon()
             return
         self._replies[send.reply.message_id] = send.reply
         if send.multitask is Multitask.INTERRUPT:
@@ -341,8 +342,6 @@ class SessionActor:
             self._drop(turn.send, ReplyOutcome.failed(*UNSTORED))
             raise _OutOfStep(error) from error
         turn.assistant = assistant
-        if self._history is not None:
-            self._history.append(user)
         plan = plan_prompt(
             system_prompt=session.system_prompt,
             history=[*history, user],
@@ -374,18 +373,16 @@ class SessionActor:
         # Anything else is the actor's failure: it winds down with this turn still running,
         # and stores it as failed if the store lets it.
         self._running = None
-        if self._history is not None:
-            self._history.append(final)
         self._drop(turn.send, outcome)
         if self._completing:
             await self._complete_now()
         await self._start_next(nursery)
 
     async def _load_history(self) -> list[Message]:
-        """The messages the model is shown before the new one.
+        """The messages the model is shown before the new one, read afresh each turn.
 
-        A session's own messages are read once per actor life and then kept up to date here;
-        a conversation-wide context is read afresh each turn, since other sessions add to it.
+        Not kept between turns: an idle session holds no history, so a tenant's many live
+        sessions cost memory only while they reply.
         """
         session = self._session
         if session.context is ContextScope.CONVERSATION:
@@ -394,9 +391,7 @@ class SessionActor:
             )
             # Other sessions' replies still being written are not shown half-done.
             return [m for m in everything if m.status is not MessageStatus.IN_PROGRESS]
-        if self._history is None:
-            self._history = list(await self._store.session_messages(session.org_id, session.id))
-        return list(self._history)
+        return list(await self._store.session_messages(session.org_id, session.id))
 
     def _drop(self, send: Send, outcome: ReplyOutcome) -> None:
         """End a reply the actor will not write (any further) with `outcome`."""
@@ -434,6 +429,8 @@ class SessionActor:
                 break
             if isinstance(command, Send | Cancel | Complete) and not command.verdict.decided:
                 command.verdict.refuse(ending.refusal)
+            if isinstance(command, Send):
+                command.reply.abandon()
 
     async def _store_final(self, turn: Turn, outcome: ReplyOutcome) -> None:
         """Best effort: the reply as far as it got, and the session free again."""

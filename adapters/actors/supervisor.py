@@ -18,7 +18,7 @@ import trio
 from conversation_service.adapters.actors.commands import Cancel, Complete, Send, Verdict
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.session_actor import ActorSettings, SessionActor
-from conversation_service.domain.errors import Unavailable
+from conversation_service.domain.errors import RateLimited, Unavailable
 from conversation_service.domain.model import ChatSession
 from conversation_service.domain.replies import Multitask
 from conversation_service.ports.clock import Clock
@@ -47,6 +47,7 @@ class SessionSupervisor:
         self._settings = settings
         self._actors: dict[UUID, SessionActor] = {}  # the newest actor of each session
         self._running: set[SessionActor] = set()  # every actor whose task has not ended
+        self._replies_by_org: dict[UUID, int] = {}  # replies running or waiting
         self._accepting = True
         self._changed = trio.Event()  # set (and replaced) when an actor goes idle or ends
 
@@ -60,13 +61,38 @@ class SessionSupervisor:
         message_id: UUID,
         user_message_id: UUID,
     ) -> ReplyLog:
+        actor = self.actor_for(session)
         reply = ReplyLog(
             message_id=message_id, user_message_id=user_message_id, chat_session_id=session.id
         )
+        self._hold_reply(session.org_id, reply)
         verdict: Verdict[None] = Verdict()
-        self.actor_for(session).tell(Send(text, multitask, reply, verdict))
+        actor.tell(Send(text, multitask, reply, verdict))
         await verdict.wait()
         return reply
+
+    def _hold_reply(self, org_id: UUID, reply: ReplyLog) -> None:
+        """Count the reply against its organisation until it ends or is refused.
+
+        Replies outlive the streams that asked for them (a client may go away), so this is
+        what bounds the memory and the model calls one organisation can hold at once.
+        """
+        held = self._replies_by_org.get(org_id, 0)
+        if held >= self._settings.max_replies_per_org:
+            raise RateLimited(
+                f"the organisation already has {held} replies running or waiting",
+                retry_after=1.0,
+            )
+        self._replies_by_org[org_id] = held + 1
+
+        def release() -> None:
+            left = self._replies_by_org[org_id] - 1
+            if left:
+                self._replies_by_org[org_id] = left
+            else:
+                del self._replies_by_org[org_id]
+
+        reply.on_finished(release)
 
     async def cancel(self, session: ChatSession, message_id: UUID | None) -> bool:
         actor = self.find(session.id)

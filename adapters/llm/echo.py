@@ -49,13 +49,16 @@ class EchoModel:
         emit: Emit,
         params: GenerationParams = DEFAULT_PARAMS,
     ) -> ModelResult:
-        words = _WORD.findall(echo_reply(prompt))
-        finish_reason = "stop"
-        if params.max_tokens is not None and params.max_tokens < len(words):
-            words, finish_reason = words[: max(params.max_tokens, 0)], "length"
-        for index, word in enumerate(words):
+        reply = echo_reply(prompt)
+        limit = params.max_tokens
+        finish_reason, end = "stop", len(reply)
+        # One word at a time: a 100 KB reply is 20,000 words, not worth holding as a list.
+        for index, word in enumerate(_WORD.finditer(reply)):
+            if limit is not None and index >= limit:
+                finish_reason, end = "length", word.start()
+                break
             if index:
                 await trio.sleep(self.delay)
-            await emit(word)
-        usage = estimated_usage(prompt, "".join(words))
+            await emit(word.group())
+        usage = estimated_usage(prompt, reply[:end])
         return ModelResult(finish_reason=finish_reason, usage=usage)

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from uuid import uuid4
 
+import attrs
 import pytest
 import trio
 
 from conversation_service.adapters.actors.session_actor import ActorSettings
-from conversation_service.domain.errors import ModelUnavailable, Unavailable
+from conversation_service.domain.errors import (
+    ModelUnavailable,
+    RateLimited,
+    SessionCompleted,
+    Unavailable,
+)
 from conversation_service.domain.model import ChatSession, MessageStatus
 from conversation_service.domain.replies import Multitask
 from tests.actors.conftest import Seen, World, drain, open_world, text_of
@@ -179,3 +186,32 @@ async def test_a_removed_model_ends_the_replies_queued_for_it_and_is_refused_aft
     assert text_of(await drain(reply)) == "Hello, world"
     stored = await world.store.session_messages(world.org, session.id)
     assert [m.content for m in stored] == ["one", "abc"]
+
+
+async def test_an_organisation_holds_a_bounded_number_of_replies(autojump_clock) -> None:
+    settings = ActorSettings(idle_timeout=30.0, max_replies_per_org=3)
+    async with open_world(settings=settings) as world:
+        world.catalog.model.default = Script(hang=True)
+        sessions = [await world.new_session() for _ in range(4)]
+        closed = await world.new_session()
+        await world.service.complete_session(world.who, world.org, closed.id)
+        for _ in range(5):  # refused messages hold nothing
+            with pytest.raises(SessionCompleted):
+                await world.service.send_message(world.who, world.org, closed.id, "no")
+        held = [
+            await world.service.send_message(world.who, world.org, s.id, "hi") for s in sessions[:3]
+        ]
+        with pytest.raises(RateLimited, match="3 replies running or waiting") as refused:
+            await world.service.send_message(world.who, world.org, sessions[3].id, "one more")
+        assert refused.value.retry_after > 0
+        # Another organisation is not affected.
+        other = attrs.evolve(world.who, org_id=uuid4())
+        conversation = await world.service.create_conversation(other, other.org_id, title="t")
+        theirs = await world.service.create_session(
+            other, other.org_id, conversation_id=conversation.id, model_id=world.catalog.info.id
+        )
+        await world.service.send_message(other, other.org_id, theirs.id, "fine")
+        # A reply that ends makes room.
+        await world.service.cancel(world.who, world.org, sessions[0].id)
+        await drain(held[0])
+        await world.service.send_message(world.who, world.org, sessions[3].id, "now")
