@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from uuid import UUID
 
 import attrs
+import trio
 
 from conversation_service.domain.access import hash_token, looks_like_token, make_token
 from conversation_service.domain.errors import NotFound, OrgNotFound, Unauthenticated
@@ -27,10 +29,18 @@ class IssuedToken:
 class AccessAdmin:
     """Creates organisations and tokens."""
 
-    def __init__(self, *, store: AccessStore, clock: Clock, ids: IdGenerator) -> None:
+    def __init__(
+        self,
+        *,
+        store: AccessStore,
+        clock: Clock,
+        ids: IdGenerator,
+        on_revoke: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
+        self._on_revoke = on_revoke  # a verifier in this process forgets what it knew
 
     async def create_org(self, name: str) -> Org:
         name = name.strip()
@@ -76,6 +86,7 @@ class AccessAdmin:
         revoked = await self._store.revoke_token(token_id, self._clock.now())
         if revoked is None:
             raise TokenNotFound(token_id)
+        self._on_revoke()
         return revoked
 
 
@@ -89,12 +100,26 @@ class TokenNotFound(NotFound):
 class TokenVerifier:
     """Turns an `Authorization` header into a Principal, or raises Unauthenticated.
 
-    Every request looks its token up afresh, so a revoked or expired token fails at once.
+    A token found valid is remembered for `recheck_after` seconds (and never past its
+    expiry), so a busy client costs one lookup every few seconds instead of one a request;
+    a token revoked meanwhile is refused within that time. Tokens not found are not
+    remembered. At most `max_remembered` tokens are, the least recently used leaving first.
     """
 
-    def __init__(self, store: AccessStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: AccessStore,
+        clock: Clock,
+        *,
+        recheck_after: float = 5.0,
+        max_remembered: int = 10_000,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._recheck_after = recheck_after
+        self._max_remembered = max_remembered
+        # token hash -> (the token, the monotonic time to look it up again)
+        self._remembered: OrderedDict[str, tuple[TokenInfo, float]] = OrderedDict()
 
     async def verify_header(self, header: str | None) -> Principal:
         if not header:
@@ -109,7 +134,27 @@ class TokenVerifier:
             raise Unauthenticated("invalid token")
         # Looked up by SHA-256: the index compares hashes, never the secret, so the time a
         # lookup takes says nothing about how much of a guessed token was right.
-        principal = await self._store.find_token(hash_token(token), self._clock.now())
-        if principal is None:
+        found = await self._find(hash_token(token))
+        if found is None:
             raise Unauthenticated("invalid token")
-        return principal
+        return Principal(token_id=found.id, org_id=found.org_id, role=found.role)
+
+    def forget(self) -> None:
+        """Look every token up again on its next use (after a revocation in this process)."""
+        self._remembered.clear()
+
+    async def _find(self, token_hash: str) -> TokenInfo | None:
+        now, at = trio.current_time(), self._clock.now()
+        remembered = self._remembered.get(token_hash)
+        if remembered is not None:
+            token, recheck_at = remembered
+            if now < recheck_at and (token.expires_at is None or at < token.expires_at):
+                self._remembered.move_to_end(token_hash)
+                return token
+            del self._remembered[token_hash]
+        found = await self._store.find_token(token_hash, at)
+        if found is not None and self._recheck_after > 0:
+            self._remembered[token_hash] = (found, now + self._recheck_after)
+            while len(self._remembered) > self._max_remembered:
+                self._remembered.popitem(last=False)
+        return found

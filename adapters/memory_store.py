@@ -15,16 +15,18 @@ import attrs
 from conversation_service.domain.model import (
     AccessRole,
     ChatSession,
+    ContextScope,
     Conversation,
     Message,
+    MessageRole,
     MessageStatus,
     Org,
     Page,
-    Principal,
 )
 from conversation_service.domain.replies import INTERRUPTED, ReplyOutcome
 from conversation_service.domain.session_machine import SessionInput, SessionState
 from conversation_service.ports.storage import (
+    History,
     IdempotentResult,
     ModelUsage,
     StaleVersion,
@@ -75,13 +77,13 @@ class InMemoryStore:
             revoked_at=None,
         )
 
-    async def find_token(self, token_hash: str, at: datetime) -> Principal | None:
+    async def find_token(self, token_hash: str, at: datetime) -> TokenInfo | None:
         token = self._tokens.get(token_hash)
         if token is None or token.revoked_at is not None:
             return None
         if token.expires_at is not None and token.expires_at <= at:
             return None
-        return Principal(token_id=token.id, org_id=token.org_id, role=token.role)
+        return token
 
     async def list_tokens(self, org_id: UUID) -> Sequence[TokenInfo]:
         return [t for t in self._tokens.values() if t.org_id == org_id]
@@ -166,14 +168,30 @@ class InMemoryStore:
             raise StaleVersion(f"message {message.id} is {stored.status.value}, not in progress")
 
     # Each checks everything before it changes anything: one transaction, as in SQL.
-    async def begin_reply(self, user: Message, reply: Message, session: ChatSession) -> None:
+    async def begin_reply(
+        self, user: Message, reply: Message, session: ChatSession, *, history_limit: int
+    ) -> History:
         self._check_session(session)
         for message in (user, reply):
             if message.id in self._messages:
                 raise StorageUnavailable(f"message {message.id} exists already")
+        history = [
+            m
+            for m in self._messages.values()
+            if m.org_id == session.org_id
+            and (
+                m.conversation_id == session.conversation_id
+                if session.context is ContextScope.CONVERSATION
+                else m.chat_session_id == session.id
+            )
+            and m.status is not MessageStatus.IN_PROGRESS
+            and not (m.role is MessageRole.ASSISTANT and not m.content)
+        ]
         await self.add_message(user)
         await self.add_message(reply)
         self._sessions[session.id] = session
+        read = history[-history_limit:] if history_limit > 0 else []
+        return History(messages=tuple(read), not_read=len(history) - len(read))
 
     async def end_reply(self, reply: Message, session: ChatSession) -> None:
         self._check_in_progress(reply)

@@ -79,6 +79,15 @@ def plan_prompt(
     )
 
 
+def history_limit(session: ChatSession, *, context_window: int, max_output_tokens: int) -> int:
+    """The most earlier messages a prompt for `session` can hold, so that a store can read
+    no more than that: every message shown costs at least MESSAGE_OVERHEAD_TOKENS + 1 tokens
+    (empty replies are not shown), and the newest is shown whatever it costs."""
+    system = estimate_tokens(session.system_prompt or "")
+    budget = context_window - reserve_for_reply(session, max_output_tokens) - system
+    return max(budget, 0) // (MESSAGE_OVERHEAD_TOKENS + 1) + 1
+
+
 def estimate_tokens(text: str) -> int:
     """A provider-neutral token estimate: one token per four characters, rounded up.
 

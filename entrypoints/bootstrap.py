@@ -108,14 +108,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 allow_private=settings.allow_private_model_urls,
             )
             await org_models.load_all()
+            verifier = TokenVerifier(store, clock, recheck_after=settings.token_recheck_seconds)
             yield Services(
                 store=store,
                 service=service,
                 supervisor=supervisor,
-                admin=AccessAdmin(store=store, clock=clock, ids=ids),
+                admin=AccessAdmin(store=store, clock=clock, ids=ids, on_revoke=verifier.forget),
                 http=HttpDeps(
                     service=service,
-                    verifier=TokenVerifier(store, clock),
+                    verifier=verifier,
                     rate_limiter=rate_limiter,
                     stream_slots=StreamSlots(settings.max_streams_per_org),
                     idempotency=Idempotency(store, clock),

@@ -26,6 +26,7 @@ class Settings:
     max_streams_per_org: int = 32
     max_queued_per_session: int = 8
     max_replies_per_org: int = 64  # replies running or waiting at once, over all its sessions
+    token_recheck_seconds: float = 5.0  # a token found valid is looked up again after this
     actor_idle_timeout: float = 60.0
     shutdown_grace: float = 10.0
     send_timeout: float = 30.0  # a client that accepts no bytes for this long is dropped
@@ -71,6 +72,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "max_streams_per_org": ("max_streams_per_org", int),
     "max_queued_per_session": ("max_queued_per_session", int),
     "max_replies_per_org": ("max_replies_per_org", int),
+    "token_recheck_seconds": ("token_recheck_seconds", float),
     "actor_idle_timeout": ("actor_idle_timeout", float),
     "shutdown_grace": ("shutdown_grace", float),
     "send_timeout": ("send_timeout", float),
@@ -126,6 +128,8 @@ def _check(settings: Settings) -> None:
     ):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
+    if settings.token_recheck_seconds < 0:
+        raise SettingsError("token_recheck_seconds must be >= 0 (0: look every token up)")
     if (
         settings.shutdown_grace < 0
         or settings.actor_idle_timeout <= 0

@@ -17,7 +17,6 @@ from conversation_service.domain.model import (
     Message,
     Org,
     Page,
-    Principal,
 )
 
 
@@ -43,6 +42,14 @@ class ModelUsage:
     prompt_tokens: int
     completion_tokens: int
     estimated_replies: int  # replies whose token counts are our estimate, not the provider's
+
+
+@attrs.frozen(kw_only=True)
+class History:
+    """The earlier messages a reply's model may be shown, as a store read them."""
+
+    messages: tuple[Message, ...]  # oldest first
+    not_read: int  # older ones that could be shown too, left unread (beyond the limit)
 
 
 class ConversationStore(Protocol):
@@ -93,9 +100,17 @@ class ConversationStore(Protocol):
         """
         ...
 
-    async def begin_reply(self, user: Message, reply: Message, session: ChatSession) -> None:
-        """In one transaction: add the user's message and the reply (in progress), and
-        update the session (as update_session, StaleVersion included)."""
+    async def begin_reply(
+        self, user: Message, reply: Message, session: ChatSession, *, history_limit: int
+    ) -> History:
+        """In one transaction: read what the reply's model is shown before `user`, add the
+        user's message and the reply (in progress), and update the session (as
+        update_session, StaleVersion included: then nothing is written).
+
+        What is shown: the session's earlier messages, or with a CONVERSATION context every
+        session's in the conversation; never an empty reply or one still in progress; the
+        newest `history_limit` of them, oldest first, and how many older ones were not read.
+        """
         ...
 
     async def end_reply(self, reply: Message, session: ChatSession) -> None:
@@ -174,9 +189,8 @@ class AccessStore(Protocol):
         expires_at: datetime | None = None,
     ) -> None: ...
 
-    async def find_token(self, token_hash: str, at: datetime) -> Principal | None:
-        """The principal of the token whose hash is `token_hash`, unless revoked or expired
-        at `at`; else None."""
+    async def find_token(self, token_hash: str, at: datetime) -> TokenInfo | None:
+        """The token whose hash is `token_hash`, unless revoked or expired at `at`."""
         ...
 
     async def list_tokens(self, org_id: UUID) -> Sequence[TokenInfo]:

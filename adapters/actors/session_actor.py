@@ -34,7 +34,7 @@ from conversation_service.adapters.actors.commands import (
 )
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.turn import FlushPolicy, Turn
-from conversation_service.domain.context import plan_prompt, reserve_for_reply
+from conversation_service.domain.context import history_limit, plan_prompt, reserve_for_reply
 from conversation_service.domain.errors import (
     DomainError,
     ModelNotFound,
@@ -45,7 +45,7 @@ from conversation_service.domain.errors import (
     SessionNotFound,
     Unavailable,
 )
-from conversation_service.domain.model import ChatSession, ContextScope, Message, MessageStatus
+from conversation_service.domain.model import ChatSession
 from conversation_service.domain.replies import (
     INTERNAL_ERROR,
     SHUTTING_DOWN,
@@ -306,13 +306,8 @@ class SessionActor:
             session = self._session
             try:
                 info, model = self._model_for(session)
-                history = await self._load_history()
             except ModelUnavailable as error:
                 self._drop(send, ReplyOutcome.failed(error.code, error.message))
-                continue
-            except StorageUnavailable as error:
-                log.warning("chat session %s: history not loaded: %s", session.id, error)
-                self._drop(send, ReplyOutcome.failed(*UNSTORED))
                 continue
             turn = Turn(
                 send=send,
@@ -322,11 +317,9 @@ class SessionActor:
                 clock=self._clock,
                 flush=self._settings.flush,
             )
-            await self._begin(turn, session, history, nursery)
+            await self._begin(turn, session, nursery)
 
-    async def _begin(
-        self, turn: Turn, session: ChatSession, history: list[Message], nursery: trio.Nursery
-    ) -> None:
+    async def _begin(self, turn: Turn, session: ChatSession, nursery: trio.Nursery) -> None:
         at = self._clock.now()
         reply = turn.reply
         assert reply.user_message_id is not None  # a live reply always has its user message
@@ -335,8 +328,13 @@ class SessionActor:
         responding = session.apply(SessionInput.SEND, at)
         self.session = responding
         self._running = turn
+        limit = history_limit(
+            session,
+            context_window=turn.model_info.context_window,
+            max_output_tokens=turn.model_info.max_output_tokens,
+        )
         try:
-            await self._store.begin_reply(user, assistant, responding)
+            shown = await self._store.begin_reply(user, assistant, responding, history_limit=limit)
         except (StorageUnavailable, StaleVersion) as error:
             self._running = None
             self._drop(turn.send, ReplyOutcome.failed(*UNSTORED))
@@ -344,11 +342,12 @@ class SessionActor:
         turn.assistant = assistant
         plan = plan_prompt(
             system_prompt=session.system_prompt,
-            history=[*history, user],
+            history=[*shown.messages, user],
             context_window=turn.model_info.context_window,
             reserve_for_reply=reserve_for_reply(session, turn.model_info.max_output_tokens),
         )
-        reply.start(session.model_id, included=plan.included, trimmed=plan.trimmed)
+        trimmed = plan.trimmed + shown.not_read
+        reply.start(session.model_id, included=plan.included, trimmed=trimmed)
         nursery.start_soon(
             turn.generate, plan.messages, session.params, self._mailbox.clone(),
             name=f"reply-{reply.message_id}",
@@ -377,21 +376,6 @@ class SessionActor:
         if self._completing:
             await self._complete_now()
         await self._start_next(nursery)
-
-    async def _load_history(self) -> list[Message]:
-        """The messages the model is shown before the new one, read afresh each turn.
-
-        Not kept between turns: an idle session holds no history, so a tenant's many live
-        sessions cost memory only while they reply.
-        """
-        session = self._session
-        if session.context is ContextScope.CONVERSATION:
-            everything = await self._store.conversation_messages(
-                session.org_id, session.conversation_id
-            )
-            # Other sessions' replies still being written are not shown half-done.
-            return [m for m in everything if m.status is not MessageStatus.IN_PROGRESS]
-        return list(await self._store.session_messages(session.org_id, session.id))
 
     def _drop(self, send: Send, outcome: ReplyOutcome) -> None:
         """End a reply the actor will not write (any further) with `outcome`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, ClassVar, TypeGuard, TypeVar
 
@@ -163,6 +163,21 @@ def _wait_or_give_up(
     return wait
 
 
+# How long the body after the end marker may take to end. Read to its end, the connection
+# goes back to the client's pool (no new TCP and TLS handshake for the next reply);
+# abandoned, it is closed.
+_DRAIN_SECONDS = 0.5
+
+
+async def _read_to_the_end(events: AsyncIterator[ServerSentEvent]) -> None:
+    with trio.move_on_after(_DRAIN_SECONDS):
+        try:
+            async for _ in events:
+                pass  # nothing follows the end marker but the end of the body
+        except (httpx.TransportError, SSEError):
+            pass  # the reply is whole already; only the connection is lost
+
+
 async def _attempt(
     client: httpx.AsyncClient,
     request: StreamRequest,
@@ -214,6 +229,7 @@ async def _stream(
                     reply.events += 1
                     silence.deadline = math.inf  # the caller's pace is not upstream silence
                     if await reply.take(event, emit):
+                        await _read_to_the_end(events)
                         return
                     silence.deadline = trio.current_time() + t.idle
         raise ModelFailure(

@@ -43,7 +43,7 @@ GET_ORG = _select("orgs", ORG_COLUMNS, "WHERE id = :id")
 COUNT_ORGS = "SELECT COUNT(*) FROM orgs"
 INSERT_TOKEN = _insert("tokens", TOKEN_COLUMNS)
 FIND_TOKEN = (
-    "SELECT id AS token_id, org_id, role FROM tokens "
+    f"SELECT {', '.join(TOKEN_INFO_COLUMNS)} FROM tokens "
     "WHERE token_hash = :token_hash AND revoked_at IS NULL "
     "AND (expires_at IS NULL OR expires_at > :at)"
 )
@@ -111,6 +111,18 @@ SESSION_MESSAGES = _select(
     MESSAGE_COLUMNS,
     "WHERE chat_session_id = :chat_session_id AND org_id = :org_id ORDER BY seq",
 )
+# What a model is shown, newest first (reversed by the store): never an empty reply or one
+# still being written; no more than a prompt could hold.
+_SHOWN = f"AND status <> '{IN_PROGRESS}' AND NOT (role = 'assistant' AND content = '')"
+_IN_SESSION = "WHERE chat_session_id = :chat_session_id AND org_id = :org_id"
+_IN_CONVERSATION = "WHERE conversation_id = :conversation_id AND org_id = :org_id"
+_NEWEST = "ORDER BY seq DESC LIMIT :limit"
+SESSION_HISTORY = _select("messages", MESSAGE_COLUMNS, f"{_IN_SESSION} {_SHOWN} {_NEWEST}")
+CONVERSATION_HISTORY = _select(
+    "messages", MESSAGE_COLUMNS, f"{_IN_CONVERSATION} {_SHOWN} {_NEWEST}"
+)
+SESSION_HISTORY_COUNT = f"SELECT COUNT(*) FROM messages {_IN_SESSION} {_SHOWN}"
+CONVERSATION_HISTORY_COUNT = f"SELECT COUNT(*) FROM messages {_IN_CONVERSATION} {_SHOWN}"
 
 # -- recovery after a restart (literal statuses, to match the partial indexes) ----------------
 COUNT_IN_PROGRESS = f"SELECT COUNT(*) FROM messages WHERE status = '{IN_PROGRESS}'"

@@ -13,23 +13,23 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from databases.core import Connection
-
 from conversation_service.adapters.sql import queries as q
 from conversation_service.adapters.sql.rows import format_timestamp, from_row, to_row
+from conversation_service.adapters.sql.statements import Statements
 from conversation_service.adapters.sql.storage_actor import StorageActor, Work
 from conversation_service.domain.model import (
     AccessRole,
     ChatSession,
+    ContextScope,
     Conversation,
     Message,
     Org,
     Page,
-    Principal,
 )
 from conversation_service.domain.replies import INTERRUPTED, ReplyOutcome
 from conversation_service.domain.session_machine import SessionInput, SessionState, next_state
 from conversation_service.ports.storage import (
+    History,
     IdempotentResult,
     ModelUsage,
     StaleVersion,
@@ -81,9 +81,9 @@ class SqlStore:
         }
         await self._actor.call(_execute((q.INSERT_TOKEN, row)))
 
-    async def find_token(self, token_hash: str, at: datetime) -> Principal | None:
+    async def find_token(self, token_hash: str, at: datetime) -> TokenInfo | None:
         values = {"token_hash": token_hash, "at": format_timestamp(at)}
-        return await self._one(Principal, q.FIND_TOKEN, values)
+        return await self._one(TokenInfo, q.FIND_TOKEN, values)
 
     async def list_tokens(self, org_id: UUID) -> Sequence[TokenInfo]:
         return await self._all(TokenInfo, q.LIST_TOKENS, {"org_id": str(org_id)})
@@ -142,14 +142,38 @@ class SqlStore:
         """Store a reply still in progress: content, status, usage, error, latency..."""
         await self._actor.call(_reply_update(message))
 
-    async def begin_reply(self, user: Message, reply: Message, session: ChatSession) -> None:
-        """The user's message, the reply in progress and the session, in one transaction."""
+    async def begin_reply(
+        self, user: Message, reply: Message, session: ChatSession, *, history_limit: int
+    ) -> History:
+        """What the model is shown, then the user's message, the reply in progress and the
+        session: one transaction, one trip to the storage actor."""
+        if session.context is ContextScope.CONVERSATION:
+            read_sql, count_sql = q.CONVERSATION_HISTORY, q.CONVERSATION_HISTORY_COUNT
+            scope = {"conversation_id": str(session.conversation_id)}
+        else:
+            read_sql, count_sql = q.SESSION_HISTORY, q.SESSION_HISTORY_COUNT
+            scope = {"chat_session_id": str(session.id)}
+        scope["org_id"] = str(session.org_id)
         insert_both = _execute(
             (q.INSERT_MESSAGE, to_row(user)),
             (q.INSERT_MESSAGE, to_row(reply)),
             _touch(reply.conversation_id, reply.created_at),
         )
-        await self._actor.call(_together(insert_both, _versioned_session(session)))
+        write = _together(insert_both, _versioned_session(session))
+
+        async def begin(connection: Statements) -> tuple[list[dict[str, Any]], int]:
+            rows = await connection.fetch_all(read_sql, {**scope, "limit": history_limit})
+            # Counted only when the limit cut the read short: the start event says how many
+            # older messages were left out.
+            total = len(rows)
+            if total >= history_limit:
+                total = await connection.fetch_val(count_sql, scope)
+            await write(connection)
+            return list(reversed(rows)), total
+
+        rows, total = await self._actor.call(begin)
+        messages = tuple(from_row(Message, row) for row in rows)
+        return History(messages=messages, not_read=total - len(messages))
 
     async def end_reply(self, reply: Message, session: ChatSession) -> None:
         """The finished reply and the session, in one transaction."""
@@ -200,11 +224,11 @@ class SqlStore:
     ) -> IdempotentResult | None:
         names = {"scope": scope, "key": key}
 
-        async def claim(connection: Connection) -> dict[str, Any] | None:
+        async def claim(connection: Statements) -> dict[str, Any] | None:
             # One work item, so no other request runs between the look and the claim.
             found = await connection.fetch_all(q.GET_KEY, names)
             if found:
-                return _as_dict(found[0])
+                return found[0]
             values = {**names, "fingerprint": fingerprint, "at": format_timestamp(at)}
             await connection.execute(q.INSERT_KEY, values)
             return None
@@ -236,7 +260,7 @@ class SqlStore:
     async def delete_org_model(self, org_id: UUID, model_id: UUID) -> bool:
         values = {"id": str(model_id), "org_id": str(org_id)}
 
-        async def delete(connection: Connection) -> bool:
+        async def delete(connection: Statements) -> bool:
             found = await connection.fetch_all(q.GET_ORG_MODEL, values)
             await connection.execute(q.DELETE_ORG_MODEL, values)
             return bool(found)
@@ -251,7 +275,7 @@ class SqlStore:
         """
         stamp = format_timestamp(at)
 
-        async def recover(connection: Connection) -> int:
+        async def recover(connection: Statements) -> int:
             # Counted first: the driver's rowcount is not portable. Same transaction, so exact.
             marked = await connection.fetch_val(q.COUNT_IN_PROGRESS)
             await connection.execute(q.MARK_INTERRUPTED, _interrupted_values(stamp))
@@ -298,7 +322,7 @@ def _versioned_session(session: ChatSession) -> Work:
     row = to_row(session)
     values = {key: row[key] for key in ("id", "org_id", "status", "updated_at", "version")}
 
-    async def work(connection: Connection) -> None:
+    async def work(connection: Statements) -> None:
         if await connection.fetch_val(q.UPDATE_SESSION, values) is None:
             names = {"id": values["id"], "org_id": values["org_id"]}
             found = await connection.fetch_val(q.SESSION_VERSION, names)
@@ -316,7 +340,7 @@ def _reply_update(message: Message) -> Work:
     row = to_row(message)
     values = {key: row[key] for key in ("id", "org_id", *q.MESSAGE_UPDATE_COLUMNS)}
 
-    async def work(connection: Connection) -> None:
+    async def work(connection: Statements) -> None:
         if await connection.fetch_val(q.UPDATE_MESSAGE, values) is None:
             names = {"id": values["id"], "org_id": values["org_id"]}
             status = await connection.fetch_val(q.MESSAGE_STATUS, names)
@@ -330,7 +354,7 @@ def _reply_update(message: Message) -> Work:
 
 
 def _together(*works: Work) -> Work:
-    async def work(connection: Connection) -> None:
+    async def work(connection: Statements) -> None:
         for each in works:
             await each(connection)
 
@@ -342,7 +366,7 @@ def _touch(conversation_id: UUID, at: datetime) -> tuple[str, dict[str, Any]]:
 
 
 def _execute(*statements: tuple[str, dict[str, Any]]) -> Work:
-    async def work(connection: Connection) -> None:
+    async def work(connection: Statements) -> None:
         for sql, values in statements:
             await connection.execute(sql, values)
 
@@ -350,21 +374,14 @@ def _execute(*statements: tuple[str, dict[str, Any]]) -> Work:
 
 
 def _value(sql: str, values: dict[str, Any]) -> Work:
-    async def work(connection: Connection) -> Any:
+    async def work(connection: Statements) -> Any:
         return await connection.fetch_val(sql, values)
 
     return work
 
 
 def _rows(sql: str, values: dict[str, Any]) -> Work:
-    async def work(connection: Connection) -> list[dict[str, Any]]:
-        return [_as_dict(record) for record in await connection.fetch_all(sql, values)]
+    async def work(connection: Statements) -> list[dict[str, Any]]:
+        return await connection.fetch_all(sql, values)
 
     return work
-
-
-def _as_dict(record: Any) -> dict[str, Any]:
-    # databases 0.9's Record._mapping is a SQLAlchemy Row, which under SQLAlchemy 2.1 is not
-    # itself a mapping; its _fields and values are the public way in.
-    row = record._mapping
-    return dict(zip(row._fields, row, strict=True))

@@ -20,10 +20,11 @@ import trio
 import trio_asyncio
 from databases.core import Connection
 
+from conversation_service.adapters.sql.statements import SqliteStatements, Statements
 from conversation_service.domain.errors import DomainError
 from conversation_service.ports.storage import StorageUnavailable
 
-Work = Callable[[Connection], Awaitable[Any]]
+Work = Callable[[Statements], Awaitable[Any]]
 """A unit of database work, run by the actor on its connection inside a transaction."""
 
 MAX_BATCH = 256  # bounds one transaction's size and how long it holds the write lock
@@ -42,7 +43,9 @@ class _Request:
 class StorageActor:
     """Serves database work from many trio tasks over one connection, batching transactions."""
 
-    def __init__(self, database: databases.Database, setup: Work) -> None:
+    def __init__(
+        self, database: databases.Database, setup: Callable[[Connection], Awaitable[None]]
+    ) -> None:
         self._database = database
         self._setup = setup
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
@@ -105,25 +108,28 @@ class StorageActor:
             self._finished.set()
 
     async def _serve_queue(self, connection: Connection) -> None:
+        statements = SqliteStatements(connection.raw_connection)
         while True:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._in_flight = [request for request in batch if request is not None]
-            await self._run_batch(connection, self._in_flight)
+            await self._run_batch(connection, statements, self._in_flight)
             for request in self._in_flight:
                 request.done.set()
             self._in_flight = []
             if None in batch:
                 return
 
-    async def _run_batch(self, connection: Connection, batch: list[_Request]) -> None:
+    async def _run_batch(
+        self, connection: Connection, statements: Statements, batch: list[_Request]
+    ) -> None:
         if not batch:
             return
         try:
             async with connection.transaction():
                 for request in batch:
-                    request.result = await request.work(connection)
+                    request.result = await request.work(statements)
             return
         except Exception as e:
             await _leave_failed_transaction(connection)
@@ -134,7 +140,7 @@ class StorageActor:
             request.result = None
             try:
                 async with connection.transaction():
-                    request.result = await request.work(connection)
+                    request.result = await request.work(statements)
             except Exception as e:
                 await _leave_failed_transaction(connection)
                 request.error = translate_error(e)

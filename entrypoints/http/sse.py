@@ -54,6 +54,12 @@ def event_data(event: ReplyEvent) -> tuple[str, dict[str, Any]]:
 
 
 def frame(event: ReplyEvent) -> bytes:
+    if type(event) is ReplyContent:  # nearly every event: framed without building a dict
+        text = json.dumps(event.text, ensure_ascii=False)
+        return (
+            f'id: {event.id}\nevent: content\ndata: {{"message_id":"{event.message_id}",'
+            f'"content":{text}}}\n\n'
+        ).encode()
     name, data = event_data(event)
     # json.dumps escapes newlines, so the data always fits on one `data:` line.
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversation_service.domain.model import AccessRole, Principal
+from conversation_service.domain.model import AccessRole
 from conversation_service.ports.storage import IdempotentResult, StoredModel
 
 Store = Any  # InMemoryStore | SqlStore
@@ -21,12 +21,15 @@ async def test_find_token_gives_the_principal(store: Store, values: Any) -> None
         token_id=viewer, org_id=org.id, role=AccessRole.VIEWER, token_hash="b" * 64, at=values.at(1)
     )
 
-    assert await store.find_token("a" * 64, values.at(2)) == Principal(
-        token_id=admin, org_id=org.id, role=AccessRole.ADMIN
+    found = await store.find_token("a" * 64, values.at(2))
+    assert (found.id, found.org_id, found.role, found.expires_at) == (
+        admin,
+        org.id,
+        AccessRole.ADMIN,
+        None,
     )
-    assert await store.find_token("b" * 64, values.at(2)) == Principal(
-        token_id=viewer, org_id=org.id, role=AccessRole.VIEWER
-    )
+    found = await store.find_token("b" * 64, values.at(2))
+    assert (found.id, found.org_id, found.role) == (viewer, org.id, AccessRole.VIEWER)
     assert await store.find_token("c" * 64, values.at(2)) is None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 import pytest
 
-from conversation_service.domain.model import MessageRole, MessageStatus, Usage
+from conversation_service.domain.model import ContextScope, MessageRole, MessageStatus, Usage
 from conversation_service.domain.replies import ReplyOutcome
 from conversation_service.domain.session_machine import SessionInput, SessionState
 from conversation_service.ports.storage import StaleVersion
@@ -90,7 +90,7 @@ async def test_a_turn_begins_and_ends_in_one_write_each(store: Store, values: An
     org, conversation, session = await org_with_session(store, values)
     user, reply = _turn(values, session, 5)
     responding = session.apply(SessionInput.SEND, values.at(5))
-    await store.begin_reply(user, reply, responding)
+    await store.begin_reply(user, reply, responding, history_limit=10)
     assert await store.session_messages(org.id, session.id) == [user, reply]
     assert await store.get_session(org.id, session.id) == responding
     assert (await store.get_conversation(org.id, conversation.id)).updated_at == values.at(5)
@@ -115,14 +115,16 @@ async def test_a_turn_over_a_stale_session_writes_nothing(store: Store, values: 
 
     user, reply = _turn(values, session, 3)
     with pytest.raises(StaleVersion):
-        await store.begin_reply(user, reply, session.apply(SessionInput.SEND, values.at(3)))
+        await store.begin_reply(
+            user, reply, session.apply(SessionInput.SEND, values.at(3)), history_limit=10
+        )
     assert await store.session_messages(org.id, session.id) == []
     assert await store.get_session(org.id, session.id) == completed
 
     _, other_session = (await org_with_session(store, values))[1:]
     user, reply = _turn(values, other_session, 4)
     responding = other_session.apply(SessionInput.SEND, values.at(4))
-    await store.begin_reply(user, reply, responding)
+    await store.begin_reply(user, reply, responding, history_limit=10)
     done = reply.finished(
         content="x", status=MessageStatus.COMPLETED, finish_reason="stop", usage=None,
         at=values.at(5),
@@ -153,7 +155,7 @@ async def test_one_session_is_recovered_with_its_interrupted_replies(
     org, conversation, session = await org_with_session(store, values)
     user, reply = _turn(values, session, 2)
     responding = session.apply(SessionInput.SEND, values.at(2))
-    await store.begin_reply(user, reply, responding)
+    await store.begin_reply(user, reply, responding, history_limit=10)
     neighbour = values.session(conversation, created=2)
     await store.add_session(neighbour)
     _, theirs = _turn(values, neighbour, 3)
@@ -201,3 +203,49 @@ async def test_recover_interrupted_marks_replies_and_frees_sessions(
     assert await store.get_session(org.id, idle.id) == idle
     assert await store.get_session(org.id, closed.id) == closed
     assert await store.recover_interrupted(values.at(60)) == 0
+
+
+async def test_a_turn_begins_with_what_the_model_is_shown(store: Store, values: Any) -> None:
+    org, conversation, session = await org_with_session(store, values)
+    neighbour = values.session(conversation, created=1)
+    await store.add_session(neighbour)
+    as_conversation = attrs.evolve(
+        values.session(conversation, created=1), context=ContextScope.CONVERSATION
+    )
+    await store.add_session(as_conversation)
+    said = []
+    for at, (where, role, content, status) in enumerate([
+        (session, MessageRole.USER, "one", MessageStatus.COMPLETED),
+        (session, MessageRole.ASSISTANT, "", MessageStatus.FAILED),  # empty: never shown
+        (neighbour, MessageRole.USER, "theirs", MessageStatus.COMPLETED),
+        (neighbour, MessageRole.ASSISTANT, "writing", MessageStatus.IN_PROGRESS),  # not yet
+        (session, MessageRole.USER, "two", MessageStatus.COMPLETED),
+        (session, MessageRole.ASSISTANT, "answer", MessageStatus.CANCELLED),
+    ], start=2):  # fmt: skip
+        said.append(values.message(where, created=at, role=role, content=content, status=status))
+        await store.add_message(said[-1])
+
+    async def begin(chosen: Any, text: str, limit: int) -> tuple[list[str], int]:
+        """Begin and end a turn whose user says `text` and whose reply is `text` upper-cased;
+        what the model was shown, and how many older messages were not read."""
+        user, reply = _turn(values, chosen, 20)
+        user = attrs.evolve(user, content=text)
+        stored = await store.get_session(org.id, chosen.id)
+        responding = stored.apply(SessionInput.SEND, values.at(20))
+        shown = await store.begin_reply(user, reply, responding, history_limit=limit)
+        done = reply.finished(
+            content=text.upper(), status=MessageStatus.COMPLETED, finish_reason="stop",
+            usage=None, at=values.at(21),
+        )  # fmt: skip
+        await store.end_reply(done, responding.apply(SessionInput.FINISH, values.at(21)))
+        return [m.content for m in shown.messages], shown.not_read
+
+    assert await begin(session, "three", 10) == (["one", "two", "answer"], 0)
+    # The newest, in order; one, two and answer left unread.
+    assert await begin(session, "four", 2) == (["three", "THREE"], 3)
+    # A conversation-wide context: every session's messages, the unfinished one left out.
+    assert await begin(as_conversation, "five", 100) == (
+        ["one", "theirs", "two", "answer", "three", "THREE", "four", "FOUR"],
+        0,
+    )
+    assert await begin(as_conversation, "six", 1) == (["FIVE"], 9)

@@ -173,7 +173,7 @@ class _SideBySide:
                 status=MessageStatus.IN_PROGRESS, content="",
             )  # fmt: skip
             self.messages.extend((user, reply))
-            await self.both("begin_reply", user, reply, responding)
+            await self.both("begin_reply", user, reply, responding, history_limit=when + 1)
             done = reply.finished(
                 content="done", status=MessageStatus.COMPLETED, finish_reason="stop",
                 usage=None, at=self.values.at(when),

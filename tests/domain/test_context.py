@@ -14,6 +14,7 @@ from conversation_service.domain.context import (
     MESSAGE_OVERHEAD_TOKENS,
     check_message_fits,
     estimate_tokens,
+    history_limit,
     plan_prompt,
     prompt_tokens,
     reserve_for_reply,
@@ -142,3 +143,32 @@ def test_a_new_message_must_fit_with_the_system_prompt_and_the_reply_reserve() -
                            max_output_tokens=99)  # fmt: skip
     assert caught.value.field == "message" and "small" in caught.value.reason
     assert reserve_for_reply(attrs.evolve(session, params=GenerationParams()), 99) == 99
+
+
+@given(
+    texts=st.lists(st.text(min_size=1, max_size=30), max_size=60),
+    system=st.none() | st.text(min_size=1, max_size=40),
+    window=st.integers(min_value=1, max_value=300),
+    reserve=st.integers(min_value=1, max_value=50),
+)
+def test_reading_only_the_history_limit_changes_no_prompt(
+    texts: list[str], system: str | None, window: int, reserve: int
+) -> None:
+    session = ChatSession(
+        id=SESSION, org_id=uuid4(), conversation_id=uuid4(), model_id=uuid4(),
+        status=SessionState.ACTIVE, created_at=T0, updated_at=T0, system_prompt=system,
+    )  # fmt: skip
+    history = [
+        turn(t, MessageRole.USER if i % 2 else MessageRole.ASSISTANT) for i, t in enumerate(texts)
+    ]
+    new = turn("the new message")
+    limit = history_limit(session, context_window=window, max_output_tokens=reserve)
+    whole = plan_prompt(
+        system_prompt=system, history=[*history, new], context_window=window,
+        reserve_for_reply=reserve,
+    )  # fmt: skip
+    read = plan_prompt(
+        system_prompt=system, history=[*history[-limit:], new], context_window=window,
+        reserve_for_reply=reserve,
+    )  # fmt: skip
+    assert read.messages == whole.messages and read.included == whole.included

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -177,7 +177,7 @@ async def test_unexpected_failures_are_500_without_internals_and_logged_with_req
     assert any(error["request_id"] in record.getMessage() for record in caplog.records)
 
 
-async def test_revoked_and_expired_tokens_are_refused_at_once(api: Api) -> None:
+async def test_tokens_revoked_or_expired_in_this_process_are_refused_at_once(api: Api) -> None:
     admin = api.server.services.admin
     issued = await admin.create_token(api.a.org_id, AccessRole.MEMBER)
     brief = await admin.create_token(api.a.org_id, expires_in=timedelta(seconds=1))
@@ -195,3 +195,26 @@ async def test_revoked_and_expired_tokens_are_refused_at_once(api: Api) -> None:
     listed = {t.id: t for t in await admin.list_tokens(api.a.org_id)}
     assert listed[issued.principal.token_id].revoked_at is not None
     assert listed[brief.principal.token_id].expires_at is not None
+
+
+async def test_a_token_revoked_elsewhere_is_refused_within_the_recheck_time(
+    tmp_path: Path,
+) -> None:
+    async with open_api(settings_for(tmp_path, token_recheck_seconds=1.0)) as api:
+        issued = await api.server.services.admin.create_token(api.a.org_id, AccessRole.MEMBER)
+        headers = {"Authorization": f"Bearer {issued.token}"}
+
+        async def status() -> int:
+            answer = await api.client.get("/api/conversation/list", params=api.a.q, headers=headers)
+            return answer.status_code
+
+        assert await status() == 200
+        # Another process (the CLI) revokes it: this server's verifier hears nothing of it.
+        store = api.server.services.store
+        await store.revoke_token(issued.principal.token_id, datetime.now(UTC))
+        answers = []
+        with trio.fail_after(10):
+            while not answers or answers[-1] == 200:  # polling the server is the point here
+                answers.append(await status())
+                await trio.sleep(0.1)
+        assert answers[-1] == 401 and set(answers) <= {200, 401}

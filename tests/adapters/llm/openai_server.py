@@ -44,11 +44,14 @@ class ReceivedRequest:
 class Exchange:
     """One connection: the request it carried and the means to answer it byte by byte."""
 
-    def __init__(self, stream: trio.SocketStream, request: ReceivedRequest) -> None:
+    def __init__(
+        self, stream: trio.SocketStream, request: ReceivedRequest, *, keep_alive: bool = False
+    ) -> None:
         self.request = request
         self.client_closed = trio.Event()  # set by `wait_closed_by_client`
         self._stream = stream
         self._chunked = False
+        self._keep_alive = keep_alive
 
     async def send_head(
         self,
@@ -63,7 +66,7 @@ class Exchange:
         lines = [
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
             f"Content-Type: {content_type}",
-            "Connection: close",
+            "Connection: keep-alive" if self._keep_alive else "Connection: close",
         ]
         if chunked:
             lines.append("Transfer-Encoding: chunked")
@@ -116,10 +119,12 @@ Handler = Callable[[Exchange], Awaitable[None]]
 class FakeOpenAIServer:
     """A running fake server: where to reach it and what it has received."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, *, keep_alive: bool = False) -> None:
         self.handler = handler
         self.port = 0
         self.exchanges: list[Exchange] = []
+        self.keep_alive = keep_alive  # serve further requests on a connection, as servers do
+        self.connections = 0
 
     @property
     def root_url(self) -> str:
@@ -135,21 +140,29 @@ class FakeOpenAIServer:
         return [exchange.request for exchange in self.exchanges]
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
         async with stream:
             try:
-                request = await _read_request(stream)
-                if request is None:
-                    return
-                exchange = Exchange(stream, request)
-                self.exchanges.append(exchange)
-                await self.handler(exchange)
+                while True:
+                    # A client sends its next request only after this answer: nothing to
+                    # carry over from one read to the next.
+                    request = await _read_request(stream)
+                    if request is None:
+                        return
+                    exchange = Exchange(stream, request, keep_alive=self.keep_alive)
+                    self.exchanges.append(exchange)
+                    await self.handler(exchange)
+                    if not self.keep_alive:
+                        return
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the client hung up, as it may
 
 
-async def start_fake_openai(nursery: trio.Nursery, handler: Handler) -> FakeOpenAIServer:
+async def start_fake_openai(
+    nursery: trio.Nursery, handler: Handler, *, keep_alive: bool = False
+) -> FakeOpenAIServer:
     """Serve `handler` on 127.0.0.1 (a free port) until `nursery` is cancelled."""
-    server = FakeOpenAIServer(handler)
+    server = FakeOpenAIServer(handler, keep_alive=keep_alive)
     serve = functools.partial(trio.serve_tcp, host="127.0.0.1")
     listeners = await nursery.start(serve, server._serve_connection, 0)
     server.port = listeners[0].socket.getsockname()[1]

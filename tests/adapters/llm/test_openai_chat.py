@@ -61,6 +61,16 @@ async def test_usage_is_estimated_when_the_server_reports_none(nursery, client):
     assert result.usage.completion_tokens == 3  # 11 characters, 4 per token, rounded up
 
 
+async def test_replies_reuse_one_upstream_connection(nursery, client):
+    # The body is read to its end after [DONE], so the connection goes back to the pool.
+    server = await start_fake_openai(nursery, streaming_reply(["Hi", " there"]), keep_alive=True)
+    model = model_at(client, server)
+    for _ in range(3):
+        emitted, _ = await generate(model)
+        assert "".join(emitted) == "Hi there"
+    assert (len(server.requests), server.connections) == (3, 1)
+
+
 async def test_finish_reason_is_passed_on(nursery, client):
     server = await start_fake_openai(nursery, streaming_reply(["cut"], finish_reason="length"))
 
