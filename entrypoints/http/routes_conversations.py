@@ -8,12 +8,12 @@ from conversation_service.entrypoints.http import views
 from conversation_service.entrypoints.http.edge import Edge
 from conversation_service.entrypoints.http.idempotency import Answer
 from conversation_service.entrypoints.http.inputs import (
-    CreateConversation,
     query_bool,
     query_int,
     query_uuid,
     read_json_body,
 )
+from conversation_service.entrypoints.http.request_bodies import CreateConversation
 
 
 def register(api: Blueprint, edge: Edge) -> None:
