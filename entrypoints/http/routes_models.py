@@ -27,7 +27,7 @@ def register(api: Blueprint, edge: Edge) -> None:
     @api.get("/api/models")
     async def list_models() -> Response:
         who, org_id = await edge.caller()
-        return jsonify({"models": [views.model(m) for m in service.list_models(who, org_id)]})
+        return jsonify(views.models(service.list_models(who, org_id)))
 
     @api.post("/api/models")
     async def register_model() -> Response:

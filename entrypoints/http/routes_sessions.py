@@ -85,7 +85,7 @@ def register(api: Blueprint, edge: Edge) -> None:
         async def handle() -> Answer:
             body = await read_json_body(SessionRef, settings.max_body_bytes)
             stopped = await service.cancel(who, org_id, body.chat_session_id, body.message_id)
-            view = {"chat_session_id": str(body.chat_session_id), "cancelled": stopped}
+            view = views.cancelled(body.chat_session_id, stopped)
             return Answer.json(view)
 
         return await edge.once(who, org_id, handle)
