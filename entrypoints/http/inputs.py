@@ -81,7 +81,7 @@ _body.register_structure_hook(float, _number)
 
 
 def _member(value: object, kind: type[enum.Enum]) -> enum.Enum:
-    # By value only: Enum() would also take a member object, which JSON cannot hold anyway.
+    # A member's value as a JSON string; the reason lists the values, as the document does.
     for member in kind:
         if isinstance(value, str) and member.value == value:
             return member
@@ -92,7 +92,7 @@ _body.register_structure_hook(enum.Enum, _member)
 
 
 def _first_problem(error: BaseException, path: str = "") -> InvalidField:
-    if isinstance(error, InvalidField):  # a field's validator (json_schema.Range, ...)
+    if isinstance(error, InvalidField):  # a field's validator (field_rules.Range, ...)
         return InvalidField(f"{path}{error.field}", error.reason)
     if isinstance(error, ForbiddenExtraKeysError):
         extra = sorted(error.extra_fields)[0]

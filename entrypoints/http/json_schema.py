@@ -2,20 +2,17 @@
 
 A field's type gives its schema: str, int, float, bool, UUID, datetime, enums, `X | None`,
 tuples and lists, nested attrs classes (a `$ref` when they are components). What a type
-cannot say comes from the field itself, so that the class, its checks and its schema are one
-declaration: its default, a `Range` or `OneOf` validator (which also checks the value when
-the class is built) and `about(...)` metadata (a description, a text limit named after an
-`InputLimits` field, further keywords). A response is a `Shape`: what a view shows of a class.
-Every object is closed (`additionalProperties: false`), as the request converter holds
-bodies and the tests hold answers.
+cannot say comes from the field itself (`field_rules.py`), so that a class, its checks and its
+schema are one declaration: its default, a validator that states its keywords, and its
+`about(...)` metadata. A response is a `Shape`: what a view shows of a class. Every object
+is closed (`additionalProperties: false`), as the request converter holds bodies and the
+tests hold answers.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
 import inspect
-import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -25,120 +22,13 @@ from uuid import UUID
 
 import attrs
 
-from conversation_service.domain.errors import InvalidField
-
-Schema = dict[str, Any]
-_KEY = "json_schema"
+from conversation_service.entrypoints.http.field_rules import KEY, Note, Schema, text
 
 TIMESTAMP: Schema = {
     "type": "string",
     "format": "date-time",
     "description": "UTC, with microseconds and a Z, e.g. 2026-11-26T06:02:59.123456Z",
 }
-
-
-@attrs.frozen
-class Note:
-    """What a field's schema says beyond its type."""
-
-    description: str | None = None
-    text_limit: str | None = None  # an InputLimits field: the text's most characters
-    keywords: Mapping[str, Any] = attrs.field(factory=dict)
-
-
-def note(description: str | None = None, *, text_limit: str | None = None, **keywords: Any) -> Note:
-    return Note(description, text_limit, keywords)
-
-
-def about(description: str | None = None, **keywords: Any) -> dict[str, Note]:
-    """Field metadata for its schema: `attrs.field(metadata=about("What it is."))`."""
-    return {_KEY: note(description, **keywords)}
-
-
-@attrs.frozen
-class Range:
-    """A number's bounds (None passes): an attrs validator whose schema states them.
-
-    Its reasons are the domain's (`domain/rules.py`), so a refusal reads the same whichever
-    layer notices first. Infinities and NaN are refused too: JSON has no such numbers.
-    """
-
-    minimum: float | None = None
-    maximum: float | None = None
-    above: float | None = None  # exclusive minimum
-
-    def __call__(self, _: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-        if value is None:
-            return
-        ok = math.isfinite(value) and not (
-            (self.minimum is not None and value < self.minimum)
-            or (self.above is not None and value <= self.above)
-            or (self.maximum is not None and value > self.maximum)
-        )
-        if not ok:
-            raise InvalidField(attribute.name, self.reason())
-
-    def reason(self) -> str:
-        if self.minimum is not None and self.maximum is not None:
-            return f"must be between {self.minimum} and {self.maximum}"
-        parts = []
-        if self.minimum is not None:
-            parts.append(f"at least {self.minimum}")
-        if self.above is not None:
-            parts.append(f"greater than {self.above}")
-        if self.maximum is not None:
-            parts.append(f"at most {self.maximum}")
-        return "must be " + " and ".join(parts)
-
-    def keywords(self) -> Schema:
-        found = {"minimum": self.minimum, "exclusiveMinimum": self.above, "maximum": self.maximum}
-        return {key: bound for key, bound in found.items() if bound is not None}
-
-
-@attrs.frozen
-class OneOf:
-    """One of some strings: an attrs validator whose schema lists them."""
-
-    choices: tuple[str, ...]
-
-    def __call__(self, _: object, attribute: attrs.Attribute[Any], value: str) -> None:
-        if value not in self.choices:
-            raise InvalidField(attribute.name, f"must be one of {', '.join(self.choices)}")
-
-    def keywords(self) -> Schema:
-        return {"enum": list(self.choices)}
-
-
-@functools.cache
-def whitespace() -> str:
-    """What Python's `str.strip()` removes, as the inside of a regex character class.
-
-    Listed exactly, so every regex engine (Python, ECMA-262, Rust) agrees with the server on
-    which texts count as blank.
-    """
-    runs: list[tuple[int, int]] = []
-    for code in (code for code in range(0x110000) if chr(code).isspace()):
-        if runs and runs[-1][1] == code - 1:
-            runs[-1] = (runs[-1][0], code)
-        else:
-            runs.append((code, code))
-    return "".join(f"\\u{lo:04x}" if lo == hi else f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in runs)
-
-
-def not_blank() -> str:
-    """A pattern for a string with some character that is not whitespace."""
-    return f"[^{whitespace()}]"
-
-
-def text(max_chars: int, what: str) -> Schema:
-    """A text as `domain/rules.py` `_text` takes it: not blank, no NUL, at most `max_chars`."""
-    return {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": max_chars,
-        "pattern": f"^[^\\u0000]*[^\\u0000{whitespace()}][^\\u0000]*$",
-        "description": f"{what}: 1 to {max_chars} characters, not only whitespace, no NUL.",
-    }
 
 
 Added = tuple[Any, Callable[[Any], Any] | None]  # (type, how to get it; None: the view gives it)
@@ -211,7 +101,7 @@ class Schemas:
     ) -> Schema:
         inner, nullable = _without_none(hint)
         schema = self.type_schema(inner, response=response)
-        found = given or (field.metadata.get(_KEY) if field is not None else None)
+        found = given or (field.metadata.get(KEY) if field is not None else None)
         if found is not None and found.text_limit is not None:
             schema = text(getattr(self.limits, found.text_limit), found.description or "")
         describes = getattr(field.validator if field else None, "keywords", None)

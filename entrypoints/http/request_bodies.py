@@ -23,7 +23,7 @@ from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
 from conversation_service.domain.model import ContextScope
 from conversation_service.domain.replies import Multitask
-from conversation_service.entrypoints.http.json_schema import OneOf, Range, about, not_blank
+from conversation_service.entrypoints.http.field_rules import OneOf, Range, about, not_blank
 
 MAX_API_KEY_CHARS = 4096  # adapters/org_models.py: the same bound, checked there too
 

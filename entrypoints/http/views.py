@@ -25,7 +25,8 @@ from conversation_service.domain.model import (
     Page,
     Usage,
 )
-from conversation_service.entrypoints.http.json_schema import Shape, about, note
+from conversation_service.entrypoints.http.field_rules import about, note
+from conversation_service.entrypoints.http.json_schema import Shape
 from conversation_service.ports.language_model import ModelInfo
 from conversation_service.ports.storage import ModelUsage
 from conversation_service.service_layer.conversation_service import ConversationWithSessions
