@@ -36,7 +36,11 @@ Added = tuple[Any, Callable[[Any], Any] | None]  # (type, how to get it; None: t
 
 @attrs.frozen(kw_only=True)
 class Shape:
-    """What a view shows of an attrs class: its fields but `hidden`, then `added` ones."""
+    """What a view shows of an attrs class: its fields but `hidden`, then `added` ones.
+
+    An added name that is a field's replaces it in place. The view renders by the same
+    declaration (`views.py`), giving itself the values of the added names with no getter.
+    """
 
     kind: type
     hidden: tuple[str, ...] = ()
@@ -168,8 +172,8 @@ def _or_null(schema: Schema) -> Schema:
 
 def _doc(kind: type) -> str | None:
     """The class docstring's first paragraph, on one line."""
-    text = inspect.getdoc(kind)
-    return " ".join(text.split("\n\n")[0].split()) if text else None
+    doc = inspect.getdoc(kind)
+    return " ".join(doc.split("\n\n")[0].split()) if doc else None
 
 
 def _object(

@@ -63,6 +63,7 @@ class ReplyFailure:
 def _failure(value: Message) -> ReplyFailure | None:
     if value.error_code is None:
         return None
+    # Stored with its code; `or` only for the type checker.
     return ReplyFailure(code=value.error_code, message=value.error_message or "")
 
 
@@ -74,12 +75,12 @@ USAGE = Shape(
 )
 PARAMS = Shape(
     kind=GenerationParams,
-    description="The sampling settings the session asks its model for; null: the model's.",
+    description="The sampling settings the session asks its model for; null: the model's own.",
 )
 LATENCY = Shape(
     kind=Latency,
-    description="How long the reply took, in ms: to its first chunk (null if none came), "
-    "and in all.",
+    description="How long the reply took, in milliseconds: to its first chunk (null if none "
+    "came) and in all.",
 )
 CONVERSATION = Shape(kind=Conversation, hidden=("org_id",))
 SESSION = Shape(kind=ChatSession, hidden=("org_id", "version"))  # version: storage's check
