@@ -1,15 +1,16 @@
-"""Request input: JSON bodies structured strictly by one private cattrs converter, and query
-parameters; every failure is an InvalidField naming the field."""
+"""Request input: JSON bodies structured strictly by one private cattrs converter into their
+classes (`request_bodies.py`), and query parameters; every failure is an InvalidField naming
+the field."""
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from quart import request
@@ -79,7 +80,20 @@ def _number(value: object, _: object) -> float:
 _body.register_structure_hook(float, _number)
 
 
+def _member(value: object, kind: type[enum.Enum]) -> enum.Enum:
+    # A member's value as a JSON string; the reason lists the values, as the document does.
+    for member in kind:
+        if isinstance(value, str) and member.value == value:
+            return member
+    raise ValueError(f"must be one of {', '.join(member.value for member in kind)}")
+
+
+_body.register_structure_hook(enum.Enum, _member)
+
+
 def _first_problem(error: BaseException, path: str = "") -> InvalidField:
+    if isinstance(error, InvalidField):  # a field's validator (field_rules.Range, ...)
+        return InvalidField(f"{path}{error.field}", error.reason)
     if isinstance(error, ForbiddenExtraKeysError):
         extra = sorted(error.extra_fields)[0]
         return InvalidField(f"{path}{extra}", "unknown field")
@@ -113,7 +127,11 @@ def _reason(error: BaseException) -> str:
 
 async def read_json_body(kind: type[T], max_bytes: int) -> T:
     """The request body as `kind`; InvalidField on bad JSON, types or unknown fields."""
-    data = await read_json_object(max_bytes)
+    return structure(await read_json_object(max_bytes), kind)
+
+
+def structure(data: dict[str, Any], kind: type[T]) -> T:
+    """A JSON object as `kind`; InvalidField on types, ranges or unknown fields."""
     try:
         return _body.structure(data, kind)
     except (ClassValidationError, ForbiddenExtraKeysError) as error:
@@ -221,39 +239,3 @@ def query_bool(name: str) -> bool | None:
     if lowered in ("false", "0"):
         return False
     raise InvalidField(name, "must be true or false")
-
-
-# -- request bodies ----------------------------------------------------------------------
-@attrs.frozen(kw_only=True)
-class CreateConversation:
-    title: str
-    is_archived: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class SessionParams:
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
-
-
-@attrs.frozen(kw_only=True)
-class CreateSession:
-    conversation_id: UUID
-    model_id: UUID
-    system_prompt: str | None = None
-    params: SessionParams | None = None
-    context: str = "session"
-
-
-@attrs.frozen(kw_only=True)
-class StreamChat:
-    chat_session_id: UUID
-    message: str
-    multitask: str = "enqueue"
-
-
-@attrs.frozen(kw_only=True)
-class SessionRef:
-    chat_session_id: UUID
-    message_id: UUID | None = None

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from conversation_service.entrypoints.http.openapi_schemas import (
     COUNT,
-    FINISH_REASONS,
     UUID,
     Schema,
     nullable,
     obj,
     ref,
 )
+from conversation_service.entrypoints.http.views import FINISH_REASONS
 
 # kind -> (pattern of its id, what the id is)
 IDS = {

@@ -8,12 +8,12 @@ from conversation_service.entrypoints.http import views
 from conversation_service.entrypoints.http.edge import Edge
 from conversation_service.entrypoints.http.idempotency import Answer
 from conversation_service.entrypoints.http.inputs import (
-    CreateConversation,
     query_bool,
     query_int,
     query_uuid,
     read_json_body,
 )
+from conversation_service.entrypoints.http.request_bodies import CreateConversation
 
 
 def register(api: Blueprint, edge: Edge) -> None:
@@ -43,7 +43,7 @@ def register(api: Blueprint, edge: Edge) -> None:
         page = await service.list_conversations(
             who, org_id, is_archived=query_bool("is_archived"), limit=limit, offset=offset
         )
-        return jsonify(views.page("conversations", page, views.conversation))
+        return jsonify(views.conversation_page(page))
 
     @api.get("/api/conversation/get_with_sessions")
     async def get_with_sessions() -> Response:
@@ -51,9 +51,7 @@ def register(api: Blueprint, edge: Edge) -> None:
         conversation_id = query_uuid("conversation_id")
         assert conversation_id is not None
         found = await service.get_with_sessions(who, org_id, conversation_id)
-        body = views.conversation(found.conversation)
-        body["sessions"] = [views.session(s) for s in found.sessions]
-        return jsonify(body)
+        return jsonify(views.with_sessions(found))
 
     @api.get("/api/conversation/messages")
     async def list_messages() -> Response:
@@ -68,4 +66,4 @@ def register(api: Blueprint, edge: Edge) -> None:
         )
         offset = query_int("offset", default=0, minimum=0, maximum=2**31)
         page = await service.list_messages(who, org_id, conversation_id, limit=limit, offset=offset)
-        return jsonify(views.page("messages", page, views.message))
+        return jsonify(views.message_page(page))

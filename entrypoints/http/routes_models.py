@@ -16,7 +16,9 @@ from conversation_service.entrypoints.http.inputs import (
     parse_uuid,
     query_datetime,
     read_json_object,
+    structure,
 )
+from conversation_service.entrypoints.http.request_bodies import RegisterModel
 
 
 def register(api: Blueprint, edge: Edge) -> None:
@@ -25,7 +27,7 @@ def register(api: Blueprint, edge: Edge) -> None:
     @api.get("/api/models")
     async def list_models() -> Response:
         who, org_id = await edge.caller()
-        return jsonify({"models": [views.model(m) for m in service.list_models(who, org_id)]})
+        return jsonify(views.models(service.list_models(who, org_id)))
 
     @api.post("/api/models")
     async def register_model() -> Response:
@@ -33,6 +35,9 @@ def register(api: Blueprint, edge: Edge) -> None:
 
         async def handle() -> Answer:
             body = await read_json_object(edge.settings.max_body_bytes)
+            # Its documented keys and types, checked here; the adapter checks the entry as a
+            # whole and keeps the body as sent (an absent field keeps following its default).
+            structure(body, RegisterModel)
             info = await _org_models().register(who, org_id, body)
             view = views.model(info)
             return Answer.json(view, 201)

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from quart import Blueprint, Response
 
-from conversation_service.domain.errors import InvalidField
-from conversation_service.domain.model import ContextScope, GenerationParams
-from conversation_service.domain.replies import Multitask
+from conversation_service.domain.model import GenerationParams
 from conversation_service.entrypoints.http import views
 from conversation_service.entrypoints.http.edge import Edge
 from conversation_service.entrypoints.http.idempotency import Answer
-from conversation_service.entrypoints.http.inputs import (
+from conversation_service.entrypoints.http.inputs import query_uuid, read_json_body
+from conversation_service.entrypoints.http.request_bodies import (
+    CompleteSession,
     CreateSession,
     SessionParams,
     SessionRef,
     StreamChat,
-    query_uuid,
-    read_json_body,
 )
 
 
@@ -31,7 +27,6 @@ def register(api: Blueprint, edge: Edge) -> None:
 
         async def handle() -> Answer:
             body = await read_json_body(CreateSession, settings.max_body_bytes)
-            context = _choice(ContextScope, body.context, "context")
             params = body.params or SessionParams()
             session = await service.create_session(
                 who,
@@ -44,7 +39,7 @@ def register(api: Blueprint, edge: Edge) -> None:
                     max_tokens=params.max_tokens,
                     top_p=params.top_p,
                 ),
-                context=context,
+                context=body.context,
             )
             view = views.session(session)
             return Answer.json(view, 201)
@@ -57,12 +52,11 @@ def register(api: Blueprint, edge: Edge) -> None:
 
         async def handle() -> Answer:
             body = await read_json_body(StreamChat, settings.max_body_bytes)
-            multitask = _choice(Multitask, body.multitask, "multitask")
             slots = deps.stream_slots
             slots.acquire(org_id)
             try:
                 reply = await service.send_message(
-                    who, org_id, body.chat_session_id, body.message, multitask=multitask
+                    who, org_id, body.chat_session_id, body.message, multitask=body.multitask
                 )
             except BaseException:
                 slots.release(org_id)
@@ -91,7 +85,7 @@ def register(api: Blueprint, edge: Edge) -> None:
         async def handle() -> Answer:
             body = await read_json_body(SessionRef, settings.max_body_bytes)
             stopped = await service.cancel(who, org_id, body.chat_session_id, body.message_id)
-            view = {"chat_session_id": str(body.chat_session_id), "cancelled": stopped}
+            view = views.cancelled(body.chat_session_id, stopped)
             return Answer.json(view)
 
         return await edge.once(who, org_id, handle)
@@ -101,21 +95,8 @@ def register(api: Blueprint, edge: Edge) -> None:
         who, org_id = await edge.caller()
 
         async def handle() -> Answer:
-            body = await read_json_body(SessionRef, settings.max_body_bytes)
-            if body.message_id is not None:
-                raise InvalidField("message_id", "unknown field")
+            body = await read_json_body(CompleteSession, settings.max_body_bytes)
             view = views.session(await service.complete_session(who, org_id, body.chat_session_id))
             return Answer.json(view)
 
         return await edge.once(who, org_id, handle)
-
-
-E = TypeVar("E", Multitask, ContextScope)
-
-
-def _choice(kind: type[E], value: str, field: str) -> E:
-    try:
-        return kind(value)
-    except ValueError:
-        choices = ", ".join(member.value for member in kind)
-        raise InvalidField(field, f"must be one of {choices}") from None

@@ -1,17 +1,42 @@
-"""Response bodies: domain values to JSON-ready dicts through one private cattrs converter."""
+"""Response bodies: what each answer shows of the domain's values.
+
+Each is declared once, as a `Shape` (or a small attrs class): the same declaration renders
+the JSON here, through one private cattrs converter, and generates the answer's schema in
+the OpenAPI document (`openapi_schemas.py`), so the two cannot disagree.
+"""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import attrs
 import cattrs
 
-from conversation_service.domain.model import ChatSession, Conversation, Message, Page, Usage
+from conversation_service.domain.model import (
+    ChatSession,
+    Conversation,
+    GenerationParams,
+    Latency,
+    Message,
+    Page,
+    Usage,
+)
+from conversation_service.entrypoints.http.field_rules import about, note
+from conversation_service.entrypoints.http.json_schema import Shape
 from conversation_service.ports.language_model import ModelInfo
 from conversation_service.ports.storage import ModelUsage
+from conversation_service.service_layer.conversation_service import ConversationWithSessions
+
+FINISH_REASONS = (
+    "Why the reply ended: `stop` (complete), `length` (the model's token cap), `cancelled`, "
+    "`error` (see the stream's `error` event, and the message's `error`; a reply the service "
+    "stopped or lost is stored `incomplete` with this reason), or another value a provider "
+    "reports."
+)
 
 _out = cattrs.Converter()
 _out.register_unstructure_hook(UUID, str)
@@ -27,59 +52,165 @@ def timestamp(at: datetime) -> str:
 _out.register_unstructure_hook(datetime, timestamp)
 
 
+@attrs.frozen(kw_only=True)
+class ReplyFailure:
+    """Why the reply failed or stopped early, as its stream's `error` event said."""
+
+    code: str
+    message: str
+
+
+def _failure(value: Message) -> ReplyFailure | None:
+    if value.error_code is None:
+        return None
+    # Stored with its code; `or` only for the type checker.
+    return ReplyFailure(code=value.error_code, message=value.error_message or "")
+
+
+USAGE = Shape(
+    kind=Usage,
+    added={"total_tokens": (int, lambda usage: usage.total_tokens)},
+    notes={"estimated": note("Counted by this service (one token per four characters).")},
+    order=("prompt_tokens", "completion_tokens", "total_tokens", "estimated"),  # SSE: unsorted
+)
+PARAMS = Shape(
+    kind=GenerationParams,
+    description="The sampling settings the session asks its model for; null: the model's own.",
+)
+LATENCY = Shape(
+    kind=Latency,
+    description="How long the reply took, in milliseconds: to its first chunk (null if none "
+    "came) and in all.",
+)
+CONVERSATION = Shape(kind=Conversation, hidden=("org_id",))
+SESSION = Shape(kind=ChatSession, hidden=("org_id", "version"))  # version: storage's check
+MESSAGE = Shape(
+    kind=Message,
+    hidden=("org_id", "error_code", "error_message"),
+    added={"error": (ReplyFailure | None, _failure)},
+    notes={
+        "model_id": note("null for the user's messages."),
+        "finish_reason": note(FINISH_REASONS),
+    },
+)
+MODEL = Shape(
+    kind=ModelInfo,
+    notes={
+        "context_window": note("Tokens it reads, prompt and reply together."),
+        "max_output_tokens": note("Tokens it writes at most in one reply."),
+        "scope": note("`global`, or `org`: this organisation's own.", enum=["global", "org"]),
+    },
+)
+# The one shape each class is shown in, wherever it appears: each renders its class.
+SHAPE_OF: dict[type, Shape] = {
+    shape.kind: shape for shape in (USAGE, PARAMS, LATENCY, CONVERSATION, SESSION, MESSAGE, MODEL)
+}
+
+# Answers that show more than one value: the handler gives what `added` has no getter for.
+WITH_SESSIONS = attrs.evolve(
+    CONVERSATION,
+    added={"sessions": (tuple[ChatSession, ...], None)},
+    description="A conversation with its chat sessions, each with its live status.",
+)
+CONVERSATION_PAGE = Shape(
+    kind=Page,
+    hidden=("items",),
+    added={"conversations": (tuple[Conversation, ...], lambda page: page.items)},
+    notes={"limit": note(minimum=1)},
+)
+MESSAGE_PAGE = attrs.evolve(
+    CONVERSATION_PAGE, added={"messages": (tuple[Message, ...], lambda page: page.items)}
+)
+MODEL_USAGE = Shape(
+    kind=ModelUsage,
+    added={
+        "name": (str | None, None),
+        "total_tokens": (int, lambda row: row.prompt_tokens + row.completion_tokens),
+    },
+    notes={"name": note("null: the model is gone.")},
+)
+
+
+@attrs.frozen(kw_only=True)
+class ModelList:
+    """The models this organisation's chat sessions can use."""
+
+    models: tuple[ModelInfo, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Cancelled:
+    """What cancel did."""
+
+    chat_session_id: UUID
+    cancelled: bool = attrs.field(
+        metadata=about(
+            "Whether a reply was running or waiting and was stopped (false: nothing to stop)."
+        )
+    )
+
+
+def _render(shape: Shape, value: Any, **given: Any) -> dict[str, Any]:
+    body = {}
+    for name in shape.names():
+        if name in shape.added:
+            get = shape.added[name][1]
+            found = given.pop(name) if get is None else get(value)
+        else:
+            found = getattr(value, name)
+        body[name] = _out.unstructure(found)
+    assert not given, f"{shape.kind.__name__} shows no {sorted(given)}"
+    return body
+
+
+def _hook(shape: Shape) -> Callable[[Any], dict[str, Any]]:
+    return lambda value: _render(shape, value)
+
+
+for _shape in SHAPE_OF.values():
+    _out.register_unstructure_hook(_shape.kind, _hook(_shape))
+
+
 def usage_view(usage: Usage | None) -> dict[str, Any] | None:
     """A reply's usage as its `end` event and the messages API show it."""
-    if usage is None:
-        return None
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "estimated": usage.estimated,
-    }
+    return None if usage is None else _render(USAGE, usage)
 
 
 def conversation(value: Conversation) -> dict[str, Any]:
-    body = _out.unstructure(value)
-    del body["org_id"]
-    return body
+    return _render(CONVERSATION, value)
+
+
+def with_sessions(value: ConversationWithSessions) -> dict[str, Any]:
+    return _render(WITH_SESSIONS, value.conversation, sessions=value.sessions)
 
 
 def session(value: ChatSession) -> dict[str, Any]:
-    body = _out.unstructure(value)
-    del body["org_id"], body["version"]  # the version is storage's concurrency check
-    return body
+    return _render(SESSION, value)
 
 
 def message(value: Message) -> dict[str, Any]:
-    body = _out.unstructure(value)
-    del body["org_id"]
-    body["usage"] = usage_view(value.usage)
-    code, why = body.pop("error_code"), body.pop("error_message")
-    body["error"] = None if code is None else {"code": code, "message": why}
-    return body
+    return _render(MESSAGE, value)
+
+
+def conversation_page(value: Page[Conversation]) -> dict[str, Any]:
+    return _render(CONVERSATION_PAGE, value)
+
+
+def message_page(value: Page[Message]) -> dict[str, Any]:
+    return _render(MESSAGE_PAGE, value)
 
 
 def model(value: ModelInfo) -> dict[str, Any]:
-    return _out.unstructure(value)
+    return _render(MODEL, value)
 
 
-def page(key: str, value: Page[Any], view: Any) -> dict[str, Any]:
-    return {
-        key: [view(item) for item in value.items],
-        "limit": value.limit,
-        "offset": value.offset,
-        "has_more": value.has_more,
-    }
+def models(values: Sequence[ModelInfo]) -> dict[str, Any]:
+    return _out.unstructure(ModelList(models=tuple(values)))
 
 
 def model_usage(value: ModelUsage, name: str | None) -> dict[str, Any]:
-    return {
-        "model_id": str(value.model_id),
-        "name": name,
-        "replies": value.replies,
-        "prompt_tokens": value.prompt_tokens,
-        "completion_tokens": value.completion_tokens,
-        "total_tokens": value.prompt_tokens + value.completion_tokens,
-        "estimated_replies": value.estimated_replies,
-    }
+    return _render(MODEL_USAGE, value, name=name)
+
+
+def cancelled(chat_session_id: UUID, stopped: bool) -> dict[str, Any]:
+    return _out.unstructure(Cancelled(chat_session_id=chat_session_id, cancelled=stopped))
