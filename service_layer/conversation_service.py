@@ -168,6 +168,10 @@ class ConversationService:
 
     async def get_session(self, who: Principal, org_id: UUID, session_id: UUID) -> ChatSession:
         authorize(who, org_id, Action.READ)
+        # A live session's state is the runtime's (and newer than storage's): no read needed.
+        live = self.runtime.live_session(session_id)
+        if live is not None and live.org_id == org_id:
+            return live
         session = await self.store.get_session(org_id, session_id)
         if session is None:
             raise SessionNotFound(session_id)
