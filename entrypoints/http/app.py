@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
-
 from quart import Response, g, request
 from quart_cors import cors
 from quart_trio import QuartTrio
@@ -17,10 +14,9 @@ from conversation_service.entrypoints.http.errors import (
     on_domain_error,
     on_http_error,
     on_unexpected,
+    request_id_for,
 )
 from conversation_service.entrypoints.http.routes import HttpDeps, build_routes
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def create_app(deps: HttpDeps) -> QuartTrio:
@@ -41,16 +37,15 @@ def create_app(deps: HttpDeps) -> QuartTrio:
     @app.before_request
     async def assign_request_id() -> None:
         access_log.start_request()
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id_for(request.headers.get("X-Request-Id"))
         # Hypercorn caps a head still arriving; one that arrives whole is capped here.
         size = sum(len(name) + len(value) + 4 for name, value in request.headers.items())
         if size > deps.settings.max_header_bytes:
             raise RequestHeaderFieldsTooLarge(
                 f"request headers are {size} bytes; at most {deps.settings.max_header_bytes}"
             )
-        # Read the whole body (capped by size and time) before any answer: Hypercorn 0.18
-        # wedges a keep-alive connection answered before its request body arrived.
+        # Read the whole body (capped by size and time) before any answer: Hypercorn closes
+        # a connection answered before its body arrived, under a client still sending it.
         await request.get_data()
 
     if deps.settings.cors_origins:
