@@ -38,7 +38,8 @@ def create_app(deps: HttpDeps) -> QuartTrio:
     async def assign_request_id() -> None:
         access_log.start_request()
         g.request_id = request_id_for(request.headers.get("X-Request-Id"))
-        # Hypercorn caps a head still arriving; one that arrives whole is capped here.
+        # Hypercorn's h11 layer caps a head still arriving (connection.py gives its 431 the
+        # JSON body); one that arrives whole is capped here.
         size = sum(len(name) + len(value) + 4 for name, value in request.headers.items())
         if size > deps.settings.max_header_bytes:
             raise RequestHeaderFieldsTooLarge(

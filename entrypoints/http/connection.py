@@ -1,4 +1,4 @@
-"""One client connection: Hypercorn's trio TCPServer with the bounds we need.
+"""One client connection: Hypercorn's trio TCPServer with the answers and bounds we need.
 
 - A write timeout. Hypercorn writes every chunk with `send_all` inside a *shielded* cancel
   scope with no deadline, so a client that never reads (a stalled tab, a slow-loris) blocks
@@ -6,6 +6,10 @@
   and the server cannot shut down. nginx's `send_timeout` answers the same problem; here the
   shielded write gets a deadline and the connection is closed when it passes. Readers
   dropped this way can re-attach with Last-Event-ID.
+- JSON bodies on the answers Hypercorn's h11 layer makes itself, before any app runs (a
+  request head over `h11_max_incomplete_size` is 431, an unparsable one 400): Hypercorn
+  sends them with an empty body; ours carry `{"error": ...}` and an X-Request-Id like every
+  other answer.
 - Released as soon as the client has gone: Hypercorn keeps a connection (and its socket)
   until its idle timer ends, up to keep_alive_timeout after the client closed it.
 """
@@ -13,17 +17,29 @@
 from __future__ import annotations
 
 import logging
+import time
+from functools import partial
 
+import h11
 import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData
+from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, LifespanState
 
+from conversation_service.entrypoints.http import access_log
+from conversation_service.entrypoints.http.errors import code_for_status, error_json, request_id_for
+
 log = logging.getLogger("conversation_service.server")
 
 CLOSE_DEADLINE = 2.0  # seconds a socket's own close (FIN, then close) may take
+
+_MESSAGES = {
+    400: "the request could not be read as HTTP/1.1",
+    431: "request headers are over {limit} bytes",
+}
 
 
 class ServiceConnection(TCPServer):
@@ -62,6 +78,10 @@ class ServiceConnection(TCPServer):
                 await self.protocol.handle(Closed())
 
     async def _read_data(self) -> None:
+        # The protocol exists by now and nothing has been read yet.
+        inner = self.protocol.protocol
+        if isinstance(inner, H11Protocol):
+            inner._send_error_response = partial(send_json_error, inner)  # type: ignore[method-assign]
         await super()._read_data()
         # Nothing more will arrive. Hypercorn leaves the idle timer running, and the
         # connection (its socket too) waits for it: up to keep_alive_timeout after the
@@ -83,3 +103,29 @@ class ServiceConnection(TCPServer):
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + CLOSE_DEADLINE
             await super()._close()
+
+
+async def send_json_error(
+    protocol: H11Protocol,
+    status_code: int,
+    *,
+    code: str | None = None,
+    message: str | None = None,
+) -> None:
+    """Hypercorn's own error answer (H11Protocol._send_error_response), as JSON."""
+    request_id = request_id_for(None)
+    code = code or code_for_status(status_code)
+    limit = protocol.config.h11_max_incomplete_size
+    message = message or _MESSAGES.get(status_code, "the request was refused").format(limit=limit)
+    body = error_json(code, message, request_id)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        (b"x-request-id", request_id.encode()),
+        *protocol.config.response_headers("h11"),
+    ]
+    await protocol._send_h11_event(h11.Response(status_code=status_code, headers=headers))
+    await protocol._send_h11_event(h11.Data(data=body))
+    await protocol._send_h11_event(h11.EndOfMessage())
+    access_log.line("-", "-", status_code, time.perf_counter(), request_id, f" {code}")

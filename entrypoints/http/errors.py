@@ -51,6 +51,7 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     431: "headers_too_large",
+    501: "not_implemented",
 }
 
 
@@ -65,6 +66,10 @@ def error_json(code: str, message: str, request_id: str) -> bytes:
     """The error body for answers made outside Quart (the server's own refusals)."""
     body = {"error": {"code": code, "message": message, "request_id": request_id}}
     return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
+def code_for_status(status: int) -> str:
+    return _HTTP_CODES.get(status, "http_error")
 
 
 def request_id() -> str:
@@ -126,7 +131,7 @@ async def on_domain_error(error: DomainError) -> Response:
 
 async def on_http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    code = _HTTP_CODES.get(status, "http_error")
+    code = code_for_status(status)
     message = error.description or error.name
     response = error_response(status, code, message)
     # Keep what the exception says about itself, e.g. 405's Allow (required by RFC 9110).
