@@ -1,8 +1,10 @@
 """`conversation-service serve`: Hypercorn's trio worker inside one trio-asyncio loop.
 
-Shutdown (SIGTERM or SIGINT): stop taking messages, let running replies finish for up to
-`shutdown_grace` seconds, cancel the rest (stored as incomplete, their streams told
-"shutting_down"), then stop the HTTP server and exit 0.
+Shutdown (SIGTERM or SIGINT): stop listening (new connections are refused; requests on open
+ones are still answered, each answer closing its connection), stop taking messages, let
+running replies finish for up to `shutdown_grace` seconds, cancel the rest (stored as
+incomplete, their streams told "shutting_down"), then stop the HTTP server (requests still
+in flight finish or are answered 503 `shutting_down`, idle connections are closed) and exit 0.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from hypercorn.config import Config
 
 from conversation_service.domain.model import AccessRole
 from conversation_service.entrypoints.bootstrap import Services, open_services
-from conversation_service.entrypoints.http.answer_guard import AnswerGuard
+from conversation_service.entrypoints.http.answer_guard import AnswerGuard, HttpLifecycle
 from conversation_service.entrypoints.http.app import create_app
 from conversation_service.entrypoints.http.connection import CLOSE_DEADLINE
 from conversation_service.entrypoints.http.hypercorn_worker import HttpServer, open_http_server
@@ -101,12 +103,14 @@ async def running_server(
     """
     ensure_descriptors(settings.max_connections)
     async with trio_asyncio.open_loop(), open_services(settings) as services:
-        app = create_app(services.http)
+        lifecycle = HttpLifecycle()
+        app = create_app(services.http, lifecycle)
         app.config.update(app_config or {})
-        guarded = AnswerGuard(app, send_deadline=settings.send_timeout + CLOSE_DEADLINE)
+        guarded = AnswerGuard(app, lifecycle, send_deadline=settings.send_timeout + CLOSE_DEADLINE)
         async with open_http_server(
             guarded,
             hypercorn_config(settings),
+            lifecycle=lifecycle,
             max_connections=settings.max_connections,
             send_timeout=settings.send_timeout,
         ) as http:
@@ -115,6 +119,7 @@ async def running_server(
             finally:
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = trio.current_time() + settings.shutdown_grace + 15
+                    http.stop_listening()
                     await _shut_down(services, settings)
                     await http.stop()
 

@@ -9,8 +9,10 @@ from werkzeug.exceptions import HTTPException, RequestHeaderFieldsTooLarge
 
 from conversation_service.domain.errors import DomainError
 from conversation_service.entrypoints.http import access_log
+from conversation_service.entrypoints.http.answer_guard import STOPPING_MESSAGE, HttpLifecycle
 from conversation_service.entrypoints.http.docs_routes import build_docs_routes
 from conversation_service.entrypoints.http.errors import (
+    ShuttingDown,
     on_domain_error,
     on_http_error,
     on_unexpected,
@@ -19,8 +21,13 @@ from conversation_service.entrypoints.http.errors import (
 from conversation_service.entrypoints.http.routes import HttpDeps, build_routes
 
 
-def create_app(deps: HttpDeps) -> QuartTrio:
-    """The HTTP app over an already running service."""
+def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartTrio:
+    """The HTTP app over an already running service.
+
+    `lifecycle` is the HTTP server's shutdown state (see answer_guard); without one the app
+    never refuses a request as stopping.
+    """
+    lifecycle = lifecycle or HttpLifecycle()
     # No static folder: Quart would otherwise serve ./static from the working directory.
     app = QuartTrio("conversation_service", static_folder=None)
     app.config.update(
@@ -48,6 +55,8 @@ def create_app(deps: HttpDeps) -> QuartTrio:
         # Read the whole body (capped by size and time) before any answer: Hypercorn closes
         # a connection answered before its body arrived, under a client still sending it.
         await request.get_data()
+        if lifecycle.stopping:
+            raise ShuttingDown(STOPPING_MESSAGE)
 
     if deps.settings.cors_origins:
         # Off unless the operator lists the origins that may call the API from a browser.

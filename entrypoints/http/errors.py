@@ -32,6 +32,12 @@ log = logging.getLogger("conversation_service.http")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # a client's X-Request-Id we keep
 
 
+class ShuttingDown(Unavailable):
+    """The HTTP server is stopping: the request was not handled."""
+
+    code = "shutting_down"
+
+
 STATUS: list[tuple[type[DomainError], int]] = [
     (InvalidField, 400),
     (Unauthenticated, 401),
@@ -124,7 +130,7 @@ async def on_domain_error(error: DomainError) -> Response:
         response.headers["WWW-Authenticate"] = 'Bearer realm="conversation-service"'
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    if status >= 500:
+    if status >= 500 and not isinstance(error, ShuttingDown):  # that one is expected
         log.warning("request %s: %s", request_id(), error)
     return await _settled(response)
 

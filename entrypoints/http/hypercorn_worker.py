@@ -1,11 +1,18 @@
-"""Hypercorn's trio worker, with a cap on open connections.
+"""Hypercorn's trio worker, with a cap on open connections and a shutdown that answers.
 
-Hypercorn's `serve` accepts without limit: each connection holds a file descriptor, until
-the process runs out of them. This worker runs the same pieces (Hypercorn's lifespan,
-TCPServer and protocols) around its own accept loop: at most `max_connections` connections
-are served at once; one past that is answered 503 `too_many_connections` and closed at
-once, in the accept loop itself, so the server never holds more than one socket beyond the
-cap, and only for that moment.
+Hypercorn's `serve` accepts without limit (each idle connection holds a file descriptor
+until the process runs out of them) and, when it stops, closes its listening socket with
+connections still queued in the kernel (each one reset, request and all). This worker runs
+the same pieces (Hypercorn's lifespan, TCPServer and protocols) around its own accept loop:
+
+- at most `max_connections` connections are served at once; one past that is answered 503
+  `too_many_connections` and closed at once, in the accept loop itself, so the server never
+  holds more than one socket beyond the cap, and only for that moment;
+- `stop_listening` takes every connection the kernel has queued and closes the listening
+  socket right after, in one step: later connection attempts are refused, and none that
+  was accepted is reset;
+- `stop` lets requests in flight finish (up to `config.graceful_timeout`), answers 503
+  `shutting_down` to the rest and to any that arrive meanwhile, and closes idle connections.
 """
 
 from __future__ import annotations
@@ -23,8 +30,12 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ASGIFramework, LifespanState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
-from conversation_service.entrypoints.http.connection import CLOSE_DEADLINE, ServiceConnection
-from conversation_service.entrypoints.http.errors import error_json, request_id_for
+from conversation_service.entrypoints.http.answer_guard import HttpLifecycle
+from conversation_service.entrypoints.http.connection import (
+    CLOSE_DEADLINE,
+    ServiceConnection,
+    refuse,
+)
 
 log = logging.getLogger("conversation_service.server")
 
@@ -51,12 +62,14 @@ class HttpServer:
         app: AppWrapper,
         config: Config,
         *,
+        lifecycle: HttpLifecycle,
         max_connections: int,
         send_timeout: float,
         nursery: trio.Nursery,
     ) -> None:
         self.app = app
         self.config = config
+        self.lifecycle = lifecycle
         self.max_connections = max_connections
         self.send_timeout = send_timeout
         self.context = WorkerContext(None)
@@ -73,27 +86,48 @@ class HttpServer:
         return len(self._connections)
 
     async def wait_for_no_connections(self) -> None:
+        """Until every connection has ended."""
         while self._connections:
             await self._changed.wait()
 
-    async def stop(self) -> None:
-        """Stop listening, close idle connections, let the others end (up to
-        `config.graceful_timeout`), then cancel what is left."""
+    def stop_listening(self) -> None:
+        """Refuse new connections from now on; answers close their connection."""
+        self.lifecycle.draining = True
         for scope in self._accepting:
             scope.cancel()
-        await self.context.terminated.set()
+
+    async def stop(self) -> None:
+        """Finish or refuse what is in flight, close every connection, then return."""
+        self.stop_listening()
+        self.lifecycle.stop()  # new requests are answered 503; idle connections close
         with trio.move_on_after(self.config.graceful_timeout):
+            await self.lifecycle.wait_for_requests()
+        if self.lifecycle.requests_in_flight:
+            log.info("%d requests still running: answering 503", self.lifecycle.requests_in_flight)
+        self.lifecycle.cancel_requests()
+        for connection in self._connections:
+            connection.hurry(CLOSE_DEADLINE)
+        with trio.move_on_after(2 * CLOSE_DEADLINE):
             await self.wait_for_no_connections()
+        if self._connections:
+            log.info("closing %d connections that did not end", len(self._connections))
         self._nursery.cancel_scope.cancel()
 
     async def listen(self, sock: socket.socket) -> None:
         accepting = trio.CancelScope()
         self._accepting.append(accepting)
-        with sock, accepting:
-            while True:
-                await trio.lowlevel.wait_readable(sock)
-                if not self._accept_queued(sock, ACCEPT_BATCH):
-                    await trio.sleep(0.1)  # out of descriptors: as trio.serve_listeners
+        if self.lifecycle.draining:
+            accepting.cancel()
+        with sock:
+            with accepting:
+                while True:
+                    await trio.lowlevel.wait_readable(sock)
+                    if not self._accept_queued(sock, ACCEPT_BATCH):
+                        await trio.sleep(0.1)  # out of descriptors: as trio.serve_listeners
+            # Stopping: whatever the kernel has queued was sent by clients that connected
+            # in time; take it (the queue holds `backlog`; the bound stops a flood from
+            # keeping this loop going), then close (leaving `with sock`) with no await between.
+            self._accept_queued(sock, 2 * self.config.backlog)
 
     def _accept_queued(self, sock: socket.socket, limit: int) -> bool:
         """Accept up to `limit` queued connections; False when out of capacity."""
@@ -112,7 +146,13 @@ class HttpServer:
                 raise
             taken += 1
             if len(self._connections) >= self.max_connections:
-                self._refuse(conn)
+                if self._refused % 100 == 0:
+                    log.warning(
+                        "%d connections open, the most allowed (max_connections): refusing more",
+                        len(self._connections),
+                    )
+                self._refused += 1
+                refuse(conn)
             else:
                 self._serve(conn)
         return True
@@ -125,6 +165,7 @@ class HttpServer:
             self.context,
             self.lifespan_state.copy(),  # type: ignore[arg-type]
             stream,
+            lifecycle=self.lifecycle,
             send_timeout=self.send_timeout,
         )
         self._connections.add(connection)  # counted from now, before its task starts
@@ -141,51 +182,13 @@ class HttpServer:
             self._changed.set()
             self._changed = trio.Event()
 
-    def _refuse(self, conn: socket.socket) -> None:
-        """Answer 503 and close, synchronously: the socket is never held past this call."""
-        if self._refused % 100 == 0:
-            log.warning(
-                "%d connections open, the most allowed (max_connections): refusing more",
-                len(self._connections),
-            )
-        self._refused += 1
-        request_id = request_id_for(None)
-        body = error_json(
-            "too_many_connections",
-            "the server has as many connections open as it may; try again shortly",
-            request_id,
-        )
-        head = (
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\nretry-after: 1\r\n"
-            f"x-request-id: {request_id}\r\n\r\n"
-        )
-        try:
-            conn.setblocking(False)
-            conn.send(head.encode() + body)  # a new socket's send buffer takes it whole
-            _discard_received(conn)
-        except OSError:
-            pass  # the client is gone already
-        finally:
-            conn.close()
-
-
-def _discard_received(conn: socket.socket) -> None:
-    """Read what the client already sent: closing with unread bytes would reset the
-    connection, and the client could lose the answer."""
-    for _ in range(16):
-        try:
-            if not conn.recv(65536):
-                return
-        except BlockingIOError:
-            return
-
 
 @asynccontextmanager
 async def open_http_server(
     app: ASGIFramework,
     config: Config,
     *,
+    lifecycle: HttpLifecycle,
     max_connections: int,
     send_timeout: float,
 ) -> AsyncIterator[HttpServer]:
@@ -201,6 +204,7 @@ async def open_http_server(
             server = HttpServer(
                 wrapped,
                 config,
+                lifecycle=lifecycle,
                 max_connections=max_connections,
                 send_timeout=send_timeout,
                 nursery=nursery,
@@ -217,7 +221,9 @@ async def open_http_server(
                 yield server
             finally:
                 with trio.CancelScope(shield=True) as scope:
-                    scope.deadline = trio.current_time() + config.graceful_timeout + CLOSE_DEADLINE
+                    scope.deadline = (
+                        trio.current_time() + config.graceful_timeout + 6 * CLOSE_DEADLINE
+                    )
                     await server.stop()
         await lifespan.wait_for_shutdown()
         lifespan_nursery.cancel_scope.cancel()
