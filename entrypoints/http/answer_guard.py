@@ -77,7 +77,6 @@ class HttpLifecycle:
         """Stop every request still handled: each one that has not begun its answer is
         answered 503 instead. (Later ones are answered 503 by the app, once their body
         is read: answered with its body unread, a client could see its connection reset.)"""
-        self.stop()
         for scope in self._requests:
             scope.cancel()
 

@@ -63,6 +63,7 @@ class HttpServer:
         config: Config,
         *,
         lifecycle: HttpLifecycle,
+        lifespan_state: LifespanState,
         max_connections: int,
         send_timeout: float,
         nursery: trio.Nursery,
@@ -73,17 +74,13 @@ class HttpServer:
         self.max_connections = max_connections
         self.send_timeout = send_timeout
         self.context = WorkerContext(None)
-        self.lifespan_state: LifespanState = {}
+        self.lifespan_state = lifespan_state  # what the app's startup left for requests
         self.base_urls: list[str] = []
         self._nursery = nursery
         self._connections: set[ServiceConnection] = set()
         self._changed = trio.Event()
         self._accepting: list[trio.CancelScope] = []  # one per listening socket
         self._refused = 0
-
-    @property
-    def open_connections(self) -> int:
-        return len(self._connections)
 
     async def wait_for_no_connections(self) -> None:
         """Until every connection has ended."""
@@ -205,11 +202,11 @@ async def open_http_server(
                 wrapped,
                 config,
                 lifecycle=lifecycle,
+                lifespan_state=lifespan_state,
                 max_connections=max_connections,
                 send_timeout=send_timeout,
                 nursery=nursery,
             )
-            server.lifespan_state = lifespan_state
             for sock in sockets:
                 sock.listen(config.backlog)
                 sock.setblocking(False)
