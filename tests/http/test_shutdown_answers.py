@@ -105,7 +105,7 @@ async def test_requests_during_sigterm_under_load_all_get_whole_answers(tmp_path
     assert tally.after_signal > 0 and tally.closing > 0
 
 
-async def test_requests_in_flight_when_the_http_server_stops_are_answered_503(
+async def test_requests_taken_when_the_http_server_stops_are_answered_503(
     tmp_path: Path,
 ) -> None:
     served = await trio.to_thread.run_sync(
@@ -128,6 +128,8 @@ async def test_requests_in_flight_when_the_http_server_stops_are_answered_503(
             await late.send_all(head + b'{"title": ')
             stuck = await connect(served.base_url)  # its body never ends
             await stuck.send_all(head + b'{"title": ')
+            halfway = await connect(served.base_url)  # idle, its request head half sent
+            await halfway.send_all(b"GET /healthz HTTP/1.1\r\nHost: te")
             await trio.sleep(0.2)  # let the server read both heads (either way, a 503)
             served.process.send_signal(signal.SIGTERM)
             await Reader(idle).closed()  # the HTTP server is stopping now
@@ -135,7 +137,7 @@ async def test_requests_in_flight_when_the_http_server_stops_are_answered_503(
                 await late.send_all(b'"late"}    ')
             except trio.BrokenResourceError:
                 pass  # answered already, as the stop found its head in the socket
-            for stream in (late, stuck):
+            for stream in (late, stuck, halfway):
                 reader = Reader(stream)
                 answer = await reader.answer()
                 assert answer.status == 503, answer
