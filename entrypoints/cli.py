@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rate-limit", help='requests per token, e.g. "600/minute"')
     serve.add_argument("--max-streams-per-org", type=int, help="concurrent streams per org (32)")
     serve.add_argument("--shutdown-grace", type=float, help="seconds replies get to finish (10)")
+    serve.add_argument(
+        "--max-connections", type=int, help="client connections served at once (512)"
+    )
 
     org = commands.add_parser("org", help="manage organisations").add_subparsers(
         dest="action", required=True

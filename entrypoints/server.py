@@ -1,30 +1,33 @@
 """`conversation-service serve`: Hypercorn's trio worker inside one trio-asyncio loop.
 
-Shutdown (SIGTERM or SIGINT): stop taking messages, let running replies finish for up to
-`shutdown_grace` seconds, cancel the rest (stored as incomplete, their streams told
-"shutting_down"), then stop the HTTP server and exit 0.
+Shutdown (SIGTERM or SIGINT): stop listening (new connections are refused; requests on open
+ones are still answered, each answer closing its connection), stop taking messages, let
+running replies finish for up to `shutdown_grace` seconds, cancel the rest (stored as
+incomplete, their streams told "shutting_down"), then stop the HTTP server (requests still
+in flight finish or are answered 503 `shutting_down`, idle connections are closed) and exit 0.
 """
 
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 import attrs
 import trio
 import trio_asyncio
 from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
 
 from conversation_service.domain.model import AccessRole
 from conversation_service.entrypoints.bootstrap import Services, open_services
+from conversation_service.entrypoints.http.answer_guard import AnswerGuard, HttpLifecycle
 from conversation_service.entrypoints.http.app import create_app
-from conversation_service.entrypoints.http.send_timeout import install_send_timeout
-from conversation_service.entrypoints.settings import Settings
+from conversation_service.entrypoints.http.connection import CLOSE_DEADLINE
+from conversation_service.entrypoints.http.hypercorn_worker import HttpServer, open_http_server
+from conversation_service.entrypoints.settings import Settings, SettingsError
 
 log = logging.getLogger("conversation_service")
 
@@ -42,6 +45,27 @@ def hypercorn_config(settings: Settings) -> Config:
     # request head arrived) and slow bodies by Quart's BODY_TIMEOUT.
     config.keep_alive_timeout = settings.keep_alive_timeout
     return config
+
+
+# Descriptors the process needs besides its client connections: the database and its
+# journal, connections to model providers, trio's own, stdio.
+FD_RESERVE = 128
+
+
+def ensure_descriptors(max_connections: int) -> None:
+    """Raise the soft limit on open files when `max_connections` needs it (up to the hard
+    limit); refuse to start when even that is too low."""
+    need = max_connections + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+        return
+    raise SettingsError(
+        f"max_connections {max_connections} needs {need} open files, and this process may "
+        f"open {hard} at most (ulimit -n): lower max_connections or raise the limit"
+    )
 
 
 async def _first_run(services: Services, base_url: str) -> None:
@@ -66,6 +90,7 @@ async def _first_run(services: Services, base_url: str) -> None:
 class RunningServer:
     services: Services
     base_url: str
+    http: HttpServer
 
 
 @asynccontextmanager
@@ -76,27 +101,27 @@ async def running_server(
 
     `app_config` overrides Quart settings (tests use it to shorten Quart's timeouts).
     """
-    install_send_timeout(settings.send_timeout)
+    ensure_descriptors(settings.max_connections)
     async with trio_asyncio.open_loop(), open_services(settings) as services:
-        app = create_app(services.http)
+        lifecycle = HttpLifecycle()
+        app = create_app(services.http, lifecycle)
         app.config.update(app_config or {})
-        http_stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(
-                partial(
-                    hypercorn_serve,
-                    app,
-                    hypercorn_config(settings),
-                    shutdown_trigger=http_stop.wait,
-                )
-            )
+        guarded = AnswerGuard(app, lifecycle, send_deadline=settings.send_timeout + CLOSE_DEADLINE)
+        async with open_http_server(
+            guarded,
+            hypercorn_config(settings),
+            lifecycle=lifecycle,
+            max_connections=settings.max_connections,
+            send_timeout=settings.send_timeout,
+        ) as http:
             try:
-                yield RunningServer(services=services, base_url=binds[0])
+                yield RunningServer(services=services, base_url=http.base_urls[0], http=http)
             finally:
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = trio.current_time() + settings.shutdown_grace + 15
+                    http.stop_listening()
                     await _shut_down(services, settings)
-                    http_stop.set()
+                    await http.stop()
 
 
 async def serve(settings: Settings) -> None:

@@ -32,6 +32,9 @@ class Settings:
     send_timeout: float = 30.0  # a client that accepts no bytes for this long is dropped
     body_timeout: float = 30.0  # a request body still arriving after this is refused
     keep_alive_timeout: float = 5.0  # idle connections (and slow request heads) are closed
+    # Client connections served at once; one more is answered 503 and closed. Each holds a
+    # file descriptor: the default stays well under the common limit of 1024 per process.
+    max_connections: int = 512
     secret_key: str | None = None  # Fernet key for stored model keys; else a key file
     secret_key_file: Path | None = None  # None: <data_dir>/secret.key, made on first start
     allow_private_model_urls: bool = False  # org models may call loopback/private addresses
@@ -78,6 +81,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "send_timeout": ("send_timeout", float),
     "body_timeout": ("body_timeout", float),
     "keep_alive_timeout": ("keep_alive_timeout", float),
+    "max_connections": ("max_connections", int),
     "secret_key": ("secret_key", str),
     "secret_key_file": ("secret_key_file", Path),
     "allow_private_model_urls": ("allow_private_model_urls", parse_bool),
@@ -122,6 +126,7 @@ def _check(settings: Settings) -> None:
         "max_streams_per_org",
         "max_queued_per_session",
         "max_replies_per_org",
+        "max_connections",
         "max_body_bytes",
         "max_title_chars",
         "max_message_chars",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
-
 from quart import Response, g, request
 from quart_cors import cors
 from quart_trio import QuartTrio
@@ -12,19 +9,25 @@ from werkzeug.exceptions import HTTPException, RequestHeaderFieldsTooLarge
 
 from conversation_service.domain.errors import DomainError
 from conversation_service.entrypoints.http import access_log
+from conversation_service.entrypoints.http.answer_guard import STOPPING_MESSAGE, HttpLifecycle
 from conversation_service.entrypoints.http.docs_routes import build_docs_routes
 from conversation_service.entrypoints.http.errors import (
+    ShuttingDown,
     on_domain_error,
     on_http_error,
     on_unexpected,
+    request_id_for,
 )
 from conversation_service.entrypoints.http.routes import HttpDeps, build_routes
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
+def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartTrio:
+    """The HTTP app over an already running service.
 
-def create_app(deps: HttpDeps) -> QuartTrio:
-    """The HTTP app over an already running service."""
+    `lifecycle` is the HTTP server's shutdown state (see answer_guard); without one the app
+    never refuses a request as stopping.
+    """
+    lifecycle = lifecycle or HttpLifecycle()
     # No static folder: Quart would otherwise serve ./static from the working directory.
     app = QuartTrio("conversation_service", static_folder=None)
     app.config.update(
@@ -41,17 +44,19 @@ def create_app(deps: HttpDeps) -> QuartTrio:
     @app.before_request
     async def assign_request_id() -> None:
         access_log.start_request()
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        # Hypercorn caps a head still arriving; one that arrives whole is capped here.
+        g.request_id = request_id_for(request.headers.get("X-Request-Id"))
+        # Hypercorn's h11 layer caps a head still arriving (connection.py gives its 431 the
+        # JSON body); one that arrives whole is capped here.
         size = sum(len(name) + len(value) + 4 for name, value in request.headers.items())
         if size > deps.settings.max_header_bytes:
             raise RequestHeaderFieldsTooLarge(
                 f"request headers are {size} bytes; at most {deps.settings.max_header_bytes}"
             )
-        # Read the whole body (capped by size and time) before any answer: Hypercorn 0.18
-        # wedges a keep-alive connection answered before its request body arrived.
+        # Read the whole body (capped by size and time) before any answer: Hypercorn closes
+        # a connection answered before its body arrived, under a client still sending it.
         await request.get_data()
+        if lifecycle.stopping:
+            raise ShuttingDown(STOPPING_MESSAGE)
 
     if deps.settings.cors_origins:
         # Off unless the operator lists the origins that may call the API from a browser.

@@ -6,8 +6,11 @@ ever reaches a client; the unexpected ones are logged with the request id instea
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
+import uuid
 
 from quart import Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -25,6 +28,15 @@ from conversation_service.domain.errors import (
 from conversation_service.ports.storage import StorageUnavailable
 
 log = logging.getLogger("conversation_service.http")
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # a client's X-Request-Id we keep
+
+
+class ShuttingDown(Unavailable):
+    """The HTTP server is stopping: the request was not handled."""
+
+    code = "shutting_down"
+
 
 STATUS: list[tuple[type[DomainError], int]] = [
     (InvalidField, 400),
@@ -45,7 +57,25 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     431: "headers_too_large",
+    501: "not_implemented",
 }
+
+
+def request_id_for(incoming: str | None) -> str:
+    """The client's X-Request-Id when it is a sane one, else a new id."""
+    if incoming and REQUEST_ID.match(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def error_json(code: str, message: str, request_id: str) -> bytes:
+    """The error body for answers made outside Quart (the server's own refusals)."""
+    body = {"error": {"code": code, "message": message, "request_id": request_id}}
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
+def code_for_status(status: int) -> str:
+    return _HTTP_CODES.get(status, "http_error")
 
 
 def request_id() -> str:
@@ -70,10 +100,11 @@ def status_of(error: DomainError) -> int:
 async def _settled(response: Response, *, wait: bool = True) -> Response:
     """The answer, once the rest of the request body (at most MAX_CONTENT_LENGTH) has arrived.
 
-    Hypercorn 0.18 leaves a keep-alive connection stuck, neither answering the next request
-    nor closing it, when an answer goes out before the request body has arrived (a 401 or
-    405 decided on the headers alone, the body in a later packet). A body too big or too
-    slow to wait for gets `Connection: close` instead, so clients do not reuse it.
+    Hypercorn closes the connection when an answer goes out before the request body has
+    arrived (a 401 or 405 decided on the headers alone, the body in a later packet): the
+    client, still sending its body, would meet a closed socket and could lose the answer.
+    A body too big or too slow to wait for gets `Connection: close` instead, so clients do
+    not reuse it.
     """
     if wait:
         try:
@@ -99,14 +130,14 @@ async def on_domain_error(error: DomainError) -> Response:
         response.headers["WWW-Authenticate"] = 'Bearer realm="conversation-service"'
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    if status >= 500:
+    if status >= 500 and not isinstance(error, ShuttingDown):  # that one is expected
         log.warning("request %s: %s", request_id(), error)
     return await _settled(response)
 
 
 async def on_http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    code = _HTTP_CODES.get(status, "http_error")
+    code = code_for_status(status)
     message = error.description or error.name
     response = error_response(status, code, message)
     # Keep what the exception says about itself, e.g. 405's Allow (required by RFC 9110).

@@ -45,9 +45,11 @@ class Served:
                 self.process.kill()
 
 
-def serve(data_dir: Path, *extra: str, timeout: float = 30) -> Served:
-    """Start the server on a free port and wait for its ready line."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def serve(
+    data_dir: Path, *extra: str, timeout: float = 30, env: dict[str, str] | None = None
+) -> Served:
+    """Start the server on a free port and wait for its ready line (`env`: extra variables)."""
+    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [*COMMAND, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
         stdout=subprocess.PIPE,
