@@ -14,20 +14,27 @@ Three processes besides this one, all on loopback:
 
 Each figure is measured directly against the upstream, then through the service:
 
-1. time to first content, one stream at a time (p50, p95; the service's also as overhead);
+1. time to first content, one stream at a time (p50, p95; the service's also as overhead,
+   and its time to the `start` event);
 2. completed replies/s, `--clients` clients streaming back to back, no upstream delay;
 3. content chunks/s through one process: as 2, with `--long-chunks` chunk replies;
 4. open streams held: N streams of 200 chunks 20 ms apart opened over `--ramp` seconds, each
-   on its own connection; held when p95 time to first content <= 1 s and nothing failed;
-5. the service's RSS idle (sessions made, before any load) and during the 300-stream phase.
+   on its own connection; held when p95 time to first content <= 1 s and nothing failed.
+   Every N up to 300 is tried, a larger one when the one before held and its loopback
+   sockets (2 a connection; the service's streams take 2 connections) fit `--max-sockets`
+   (1,200: so 500 direct but not 1,000 unless raised);
+5. the service's RSS idle (1 s after it started; also with the bench's sessions made) and
+   at its largest during the 300-stream phase.
 
 1 and 2 run on sessions with 20 earlier messages (fresh sessions for each phase; replies add
-two messages each, so the printed context range shows how far a phase moved them) and with
+two messages each, so the printed prompt range shows how far a phase moved them) and with
 300 (trimmed to the model's context window: the `start` events' trimmed_messages is checked).
-3 uses 20-message sessions, 4 new sessions without history.
+3 uses 20-message sessions, 4 new sessions without history. The direct requests carry the
+same number of earlier messages as the service would send. Service lines also say how many
+connections the service opened to the upstream for its replies.
 
-    .venv/bin/python bench/gateway_bench.py            # the full run, about 4 minutes
-    .venv/bin/python bench/gateway_bench.py --quick    # a smoke run, well under a minute
+    .venv/bin/python bench/gateway_bench.py            # the full run, about 3 minutes
+    .venv/bin/python bench/gateway_bench.py --quick    # a smoke run, about 30 s
 """
 
 from __future__ import annotations
@@ -251,7 +258,8 @@ class Bench:
     def throughput(self, what: str, chunks: int, history: int, sessions: list[str]) -> float:
         a = self.args
         print(f"\n{what}: {a.clients} clients back to back for {a.seconds:g} s, "
-              f"{chunks}-chunk replies, no upstream delay, {history} earlier messages")  # fmt: skip
+              f"{chunks}-chunk replies, no upstream delay, {len(sessions)} sessions of "
+              f"{history} earlier messages")  # fmt: skip
         common = {"clients": a.clients, "seconds": a.seconds, "warmup": a.warmup}
         common |= {"chunks": chunks, "history": history}
         figures = []
@@ -347,6 +355,7 @@ class Bench:
         a = self.args
         began = time.monotonic()
         self.start()
+        time.sleep(1)
         rss_fresh = memory_mib(self.service.pid)
         print(f"gateway bench: mock upstream pid {self.upstream.pid}, service pid "
               f"{self.service.pid}, load generator pid {self.generator.pid} (trio, raw sockets); "
@@ -359,12 +368,16 @@ class Bench:
             if not check["whole"]:
                 raise SystemExit(1)
         # Every session up front, then the idle memory, then their histories.
-        fresh = {name: self.run("sessions", count=a.clients)["sessions"] for name in "ABCD"}
+        spc = a.sessions_per_client
+        fresh = {
+            name: self.run("sessions", count=a.clients * (1 if name == "D" else spc))["sessions"]
+            for name in "ABCD"
+        }
         most = max([n for n in a.open_levels if 4 * n <= a.max_sockets] or [0])
         open_sessions = self.run("sessions", count=most)["sessions"]
         time.sleep(1)
         rss_idle = memory_mib(self.service.pid)
-        count = 4 * a.clients + most + 1
+        count = sum(map(len, fresh.values())) + most + 1
         print(f"service RSS idle: {rss_fresh:.1f} MiB just started, {rss_idle:.1f} MiB with "
               f"{count} sessions made (before any load)")  # fmt: skip
         print("\nsessions with history (through the service, the mock answering at once):")
@@ -384,7 +397,8 @@ class Bench:
               "during the 300-stream phase "
               f"{'-' if rss_300 is None else f'{rss_300:.1f} MiB'}, "
               f"peak (VmHWM) {memory_mib(self.service.pid, 'VmHWM'):.1f} MiB")  # fmt: skip
-        self.row("service RSS idle", "-", f"{rss_idle:.0f} MiB", "<= 80 MiB", rss_idle <= 80)
+        self.row("service RSS idle (just started)", "-", f"{rss_fresh:.0f} MiB", "<= 80 MiB",
+                 rss_fresh <= 80)  # fmt: skip
         self.row(
             "service RSS at 300 open streams",
             "-",
@@ -413,22 +427,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--quick", action="store_true", help="a smoke run: small numbers everywhere")
     add("--ttfc-streams", type=int, help="sequential streams for (1) (200; quick 20)")
-    add("--seconds", type=float, help="measured seconds of each (2)/(3) phase (8; quick 1.5)")
+    add("--seconds", type=float, help="measured seconds of each (2)/(3) phase (10; quick 1.5)")
     add("--warmup", type=float, help="seconds before (2)/(3) count (1; quick 0.3)")
     add("--clients", type=int, help="concurrent clients of (2)/(3) (16; quick 4)")
     add("--chunks", type=int, default=50, help="chunks of a reply in (1) and (2)")
     add("--long-chunks", type=int, help="chunks of a reply in (3) (500; quick 100)")
-    add("--open-levels", help="N tried in (4), comma-separated (100,300,500; quick 20,50)")
+    add("--open-levels", help="N tried in (4), comma-separated (100,300,500,1000; quick 20,50)")
     add("--open-chunks", type=int, default=200, help="chunks of a reply in (4)")
     add("--open-delay-ms", type=int, default=20, help="upstream delay between chunks in (4)")
     add("--ramp", type=float, help="seconds over which (4) opens its streams (1; quick 0.5)")
     add("--max-sockets", type=int, default=1200, help="loopback sockets (4) may hold at once")
     add("--history", type=int, default=20, help="earlier messages of a realistic session")
+    add("--sessions-per-client", type=int, default=1,
+        help="realistic sessions a client of (2)/(3) takes turns on (fewer messages added to "
+        "each as a phase runs; the long sessions stay one a client)")  # fmt: skip
     add("--long-history", type=int, help="earlier messages of a long session (300; quick 60)")
     add("--context-window", type=int, help="tokens of the bench model (8192; quick 3072)")
     args = parser.parse_args(argv)
-    full = {"ttfc_streams": 200, "seconds": 8.0, "warmup": 1.0, "clients": 16, "long_chunks": 500,
-            "open_levels": "100,300,500", "ramp": 1.0, "long_history": 300,
+    full = {"ttfc_streams": 200, "seconds": 10.0, "warmup": 1.0, "clients": 16, "long_chunks": 500,
+            "open_levels": "100,300,500,1000", "ramp": 1.0, "long_history": 300,
             "context_window": 8192}  # fmt: skip
     quick = {"ttfc_streams": 20, "seconds": 1.5, "warmup": 0.3, "clients": 4, "long_chunks": 100,
              "open_levels": "20,50", "open_chunks": 50, "ramp": 0.5, "long_history": 60,

@@ -487,7 +487,8 @@ class Generator:
         """`clients` clients streaming replies back to back; what completes in the window
         [warmup, warmup + seconds] is counted, then each client finishes its reply."""
         target = Target(self.config, kind)
-        requests = self.requests(target, sessions, clients, user_message(chunks), history)
+        count = max(clients, len(sessions or ()))  # a client takes turns on its sessions
+        requests = self.requests(target, sessions, count, user_message(chunks), history)
         now = time.perf_counter()
         start, end = now + warmup, now + warmup + seconds
         counted = {"events": 0, "replies": 0}
@@ -499,13 +500,15 @@ class Generator:
             if start <= time.perf_counter() <= end:
                 counted["events"] += n
 
-        async def client(request: bytes) -> None:
+        async def client(mine: list[bytes]) -> None:
             conn = Connection(target.port)
+            turn = 0
             try:
                 while time.perf_counter() < end:
+                    turn += 1
                     try:
-                        _, first = await stream_reply(
-                            conn, target, request, chunks, time.perf_counter(), tally
+                        _, began = await stream_reply(
+                            conn, target, mine[turn % len(mine)], chunks, time.perf_counter(), tally
                         )
                     except Failure as failure:
                         errors[str(failure)] += 1
@@ -513,8 +516,8 @@ class Generator:
                         continue
                     if start <= time.perf_counter() <= end:
                         counted["replies"] += 1
-                    if first:
-                        starts.append(first)
+                    if began:
+                        starts.append(began)
             finally:
                 await conn.aclose()
 
@@ -527,8 +530,8 @@ class Generator:
         with trio.fail_after(warmup + seconds + 300):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(edges)
-                for request in requests:
-                    nursery.start_soon(client, request)
+                for i in range(clients):
+                    nursery.start_soon(client, requests[i::clients])
         return {
             **result,
             "seconds": seconds,
