@@ -54,7 +54,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 MODEL_ID = "6d6f636b-0000-4000-8000-000000000001"
-BOUND = 85.0  # a process over this share of one core is taken as the limit of its phase
+BOUND = 85.0  # a process over this share of one core is taken as its phase's limit (a "!")
 
 
 def memory_mib(pid: int, field: str = "VmRSS") -> float:
@@ -80,6 +80,7 @@ class Bench:
         self.args, self.tmp = args, tmp
         self.processes: list[subprocess.Popen[str]] = []
         self.table: list[tuple[str, str, str, str, bool | None]] = []
+        self.others: list[float] = []  # other processes' CPU share in each measured window
 
     # -- processes ------------------------------------------------------------------------
 
@@ -192,7 +193,8 @@ class Bench:
         parts = [
             f"{name} {pct[name]:3.0f}%" + ("!" if pct[name] >= BOUND else "") for name in names
         ]
-        text = "CPU " + ", ".join(parts)
+        text = "CPU " + ", ".join(parts) + f", other processes {pct['others']:3.0f}%"
+        self.others.append(pct["others"])
         if kind == "service":
             text += f"; service RSS {memory_mib(self.service.pid):.0f} MiB"
         seen = result.get("upstream_seen")
@@ -407,8 +409,11 @@ class Bench:
             None if rss_300 is None else rss_300 <= 200,
         )
         self.print_table()
-        print(f"\n(run took {time.monotonic() - began:.0f} s; load average now "
-              f"{os.getloadavg()[0]:.1f}: other work on the machine makes every figure "
+        others = sorted(self.others) or [0.0]
+        print(f"\n(run took {time.monotonic() - began:.0f} s. Other processes on the machine "
+              f"took {others[0]:.0f}-{others[-1]:.0f}% of a CPU (median "
+              f"{others[len(others) // 2]:.0f}%) of the {100 * (os.cpu_count() or 1)}% there "
+              "is during the measured phases: on a shared machine every figure is "
               "noisy)")  # fmt: skip
 
     def print_table(self) -> None:

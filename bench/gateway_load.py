@@ -208,17 +208,28 @@ def memory_mib(pid: int, field: str = "VmRSS") -> float:
     return int(found.group(1)) / 1024 if found else float("nan")
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy (all CPUs), from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
 class Window:
-    """CPU of the watched processes (and of this one) over a measured window."""
+    """CPU of the watched processes (and of this one) over a measured window, and of every
+    other process on the machine (`others`: the machine's busy time less ours)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = {**pids, "generator": os.getpid()}
         self.began = time.perf_counter()
         self.cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.machine = machine_busy_seconds()
 
     def close(self) -> dict[str, Any]:
         wall = time.perf_counter() - self.began
         used = {name: cpu_seconds(pid) - self.cpu[name] for name, pid in self.pids.items()}
+        busy = machine_busy_seconds() - self.machine
+        used["others"] = max(0.0, busy - sum(used.values()))
         return {"wall": wall, "cpu": used, "cpu_pct": {n: 100 * s / wall for n, s in used.items()}}
 
 
