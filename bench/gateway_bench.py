@@ -104,7 +104,7 @@ class Bench:
             f'base_url = "{url.group(1)}"\nupstream_model = "mock"\n'
             f"context_window = {args.context_window}\n"
         )
-        self.log = open(self.tmp / "service.log", "w")  # noqa: SIM115 (closed in stop)
+        self.log = open(self.tmp / "service.log", "w")  # closed in stop()
         self.service = self.spawn(
             [
                 sys.executable, "-m", "conversation_service.entrypoints.cli", "serve",
@@ -468,6 +468,13 @@ def main(argv: list[str] | None = None) -> None:
     bench = Bench(args, tmp)
     try:
         bench.main()
+    except BaseException:
+        bench.stop()
+        log = tmp / "service.log"
+        if log.exists():  # what the service said, before its folder goes
+            tail = log.read_text(errors="replace").splitlines()[-30:]
+            print("the service's last log lines:", *tail, sep="\n  ", file=sys.stderr)
+        raise
     finally:
         bench.stop()
         shutil.rmtree(tmp, ignore_errors=True)
