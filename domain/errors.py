@@ -137,5 +137,14 @@ class Unavailable(DomainError):
     code = "unavailable"
 
 
+class ShuttingDown(Unavailable):
+    """The service is stopping and takes no new work."""
+
+    code = "shutting_down"
+
+    def __init__(self, message: str = "the service is stopping") -> None:
+        super().__init__(message)
+
+
 def _name(value: object) -> str:
     return str(getattr(value, "value", value))

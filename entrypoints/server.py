@@ -156,3 +156,6 @@ def configure_logging() -> None:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every upstream request at INFO: a line per reply, and its formatting showed
+    # in profiles. Failures are the service's own log lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -43,6 +43,7 @@ from conversation_service.domain.errors import (
     SessionBusy,
     SessionCompleted,
     SessionNotFound,
+    ShuttingDown,
     Unavailable,
 )
 from conversation_service.domain.model import ChatSession
@@ -435,7 +436,7 @@ def _ending_for(failure: BaseException | None, session_id: UUID) -> _Ending | No
     if failure is None:
         return None
     if _only_cancelled(failure):
-        stopping = Unavailable("the service is stopping")
+        stopping = ShuttingDown()
         interrupted = ReplyOutcome.interrupted(*SHUTTING_DOWN)
         return _Ending(interrupted, interrupted, stopping)
     broken = ReplyOutcome.failed(*INTERNAL_ERROR)

@@ -18,7 +18,7 @@ import trio
 from conversation_service.adapters.actors.commands import Cancel, Complete, Send, Verdict
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.session_actor import ActorSettings, SessionActor
-from conversation_service.domain.errors import RateLimited, Unavailable
+from conversation_service.domain.errors import RateLimited, ShuttingDown
 from conversation_service.domain.model import ChatSession
 from conversation_service.domain.replies import Multitask
 from conversation_service.ports.clock import Clock
@@ -133,7 +133,7 @@ class SessionSupervisor:
         actor loads the session from storage once the one before it has finished.
         """
         if not self._accepting:
-            raise Unavailable("the service is stopping and takes no new messages")
+            raise ShuttingDown("the service is stopping and takes no new messages")
         current = self._actors.get(session.id)
         if current is not None and not current.retired:
             return current

@@ -199,7 +199,7 @@ def api_paths(settings: HttpSettings) -> dict[str, Any]:
                 "healthz",
                 "Liveness",
                 "service",
-                {"200": ok("Alive.", "Health", rate=None), **r.errors(500)},
+                {"200": ok("Alive.", "Health", rate=None), **r.errors(500, 503)},
                 public=True,
             )
         },

@@ -171,7 +171,13 @@ ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
         ("Retry-After",),
     ),
     500: ("InternalError", "Unexpected; logged with the request id, no details in the body.", ()),
-    503: ("Unavailable", "Storage is unavailable, or the service is shutting down.", ()),
+    503: (
+        "Unavailable",
+        "Storage is unavailable (`storage_unavailable`), the service is shutting down "
+        "(`shutting_down`), or the server holds as many connections as it may "
+        "(`too_many_connections`, answered before the request is read).",
+        (),
+    ),
 }
 
 
