@@ -190,7 +190,9 @@ class InMemoryStore:
         await self.add_message(user)
         await self.add_message(reply)
         self._sessions[session.id] = session
-        read = history[-history_limit:] if history_limit > 0 else []
+        if history_limit <= 0:
+            return History(messages=(), not_read=0)
+        read = history[-history_limit:]
         return History(messages=tuple(read), not_read=len(history) - len(read))
 
     async def end_reply(self, reply: Message, session: ChatSession) -> None:

@@ -109,7 +109,8 @@ class ConversationStore(Protocol):
 
         What is shown: the session's earlier messages, or with a CONVERSATION context every
         session's in the conversation; never an empty reply or one still in progress; the
-        newest `history_limit` of them, oldest first, and how many older ones were not read.
+        newest `history_limit` of them, oldest first, and how many older ones were not read
+        (with `history_limit` 0, nothing is read and nothing is counted).
         """
         ...
 

@@ -33,6 +33,7 @@ from conversation_service.adapters.actors.commands import (
     Verdict,
 )
 from conversation_service.adapters.actors.reply_log import ReplyLog
+from conversation_service.adapters.actors.shown_history import ShownHistory
 from conversation_service.adapters.actors.turn import FlushPolicy, Turn
 from conversation_service.domain.context import history_limit, plan_prompt, reserve_for_reply
 from conversation_service.domain.errors import (
@@ -46,7 +47,7 @@ from conversation_service.domain.errors import (
     ShuttingDown,
     Unavailable,
 )
-from conversation_service.domain.model import ChatSession
+from conversation_service.domain.model import ChatSession, ContextScope
 from conversation_service.domain.replies import (
     INTERNAL_ERROR,
     SHUTTING_DOWN,
@@ -79,6 +80,7 @@ class ActorSettings:
     idle_timeout: float = 60.0
     max_queued: int = 8  # messages waiting behind the running reply
     max_replies_per_org: int = 64  # replies running or waiting, over all an org's sessions
+    history_keep: float = 10.0  # idle seconds before a session forgets its last prompt
     flush: FlushPolicy = FlushPolicy()
 
 
@@ -127,6 +129,7 @@ class SessionActor:
         self._replies: dict[UUID, ReplyLog] = {}  # running and waiting
         self._completing: list[Verdict[ChatSession]] = []
         self._ending: _Ending | None = None
+        self._shown = ShownHistory()
         self.retired = False
         self.finished = trio.Event()
 
@@ -187,14 +190,23 @@ class SessionActor:
         return True
 
     async def _serve(self, nursery: trio.Nursery) -> None:
+        settings = self._settings
+        idle_since = trio.current_time()
         while True:
-            with trio.move_on_after(self._settings.idle_timeout) as idle:
+            keeping = self._shown.known and settings.history_keep < settings.idle_timeout
+            wait = settings.history_keep if keeping else settings.idle_timeout
+            with trio.move_on_at(idle_since + wait) as idle:
                 command = await self._inbox.receive()
             if idle.cancelled_caught:
-                if not self.busy and self._inbox.statistics().current_buffer_used == 0:
+                if self.busy or self._inbox.statistics().current_buffer_used:
+                    idle_since = trio.current_time()
+                elif keeping:
+                    self._shown.forget()  # an idle session holds no history
+                else:
                     self.retired = True  # synchronously: nothing can be told to it from now
                     return
                 continue
+            idle_since = trio.current_time()
             try:
                 await self._handle(command, nursery)
                 if not self.busy:
@@ -329,24 +341,30 @@ class SessionActor:
         responding = session.apply(SessionInput.SEND, at)
         self.session = responding
         self._running = turn
-        limit = history_limit(
+        # A session-scoped context known from the last turn is not read again.
+        known = self._shown.known and session.context is ContextScope.SESSION
+        limit = 0 if known else history_limit(
             session,
             context_window=turn.model_info.context_window,
             max_output_tokens=turn.model_info.max_output_tokens,
-        )
+        )  # fmt: skip
         try:
-            shown = await self._store.begin_reply(user, assistant, responding, history_limit=limit)
+            read = await self._store.begin_reply(user, assistant, responding, history_limit=limit)
         except (StorageUnavailable, StaleVersion) as error:
             self._running = None
             self._drop(turn.send, ReplyOutcome.failed(*UNSTORED))
             raise _OutOfStep(error) from error
         turn.assistant = assistant
+        shown = self._shown.history() if known else read
+        candidates = [*shown.messages, user]
         plan = plan_prompt(
             system_prompt=session.system_prompt,
-            history=[*shown.messages, user],
+            history=candidates,
             context_window=turn.model_info.context_window,
             reserve_for_reply=reserve_for_reply(session, turn.model_info.max_output_tokens),
         )
+        if session.context is ContextScope.SESSION:
+            self._shown.planned(candidates, plan.included, shown.not_read)
         trimmed = plan.trimmed + shown.not_read
         reply.start(session.model_id, included=plan.included, trimmed=trimmed)
         nursery.start_soon(
@@ -373,6 +391,7 @@ class SessionActor:
         # Anything else is the actor's failure: it winds down with this turn still running,
         # and stores it as failed if the store lets it.
         self._running = None
+        self._shown.replied(final)
         self._drop(turn.send, outcome)
         if self._completing:
             await self._complete_now()

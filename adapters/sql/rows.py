@@ -15,13 +15,18 @@ from uuid import UUID
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
-from conversation_service.domain.model import ChatSession, Message
+from conversation_service.domain.model import (
+    ChatSession,
+    Latency,
+    Message,
+    MessageRole,
+    MessageStatus,
+    Usage,
+)
 from conversation_service.ports.storage import StorageUnavailable
 
 T = TypeVar("T")
 
-_USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "usage_estimated")
-_LATENCY_COLUMNS = ("first_token_ms", "total_ms")
 _PARAM_COLUMNS = ("temperature", "top_p", "max_tokens")
 
 
@@ -51,7 +56,6 @@ def _make_converter() -> cattrs.Converter:
 
     # A message's usage is three nullable columns, not a nested object.
     unstructure_message = make_dict_unstructure_fn(Message, converter)
-    structure_message = make_dict_structure_fn(Message, converter)
 
     def message_to_row(message: Message) -> dict[str, Any]:
         row = unstructure_message(message)
@@ -65,18 +69,35 @@ def _make_converter() -> cattrs.Converter:
         return row
 
     def message_from_row(row: Mapping[str, Any], _: type) -> Message:
-        fields = dict(row)
-        prompt, completion, estimated = (fields.pop(name) for name in _USAGE_COLUMNS)
-        fields["usage"] = (
-            None
+        # Written out rather than generated: the history a reply reads is hundreds of rows,
+        # and cattrs' generic path (a hook per field, Optional unions) cost 35 us a row.
+        prompt, total_ms = row["prompt_tokens"], row["total_ms"]
+        model_id = row["model_id"]
+        return Message(
+            id=UUID(row["id"]),
+            org_id=UUID(row["org_id"]),
+            conversation_id=UUID(row["conversation_id"]),
+            chat_session_id=UUID(row["chat_session_id"]),
+            role=MessageRole(row["role"]),
+            content=row["content"],
+            status=MessageStatus(row["status"]),
+            model_id=None if model_id is None else UUID(model_id),
+            created_at=parse_timestamp(row["created_at"]),
+            updated_at=parse_timestamp(row["updated_at"]),
+            finish_reason=row["finish_reason"],
+            usage=None
             if prompt is None
-            else {"prompt_tokens": prompt, "completion_tokens": completion, "estimated": estimated}
+            else Usage(
+                prompt_tokens=prompt,
+                completion_tokens=row["completion_tokens"],
+                estimated=bool(row["usage_estimated"]),
+            ),
+            error_code=row["error_code"],
+            error_message=row["error_message"],
+            latency=None
+            if total_ms is None
+            else Latency(first_token_ms=row["first_token_ms"], total_ms=total_ms),
         )
-        first_token, total = (fields.pop(name) for name in _LATENCY_COLUMNS)
-        fields["latency"] = (
-            None if total is None else {"first_token_ms": first_token, "total_ms": total}
-        )
-        return structure_message(fields, Message)
 
     converter.register_unstructure_hook(Message, message_to_row)
     converter.register_structure_hook(Message, message_from_row)

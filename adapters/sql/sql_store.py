@@ -162,6 +162,9 @@ class SqlStore:
         write = _together(insert_both, _versioned_session(session))
 
         async def begin(connection: Statements) -> tuple[list[dict[str, Any]], int]:
+            if history_limit <= 0:  # the caller knows the history already
+                await write(connection)
+                return [], 0
             rows = await connection.fetch_all(read_sql, {**scope, "limit": history_limit})
             # Counted only when the limit cut the read short: the start event says how many
             # older messages were left out.
