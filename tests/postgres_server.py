@@ -183,10 +183,15 @@ class PostgresServer:
 
     def _ready(self) -> bool:
         # The postmaster writes "ready" as the last line of postmaster.pid once it takes
-        # connections (what pg_ctl -w waits for).
+        # connections (what pg_ctl -w waits for); a killed one leaves its file behind.
+        assert self.process is not None
         with contextlib.suppress(OSError):
             lines = (self.data / "postmaster.pid").read_text().splitlines()
-            return len(lines) >= 8 and lines[7].strip() == "ready"
+            return (
+                len(lines) >= 8
+                and lines[0].strip() == str(self.process.pid)
+                and lines[7].strip() == "ready"
+            )
         return False
 
     def _log_tail(self) -> str:

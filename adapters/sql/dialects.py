@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import sqlite3
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 import sqlalchemy.exc
@@ -92,6 +93,11 @@ _CONNECTION_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+# What `databases` reads from a PostgreSQL URL's query: TLS, and a Unix socket's directory.
+# It would ignore any other option silently (`sslmode=require` would connect without TLS).
+_POSTGRESQL_OPTIONS = {"ssl", "host"}
+
+
 def normalise_url(url: str) -> str:
     """`url` with the driver the store uses; ValueError for a database it does not support."""
     scheme, sep, rest = url.partition("://")
@@ -101,7 +107,15 @@ def normalise_url(url: str) -> str:
             f"unsupported database URL ({named}): expected sqlite:///path or "
             "postgresql://user:password@host[:port]/database"
         )
-    return f"{_SCHEMES[scheme][0]}://{rest}"
+    driver, dialect = _SCHEMES[scheme]
+    if dialect == POSTGRESQL:
+        unread = {name for name, _ in parse_qsl(urlsplit(url).query)} - _POSTGRESQL_OPTIONS
+        if unread:
+            raise ValueError(
+                f"unsupported option(s) {sorted(unread)} in the database URL: a PostgreSQL URL "
+                "takes ssl=disable|prefer|require|verify-ca|verify-full and host=<socket dir>"
+            )
+    return f"{driver}://{rest}"
 
 
 def dialect_of(url: str) -> str:

@@ -84,6 +84,7 @@ class StorageActor:
         self._exits: contextlib.AsyncExitStack | None = None
         self._connection: Connection | None = None
         self._driver: DriverConnection | None = None
+        self._failed_reconnects = 0  # since the last connection: logged once, not every time
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, run `setup`, report started, then serve until stop()."""
@@ -183,14 +184,18 @@ class StorageActor:
         try:
             await self._open(deadline=self._reconnect_deadline)
         except Exception as e:
-            log.warning("could not reconnect to the database: %s", e)
+            if not self._failed_reconnects:
+                log.warning("could not reconnect to the database (trying again with each "
+                            "request): %s: %s", type(e).__name__, e)  # fmt: skip
+            self._failed_reconnects += 1
             waiting = self._take_queued()
             for request in self._in_flight + waiting:
                 request.error = translate_error(e, "could not reconnect to the database")
             for request in waiting:
                 request.done.set()
             return False
-        log.info("reconnected to the database")
+        failed, self._failed_reconnects = self._failed_reconnects, 0
+        log.info("reconnected to the database%s", f" ({failed} attempts failed)" if failed else "")
         return True
 
     async def _run_batch(self, batch: list[_Request]) -> None:
@@ -225,15 +230,14 @@ class StorageActor:
                     request.result = await request.work(driver)
             return None
         except Exception as error:
+            lost: Exception = error
             if not connection_lost(error, driver):
                 try:
                     await driver.leave_failed_transaction()
                     return error
-                except Exception as cleanup_error:
-                    if not connection_lost(cleanup_error, driver):
-                        # The connection is stuck in a transaction: a new one is opened.
-                        log.warning("could not roll back, reconnecting: %s", cleanup_error)
-            log.warning("lost the connection to the database: %s: %s", type(error).__name__, error)
+                except Exception as cleanup_error:  # stuck in the transaction, or lost now
+                    lost = cleanup_error
+            log.warning("dropping the database connection: %s: %s", type(lost).__name__, lost)
             await self._drop_connection()
             return error
 
@@ -287,6 +291,7 @@ def translate_error(error: Exception, doing: str = "the database failed") -> Dom
             f"missing conversation, session or organisation): {error}"
         )
     else:
-        translated = StorageUnavailable(f"{doing}: {type(error).__name__}: {error}")
+        said = f": {error}" if str(error) else ""  # TimeoutError says nothing
+        translated = StorageUnavailable(f"{doing}: {type(error).__name__}{said}")
     translated.__cause__ = error  # raised later, on the trio side: `from e` by hand
     return translated

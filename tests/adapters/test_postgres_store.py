@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio_asyncio
 
-from conversation_service.adapters.sql import SqlStore, dialects, open_sql_store
+from conversation_service.adapters.sql import SqlStore, dialects, open_sql_store, opening
 from conversation_service.adapters.sql.schema import CURRENT_VERSION
 from conversation_service.adapters.sql.statements import Statements
 from conversation_service.ports.storage import StorageUnavailable
@@ -122,9 +122,9 @@ async def test_a_server_that_stops_answering_fails_requests_without_holding_them
     values: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Something takes the server's port and never answers: reconnecting gives up after the
-    # connect timeout (shortened here), and the requests waiting meanwhile fail with it.
-    monkeypatch.setattr(dialects, "CONNECT_TIMEOUT", 0.5)
+    # Something takes the server's port and never answers: reconnecting gives up after its
+    # deadline (shortened here), and the requests waiting meanwhile fail with it.
+    monkeypatch.setattr(opening, "RECONNECT_DEADLINE", 0.5)
     org = values.org()
     outcomes: list[BaseException | None] = []
 
@@ -149,6 +149,7 @@ async def test_a_server_that_stops_answering_fails_requests_without_holding_them
                         nursery.start_soon(get_org, store)
         assert len(outcomes) == 5
         assert all(isinstance(outcome, StorageUnavailable) for outcome in outcomes), outcomes
+        assert "did not answer in time" in str(outcomes[0])
 
         await trio.to_thread.run_sync(own_server.start)
         with trio.fail_after(30):

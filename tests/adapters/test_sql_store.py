@@ -357,8 +357,18 @@ def test_database_urls_name_the_driver_the_store_uses(url: str, normalised: str)
     "url", ["mysql://u:p@db.example/c", "postgresql+aiopg://db.example/c", "conversations.db"]
 )
 def test_other_database_urls_are_refused(url: str) -> None:
-    with pytest.raises(ValueError, match="unsupported database URL"):
+    with pytest.raises(ValueError, match="unsupported database URL") as refused:
         normalise_url(url)
+    assert "u:p" not in str(refused.value)  # a URL's password is never repeated
+
+
+def test_postgresql_url_options_that_would_be_ignored_are_refused() -> None:
+    # `databases` reads ssl and host only: sslmode=require would connect without TLS.
+    with pytest.raises(ValueError, match=r"unsupported option\(s\) \['sslmode'\]"):
+        normalise_url("postgresql://u:p@db.example/c?sslmode=require")
+    assert normalise_url("postgres://u:p@db.example/c?ssl=verify-full") == (
+        "postgresql://u:p@db.example/c?ssl=verify-full"
+    )
 
 
 async def test_ids_and_times_are_stored_as_canonical_text(sql_url: str, values: Any) -> None:
