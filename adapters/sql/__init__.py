@@ -1,10 +1,8 @@
-"""The SQL storage adapter: SQLite now (through `databases` and aiosqlite), bridged to trio."""
+"""The SQL storage adapter: SQLite (aiosqlite) or PostgreSQL (asyncpg) through `databases`,
+bridged to trio."""
 
-from conversation_service.adapters.sql.opening import (
-    normalise_url,
-    open_sql_store,
-    sqlite_url_for_dir,
-)
+from conversation_service.adapters.sql.dialects import normalise_url
+from conversation_service.adapters.sql.opening import open_sql_store, sqlite_url_for_dir
 from conversation_service.adapters.sql.schema import SchemaTooNew
 from conversation_service.adapters.sql.sql_store import SqlStore
 

@@ -2,6 +2,8 @@
 
 The store runs on asyncio libraries, so it must be opened inside trio-asyncio's loop:
 `async with trio_asyncio.open_loop(): async with open_sql_store(url) as store: ...`.
+The URL is a SQLite file's (`sqlite:///path`) or a PostgreSQL server's
+(`postgresql://user:password@host:port/database`); dialects.py says how the two differ.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ import databases
 import trio
 import trio_asyncio
 
+from conversation_service.adapters.sql.dialects import (
+    RECONNECT_DEADLINE,
+    SQLITE,
+    database_options,
+    dialect_of,
+    normalise_url,
+)
 from conversation_service.adapters.sql.schema import prepare_database
 from conversation_service.adapters.sql.sql_store import SqlStore
 from conversation_service.adapters.sql.storage_actor import StorageActor
@@ -27,22 +36,12 @@ DATABASE_FILE = "conversations.db"
 # Long enough for a batch waiting out SQLite's 5 s busy timeout, short enough for a shutdown.
 _CLOSE_DEADLINE = 6.0
 
-_SCHEMES = {"sqlite": "sqlite+aiosqlite", "sqlite+aiosqlite": "sqlite+aiosqlite"}
-
 
 def sqlite_url_for_dir(data_dir: Path) -> str:
     """The URL of the database file in `data_dir`, creating the directory if needed."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = (data_dir / DATABASE_FILE).resolve()
     return f"sqlite+aiosqlite:///{quote(str(path))}"
-
-
-def normalise_url(url: str) -> str:
-    """`url` with the driver the store uses; ValueError for a database it does not support."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in _SCHEMES:
-        raise ValueError(f"unsupported database URL {url!r}: expected sqlite+aiosqlite:///path")
-    return f"{_SCHEMES[scheme]}://{rest}"
 
 
 @asynccontextmanager
@@ -54,10 +53,14 @@ async def open_sql_store(url: str) -> AsyncIterator[SqlStore]:
     RuntimeError when not inside `trio_asyncio.open_loop()`.
     """
     _require_trio_asyncio_loop()
-    database = databases.Database(normalise_url(url))
-    await _check_sqlite_file(database.url.database)
+    normalised, dialect = normalise_url(url), dialect_of(url)
+    options = database_options(dialect)
+    if dialect == SQLITE:
+        await _check_sqlite_file(databases.DatabaseURL(normalised).database)
     actor = StorageActor(
-        database, setup=functools.partial(prepare_database, dialect=database.url.dialect)
+        lambda: databases.Database(normalised, **options),
+        setup=functools.partial(prepare_database, dialect=dialect),
+        reconnect_deadline=RECONNECT_DEADLINE,
     )
     not_opened: StorageUnavailable | None = None
     async with trio.open_nursery() as nursery:

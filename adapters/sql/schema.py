@@ -4,15 +4,20 @@ Each step of MIGRATIONS runs once, in its own transaction, and records its numbe
 `schema_version`; opening a database that is already current changes nothing. A database
 written by newer code (a version above the last step known here) is refused.
 
+The text is one for SQLite and PostgreSQL but for the words in braces, which each dialect
+fills in (dialects.SCHEMA_WORDS): `{serial_key}`, `{double}`.
+
 SQLite runs in WAL mode with synchronous=NORMAL: a committed transaction survives the
 process crashing or being killed, but a power loss or OS crash can lose the last few
 transactions (never corrupting the file). That is the trade taken for commit speed.
+PostgreSQL keeps its server's own settings (by default a commit is on disk when it returns).
 """
 
 from __future__ import annotations
 
 from databases.core import Connection
 
+from conversation_service.adapters.sql.dialects import POSTGRESQL, SCHEMA_WORDS, SQLITE
 from conversation_service.domain.model import MessageStatus
 from conversation_service.domain.session_machine import SessionState
 from conversation_service.ports.storage import StorageUnavailable
@@ -35,13 +40,9 @@ class SchemaTooNew(StorageUnavailable):
 IN_PROGRESS = MessageStatus.IN_PROGRESS.value
 RESPONDING = SessionState.RESPONDING.value
 
-# An ever-growing integer key gives rows their insertion order, whatever their timestamps.
-_SERIAL_KEY = {
-    "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
-    "postgresql": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-}
-
 # Timestamps are TEXT in the format of adapters.sql.rows; ids are canonical UUID TEXT.
+# `{serial_key}`: an ever-growing integer key gives rows their insertion order, whatever their
+# timestamps. `{double}`: an 8-byte float.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE orgs (
@@ -82,8 +83,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL,
             system_prompt TEXT NULL,
-            temperature REAL NULL,
-            top_p REAL NULL,
+            temperature {double} NULL,
+            top_p {double} NULL,
             max_tokens INTEGER NULL,
             context TEXT NOT NULL
         )""",
@@ -159,13 +160,27 @@ _SQLITE_SETTINGS = (
 )
 
 
+# Held on PostgreSQL while migrating: instances that start together migrate one at a time.
+# Any fixed number; this one spells "conv" in ASCII.
+_MIGRATION_LOCK = 0x636F6E76
+
+
 async def prepare_database(connection: Connection, dialect: str) -> None:
     """Apply the connection settings, then every migration the database lacks."""
-    if dialect not in _SERIAL_KEY:
+    if dialect not in SCHEMA_WORDS:
         raise StorageUnavailable(f"unsupported database dialect {dialect!r}")
-    if dialect == "sqlite":
+    if dialect == SQLITE:
         for pragma in _SQLITE_SETTINGS:
             await connection.execute(pragma)
+    if dialect == POSTGRESQL:
+        # Released when the connection closes, so a failure below cannot leave it held.
+        await connection.execute(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+    await _migrate(connection, SCHEMA_WORDS[dialect])
+    if dialect == POSTGRESQL:
+        await connection.execute(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+
+
+async def _migrate(connection: Connection, words: dict[str, str]) -> None:
     await connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     for version in range(1, CURRENT_VERSION + 1):
         async with connection.transaction():
@@ -176,7 +191,7 @@ async def prepare_database(connection: Connection, dialect: str) -> None:
             if found >= version:
                 continue
             for statement in MIGRATIONS[version - 1]:
-                await connection.execute(statement.format(serial_key=_SERIAL_KEY[dialect]))
+                await connection.execute(statement.format(**words))
             await connection.execute(
                 "INSERT INTO schema_version (version) VALUES (:version)", {"version": version}
             )

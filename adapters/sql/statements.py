@@ -2,18 +2,22 @@
 
 `databases` compiles every query through SQLAlchemy on every call, which cost more than the
 queries themselves (a third of the storage path in a profile). The store's SQL is plain text
-with `:name` parameters that need no compiling: sqlite3 takes them as they are. `databases`
-still opens, configures and closes the connection and runs the migrations and transactions;
-the work items run their statements through `Statements`.
+with `:name` parameters that need no compiling: sqlite3 takes them as they are, and asyncpg
+takes them once renamed `$1..$n` (done once per SQL text, then cached). `databases` still
+opens, configures and closes the connection and runs the migrations and transactions; the
+work items run their statements through `Statements`.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import aiosqlite
+import asyncpg
 
 
 class Statements(Protocol):
@@ -27,6 +31,18 @@ class Statements(Protocol):
 
     async def fetch_val(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
         """The first column of the first row, or None when there is no row."""
+        ...
+
+
+class DriverConnection(Statements, Protocol):
+    """What the storage actor also asks of the connection it runs the work items on."""
+
+    def is_closed(self) -> bool:
+        """Whether the connection is gone (a server that went away): none of it can run."""
+        ...
+
+    async def leave_failed_transaction(self) -> None:
+        """Roll back what a failed transaction left open, so the next one can begin."""
         ...
 
 
@@ -49,3 +65,81 @@ class SqliteStatements:
     async def fetch_val(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
         rows = list(await self._raw.execute_fetchall(sql, values or {}))
         return rows[0][0] if rows else None
+
+    def is_closed(self) -> bool:
+        return False  # a file: nothing that can go away under an open connection
+
+    async def leave_failed_transaction(self) -> None:
+        # A failed COMMIT (SQLITE_BUSY, a full disk) leaves SQLite inside the transaction,
+        # and every later BEGIN on this one connection would then fail too.
+        if self._raw.in_transaction:
+            await self._raw.rollback()
+
+
+class PostgresStatements:
+    """Statements on asyncpg's connection, `:name` parameters passed as `$1..$n`.
+
+    asyncpg prepares each statement text once per connection and keeps it (its statement
+    cache), so the store's fixed texts are parsed and planned by the server once.
+    """
+
+    def __init__(self, raw: asyncpg.Connection) -> None:
+        self._raw = raw
+
+    async def execute(self, sql: str, values: Mapping[str, Any] | None = None) -> None:
+        text, names = positional(sql)
+        await self._raw.execute(text, *_values(sql, names, values))
+
+    async def fetch_all(
+        self, sql: str, values: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        text, names = positional(sql)
+        rows = await self._raw.fetch(text, *_values(sql, names, values))
+        return [dict(row.items()) for row in rows]
+
+    async def fetch_val(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
+        text, names = positional(sql)
+        return await self._raw.fetchval(text, *_values(sql, names, values))
+
+    def is_closed(self) -> bool:
+        try:
+            return bool(self._raw.is_closed())
+        except asyncpg.InterfaceError:  # the pool took back the connection it saw close
+            return True
+
+    async def leave_failed_transaction(self) -> None:
+        # `databases` rolls back a transaction whose body failed; a failed COMMIT ends the
+        # transaction on the server. This only clears what a lost ROLLBACK left behind.
+        if not self.is_closed() and self._raw.is_in_transaction():
+            await self._raw.execute("ROLLBACK")
+
+
+# A quoted literal or identifier (left as it is), a `::` cast (too), or a `:name` parameter.
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|:([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@functools.lru_cache(maxsize=512)
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`sql` with its `:name` parameters as `$1..$n`, and the names in that order.
+
+    A name used twice gets the same number. Quoted text and `::` casts are left alone.
+    """
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return match.group(0)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _TOKEN.sub(number, sql), tuple(names)
+
+
+def _values(sql: str, names: tuple[str, ...], values: Mapping[str, Any] | None) -> list[Any]:
+    given = values or {}
+    missing = [name for name in names if name not in given]
+    if missing:  # as sqlite3 refuses it, rather than a KeyError from deep inside
+        raise ValueError(f"no value for the parameters {missing} of {sql!r}")
+    return [given[name] for name in names]

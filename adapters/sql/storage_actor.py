@@ -5,29 +5,44 @@ request waiting in the queue and runs them in one transaction, so a burst of wri
 one commit. When that transaction fails, it runs the same requests again one by one, each in
 its own transaction, so a bad request fails alone. The asyncio objects never leave this
 module: callers see plain `async def` calls and StorageUnavailable.
+
+A database server can go away (restarted, out of reach) and come back. Requests that were
+running when the connection was lost fail with StorageUnavailable; the next request first
+opens a new connection, giving up after `reconnect_deadline`. If that fails, it fails, and so
+does every request that waited meanwhile; the request after them tries again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import databases
-import sqlalchemy.exc
 import trio
 import trio_asyncio
 from databases.core import Connection
 
-from conversation_service.adapters.sql.statements import SqliteStatements, Statements
+from conversation_service.adapters.sql.dialects import (
+    INTEGRITY_ERRORS,
+    connection_lost,
+    driver_connection,
+)
+from conversation_service.adapters.sql.statements import DriverConnection, Statements
 from conversation_service.domain.errors import DomainError
 from conversation_service.ports.storage import StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 Work = Callable[[Statements], Awaitable[Any]]
 """A unit of database work, run by the actor on its connection inside a transaction."""
 
 MAX_BATCH = 256  # bounds one transaction's size and how long it holds the write lock
+
+# Closing a connection (or what is left of a lost one) gives up after this.
+_CLOSE_DEADLINE = 5.0
 
 
 class _Request:
@@ -41,19 +56,35 @@ class _Request:
 
 
 class StorageActor:
-    """Serves database work from many trio tasks over one connection, batching transactions."""
+    """Serves database work from many trio tasks over one connection, batching transactions.
+
+    `open_database` makes a new, unconnected `databases.Database` for each connection the
+    actor opens; `setup` runs on each new connection before any request (the migrations).
+    Reopening a lost connection gives up after `reconnect_deadline` seconds (None: no limit);
+    the first opening has none, so that a long migration can finish.
+    """
 
     def __init__(
-        self, database: databases.Database, setup: Callable[[Connection], Awaitable[None]]
+        self,
+        open_database: Callable[[], databases.Database],
+        setup: Callable[[Connection], Awaitable[None]],
+        *,
+        reconnect_deadline: float | None = None,
     ) -> None:
-        self._database = database
+        self._open_database = open_database
         self._setup = setup
+        self._reconnect_deadline = reconnect_deadline
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
         self._in_flight: list[_Request] = []
         self._accepting = False
         self._ready = trio.Event()
         self._finished = trio.Event()
         self._setup_error: DomainError | None = None
+        # The open connection, while there is one (asyncio side only).
+        self._exits: contextlib.AsyncExitStack | None = None
+        self._connection: Connection | None = None
+        self._driver: DriverConnection | None = None
+        self._failed_reconnects = 0  # since the last connection: logged once, not every time
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, run `setup`, report started, then serve until stop()."""
@@ -88,62 +119,140 @@ class StorageActor:
     # -- the asyncio side ------------------------------------------------------------------
     async def _serve(self) -> None:
         try:
-            await self._database.connect()
             try:
-                async with self._database.connection() as connection:
-                    await self._setup(connection)
-                    self._accepting = True
-                    self._ready.set()
-                    await self._serve_queue(connection)
-            finally:
-                await self._database.disconnect()
-        except Exception as e:
-            if self._ready.is_set():
-                raise  # a fault of the actor itself, not of one request: let the nursery see it
-            self._setup_error = translate_error(e, "could not open the database")
+                await self._open(deadline=None)
+            except Exception as e:
+                self._setup_error = translate_error(e, "could not open the database")
+                return
+            self._accepting = True
+            self._ready.set()
+            # A fault here is the actor's own, not one request's: the nursery sees it.
+            await self._serve_queue()
         finally:
             self._accepting = False
-            self._fail_pending()
-            self._ready.set()
-            self._finished.set()
+            try:
+                await self._drop_connection()
+            finally:
+                self._fail_pending()
+                self._ready.set()
+                self._finished.set()
 
-    async def _serve_queue(self, connection: Connection) -> None:
-        statements = SqliteStatements(connection.raw_connection)
+    async def _open(self, deadline: float | None) -> None:
+        database = self._open_database()
+        exits = contextlib.AsyncExitStack()
+        try:
+            async with asyncio.timeout(deadline):
+                await database.connect()
+                exits.push_async_callback(database.disconnect)
+                connection = await exits.enter_async_context(database.connection())
+                await self._setup(connection)
+        except TimeoutError as e:
+            await _close(exits)
+            raise StorageUnavailable("the database did not answer in time") from e
+        except Exception:
+            await _close(exits)
+            raise
+        self._exits, self._connection = exits, connection
+        self._driver = driver_connection(database.url.dialect, connection.raw_connection)
+
+    async def _drop_connection(self) -> None:
+        exits, self._exits = self._exits, None
+        self._connection = self._driver = None
+        if exits is not None:
+            await _close(exits)
+
+    async def _serve_queue(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._in_flight = [request for request in batch if request is not None]
-            await self._run_batch(connection, statements, self._in_flight)
+            if self._in_flight and await self._connected():
+                await self._run_batch(self._in_flight)
             for request in self._in_flight:
                 request.done.set()
             self._in_flight = []
             if None in batch:
                 return
 
-    async def _run_batch(
-        self, connection: Connection, statements: Statements, batch: list[_Request]
-    ) -> None:
-        if not batch:
-            return
+    async def _connected(self) -> bool:
+        """Whether a connection is open, opening one if the last was lost. When none can be
+        opened, the requests in flight and every one queued meanwhile fail."""
+        if self._driver is not None and not self._driver.is_closed():
+            return True
+        await self._drop_connection()
         try:
-            async with connection.transaction():
-                for request in batch:
-                    request.result = await request.work(statements)
-            return
+            await self._open(deadline=self._reconnect_deadline)
         except Exception as e:
-            await _leave_failed_transaction(connection)
-            if len(batch) == 1:
-                batch[0].error = translate_error(e)
+            if not self._failed_reconnects:
+                log.warning("could not reconnect to the database (trying again with each "
+                            "request): %s: %s", type(e).__name__, e)  # fmt: skip
+            self._failed_reconnects += 1
+            waiting = self._take_queued()
+            for request in self._in_flight + waiting:
+                request.error = translate_error(e, "could not reconnect to the database")
+            for request in waiting:
+                request.done.set()
+            return False
+        failed, self._failed_reconnects = self._failed_reconnects, 0
+        log.info("reconnected to the database%s", f" ({failed} attempts failed)" if failed else "")
+        return True
+
+    async def _run_batch(self, batch: list[_Request]) -> None:
+        error = await self._transaction(batch)
+        if error is None:
+            return
+        if self._driver is None:  # the connection was lost: nothing more runs on it
+            _fail_lost(batch, error)
+            return
+        if len(batch) == 1:
+            batch[0].error = translate_error(error)
+            return
+        for index, request in enumerate(batch):
+            error = await self._transaction([request])
+            if error is None:
+                continue
+            if self._driver is None:
+                _fail_lost(batch[index:], error)
                 return
-        for request in batch:
+            request.error = translate_error(error)
+
+    async def _transaction(self, requests: list[_Request]) -> Exception | None:
+        """Run `requests` in one transaction. On failure, the error; the connection is then
+        ready for the next transaction, or dropped (self._driver is None) if it was lost."""
+        assert self._connection is not None and self._driver is not None
+        driver = self._driver
+        for request in requests:
             request.result = None
-            try:
-                async with connection.transaction():
-                    request.result = await request.work(statements)
-            except Exception as e:
-                await _leave_failed_transaction(connection)
-                request.error = translate_error(e)
+        try:
+            async with self._connection.transaction():
+                for request in requests:
+                    request.result = await request.work(driver)
+            return None
+        except Exception as error:
+            lost: Exception = error
+            if not connection_lost(error, driver):
+                try:
+                    await driver.leave_failed_transaction()
+                    return error
+                except Exception as cleanup_error:  # stuck in the transaction, or lost now
+                    lost = cleanup_error
+            log.warning("dropping the database connection: %s: %s", type(lost).__name__, lost)
+            await self._drop_connection()
+            return error
+
+    def _take_queued(self) -> list[_Request]:
+        taken: list[_Request] = []
+        stopping = False
+        while not self._queue.empty():
+            request = self._queue.get_nowait()
+            if request is None:
+                stopping = True
+            else:
+                taken.append(request)
+        if stopping:
+            self._queue.put_nowait(None)
+        return taken
 
     def _fail_pending(self) -> None:
         pending = [r for r in self._in_flight if not r.done.is_set()]
@@ -157,27 +266,32 @@ class StorageActor:
         self._in_flight = []
 
 
-async def _leave_failed_transaction(connection: Connection) -> None:
-    # A failed COMMIT (SQLITE_BUSY, a full disk) leaves SQLite inside the transaction, and
-    # every later BEGIN on this one connection would then fail too.
-    raw = connection.raw_connection
-    if getattr(raw, "in_transaction", False):
-        try:
-            await raw.rollback()
-        except Exception:  # noqa: BLE001 - the next request reports a connection that stays broken
-            pass
+async def _close(exits: contextlib.AsyncExitStack) -> None:
+    # A lost connection can take long to notice it is gone: bounded, and never raised, since
+    # the caller is already failing or replacing it.
+    try:
+        async with asyncio.timeout(_CLOSE_DEADLINE):
+            await exits.aclose()
+    except Exception as e:  # noqa: BLE001 - logged: nothing else to do with a dead connection
+        log.warning("closing the database connection failed: %s: %s", type(e).__name__, e)
+
+
+def _fail_lost(requests: list[_Request], error: Exception) -> None:
+    for request in requests:
+        request.error = translate_error(error, "lost the connection to the database")
 
 
 def translate_error(error: Exception, doing: str = "the database failed") -> DomainError:
     """The StorageUnavailable to raise for a library error, with the error as its cause."""
     if isinstance(error, DomainError):  # StorageUnavailable, StaleVersion: already ours
         return error
-    if isinstance(error, sqlite3.IntegrityError | sqlalchemy.exc.IntegrityError):
+    if isinstance(error, INTEGRITY_ERRORS):
         translated = StorageUnavailable(
             f"the write conflicts with stored data (a duplicate id or token hash, or a "
             f"missing conversation, session or organisation): {error}"
         )
     else:
-        translated = StorageUnavailable(f"{doing}: {type(error).__name__}: {error}")
+        said = f": {error}" if str(error) else ""  # TimeoutError says nothing
+        translated = StorageUnavailable(f"{doing}: {type(error).__name__}{said}")
     translated.__cause__ = error  # raised later, on the trio side: `from e` by hand
     return translated

@@ -123,13 +123,20 @@ def sqlite_db_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path}/conversations.db"
 
 
-@pytest.fixture(params=["memory", "sql"])
-async def store(
-    request: pytest.FixtureRequest, sqlite_db_url: str
-) -> AsyncIterator[InMemoryStore | SqlStore]:
-    """Each store implementation in turn, so one set of tests holds both to the contract."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def sql_url(request: pytest.FixtureRequest) -> str:
+    """A new database of each SQL dialect in turn: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_db_url"))
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[InMemoryStore | SqlStore]:
+    """Each store implementation in turn, so one set of tests holds all to the contract."""
     if request.param == "memory":
         yield InMemoryStore()
         return
-    async with trio_asyncio.open_loop(), open_sql_store(sqlite_db_url) as sql_store:
+    url = request.getfixturevalue("sqlite_db_url" if request.param == "sqlite" else "postgres_url")
+    async with trio_asyncio.open_loop(), open_sql_store(url) as sql_store:
         yield sql_store

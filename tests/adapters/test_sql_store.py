@@ -1,5 +1,7 @@
-"""What only the SQL store on a real SQLite file has to show: durability, schema, indexes,
-batching, concurrency, closing, and clean errors."""
+"""What only the SQL store has to show, on a SQLite file and on a PostgreSQL database alike:
+durability, schema, indexes, batching, concurrency, closing, and clean errors. The tests
+named for SQLite see what only its file has (WAL, the file's own checks); PostgreSQL's own
+(a server going away and coming back) are in test_postgres_store.py."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import attrs
 import databases.core
 import pytest
@@ -28,6 +31,7 @@ from conversation_service.adapters.sql import (
 from conversation_service.adapters.sql import queries as q
 from conversation_service.adapters.sql.schema import CURRENT_VERSION
 from conversation_service.ports.storage import StorageUnavailable
+from tests.adapters.sql_databases import file_of, index_names, query, query_plan, schema
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -38,27 +42,18 @@ async def opened(url: str) -> AsyncIterator[SqlStore]:
         yield store
 
 
-def file_of(url: str) -> Path:
-    return Path(url.removeprefix("sqlite+aiosqlite://"))
-
-
-def query_file(url: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(file_of(url)) as db:
-        return db.execute(sql, params or {}).fetchall()
-
-
-async def test_data_survives_close_and_reopen(sqlite_db_url: str, values: Any) -> None:
+async def test_data_survives_close_and_reopen(sql_url: str, values: Any) -> None:
     org = values.org()
     conversation = values.conversation(org)
     session = values.session(conversation, created=1)
     message = values.message(session, created=2)
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         await store.add_org(org)
         await store.add_conversation(conversation)
         await store.add_session(session)
         await store.add_message(message)
 
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         assert await store.get_org(org.id) == org
         assert await store.get_session(org.id, session.id) == session
         assert await store.get_message(org.id, message.id) == message
@@ -70,47 +65,42 @@ async def test_database_file_is_in_wal_mode(sqlite_db_url: str) -> None:
     async with opened(sqlite_db_url):
         pass
 
-    assert query_file(sqlite_db_url, "PRAGMA journal_mode") == [("wal",)]
+    assert query(sqlite_db_url, "PRAGMA journal_mode") == [("wal",)]
 
 
 async def test_schema_version_is_recorded_and_reopening_changes_nothing(
-    sqlite_db_url: str, values: Any
+    sql_url: str, values: Any
 ) -> None:
     org = values.org()
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         await store.add_org(org)
-    schema = query_file(sqlite_db_url, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
+    before = schema(sql_url)
 
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         assert await store.count_orgs() == 1
 
-    versions = query_file(sqlite_db_url, "SELECT version FROM schema_version")
+    versions = query(sql_url, "SELECT version FROM schema_version ORDER BY version")
     assert versions == [(v,) for v in range(1, CURRENT_VERSION + 1)]
-    assert query_file(sqlite_db_url, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == (
-        schema
-    )
+    assert schema(sql_url) == before
 
 
-async def test_a_database_from_newer_code_is_refused(sqlite_db_url: str) -> None:
-    async with opened(sqlite_db_url):
+async def test_a_database_from_newer_code_is_refused(sql_url: str) -> None:
+    async with opened(sql_url):
         pass
-    query_file(sqlite_db_url, "INSERT INTO schema_version (version) VALUES (99)")
+    query(sql_url, "INSERT INTO schema_version (version) VALUES (99)")
 
     async with trio_asyncio.open_loop():
         with pytest.raises(SchemaTooNew, match="version 99") as refused:
-            async with open_sql_store(sqlite_db_url):
+            async with open_sql_store(sql_url):
                 pass  # pragma: no cover
     assert isinstance(refused.value, StorageUnavailable)
 
 
-async def test_every_expected_index_exists(sqlite_db_url: str) -> None:
-    async with opened(sqlite_db_url):
+async def test_every_expected_index_exists(sql_url: str) -> None:
+    async with opened(sql_url):
         pass
 
-    names = {
-        row[0]
-        for row in query_file(sqlite_db_url, "SELECT name FROM sqlite_master WHERE type = 'index'")
-    }
+    names = index_names(sql_url)
     assert {
         "tokens_by_hash",
         "tokens_by_org",
@@ -163,19 +153,19 @@ _INTERRUPT = {
     ],
 )
 async def test_list_queries_are_served_by_an_index(
-    sqlite_db_url: str, sql: str, params: dict[str, Any], index: str
+    sql_url: str, sql: str, params: dict[str, Any], index: str
 ) -> None:
-    async with opened(sqlite_db_url):
+    async with opened(sql_url):
         pass
 
-    plan = " | ".join(
-        row[-1] for row in query_file(sqlite_db_url, f"EXPLAIN QUERY PLAN {sql}", params)
-    )
-    assert f"INDEX {index}" in plan
-    assert "TEMP B-TREE" not in plan  # no sorting outside the index
+    plan, sorts = query_plan(sql_url, sql, params)
+    assert index in plan
+    assert not sorts, plan  # no sorting outside the index
 
 
-async def test_one_failing_write_in_a_batch_fails_alone(sqlite_db_url: str, values: Any) -> None:
+async def test_one_failing_write_in_a_batch_fails_alone(sql_url: str, values: Any) -> None:
+    # On PostgreSQL the failed INSERT aborts the batch's whole transaction: the others must
+    # still land, each retried in a transaction of its own on the same connection.
     org = values.org()
     existing = values.conversation(org)
     burst = [values.conversation(org, created=i) for i in range(1, 20)]
@@ -190,7 +180,7 @@ async def test_one_failing_write_in_a_batch_fails_alone(sqlite_db_url: str, valu
         else:
             outcomes[index] = None
 
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         await store.add_org(org)
         await store.add_conversation(existing)
         with trio.fail_after(10):
@@ -202,12 +192,14 @@ async def test_one_failing_write_in_a_batch_fails_alone(sqlite_db_url: str, valu
     failed = {index: e for index, e in outcomes.items() if e is not None}
     assert list(failed) == [7]
     assert "duplicate id" in str(failed[7])
-    assert isinstance(failed[7].__cause__, sqlite3.IntegrityError)
+    assert isinstance(
+        failed[7].__cause__, sqlite3.IntegrityError | asyncpg.IntegrityConstraintViolationError
+    )
     assert len(page.items) == 20
 
 
 async def test_a_burst_of_writes_shares_one_commit(
-    sqlite_db_url: str, values: Any, monkeypatch: pytest.MonkeyPatch
+    sql_url: str, values: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     commits = 0
     real_commit = databases.core.Transaction.commit
@@ -218,7 +210,7 @@ async def test_a_burst_of_writes_shares_one_commit(
         await real_commit(self)
 
     org = values.org()
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         await store.add_org(org)
         monkeypatch.setattr(databases.core.Transaction, "commit", counting_commit)
         with trio.fail_after(10):
@@ -230,13 +222,13 @@ async def test_a_burst_of_writes_shares_one_commit(
         assert len(page.items) == 20
 
 
-async def test_fifty_concurrent_writers_all_land(sqlite_db_url: str, values: Any) -> None:
+async def test_fifty_concurrent_writers_all_land(sql_url: str, values: Any) -> None:
     org = values.org()
     conversation = values.conversation(org)
     session = values.session(conversation)
     messages = [values.message(session, created=i, content=str(i)) for i in range(50)]
 
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         for write, value in (("add_org", org), ("add_conversation", conversation)):
             await getattr(store, write)(value)
         await store.add_session(session)
@@ -251,9 +243,9 @@ async def test_fifty_concurrent_writers_all_land(sqlite_db_url: str, values: Any
     assert touched is not None and touched.updated_at == values.at(49)
 
 
-async def test_a_cancelled_caller_does_not_stop_the_actor(sqlite_db_url: str, values: Any) -> None:
+async def test_a_cancelled_caller_does_not_stop_the_actor(sql_url: str, values: Any) -> None:
     org = values.org()
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         with trio.CancelScope() as scope:
             scope.cancel()
             await store.add_org(org)
@@ -264,7 +256,7 @@ async def test_a_cancelled_caller_does_not_stop_the_actor(sqlite_db_url: str, va
 
 
 async def test_closing_answers_queued_requests_then_refuses_new_ones(
-    sqlite_db_url: str, values: Any
+    sql_url: str, values: Any
 ) -> None:
     org = values.org()
     outcomes: list[BaseException | None] = []
@@ -279,7 +271,7 @@ async def test_closing_answers_queued_requests_then_refuses_new_ones(
 
     with trio.fail_after(10):
         async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
-            async with open_sql_store(sqlite_db_url) as store:
+            async with open_sql_store(sql_url) as store:
                 await store.add_org(org)
                 for i in range(10):
                     nursery.start_soon(add, store, i)
@@ -292,9 +284,9 @@ async def test_closing_answers_queued_requests_then_refuses_new_ones(
     assert all(isinstance(e, StorageUnavailable) for e in outcomes[10:]) and len(outcomes) == 15
 
 
-async def test_calls_after_close_raise_storage_unavailable(sqlite_db_url: str, values: Any) -> None:
+async def test_calls_after_close_raise_storage_unavailable(sql_url: str, values: Any) -> None:
     org = values.org()
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         await store.add_org(org)
 
     with pytest.raises(StorageUnavailable, match="closed"):
@@ -340,49 +332,73 @@ async def test_url_for_a_data_dir_creates_it_and_opens(tmp_path: Path, values: A
     assert (data_dir / "conversations.db").is_file()
 
 
-async def test_a_plain_sqlite_url_is_accepted_and_others_are_not(
-    sqlite_db_url: str, values: Any
-) -> None:
+async def test_a_plain_sqlite_url_is_accepted(sqlite_db_url: str, values: Any) -> None:
     plain = sqlite_db_url.replace("sqlite+aiosqlite://", "sqlite://")
     async with opened(plain) as store:
         await store.add_org(values.org())
         assert await store.count_orgs() == 1
-    with pytest.raises(ValueError, match="unsupported database URL"):
-        normalise_url("postgresql://localhost/conversations")
 
 
-async def test_ids_and_times_are_stored_as_canonical_text(sqlite_db_url: str, values: Any) -> None:
+@pytest.mark.parametrize(
+    ("url", "normalised"),
+    [
+        ("sqlite:///data/c.db", "sqlite+aiosqlite:///data/c.db"),
+        ("sqlite+aiosqlite:///data/c.db", "sqlite+aiosqlite:///data/c.db"),
+        ("postgresql://u:p@db.example/c", "postgresql://u:p@db.example/c"),
+        ("postgres://u:p@db.example:5433/c", "postgresql://u:p@db.example:5433/c"),
+        ("postgresql+asyncpg://u:p@db.example/c", "postgresql://u:p@db.example/c"),
+    ],
+)
+def test_database_urls_name_the_driver_the_store_uses(url: str, normalised: str) -> None:
+    assert normalise_url(url) == normalised
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://u:p@db.example/c", "postgresql+aiopg://db.example/c", "conversations.db"]
+)
+def test_other_database_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="unsupported database URL") as refused:
+        normalise_url(url)
+    assert "u:p" not in str(refused.value)  # a URL's password is never repeated
+
+
+def test_postgresql_url_options_that_would_be_ignored_are_refused() -> None:
+    # `databases` reads ssl and host only: sslmode=require would connect without TLS.
+    with pytest.raises(ValueError, match=r"unsupported option\(s\) \['sslmode'\]"):
+        normalise_url("postgresql://u:p@db.example/c?sslmode=require")
+    assert normalise_url("postgres://u:p@db.example/c?ssl=verify-full") == (
+        "postgresql://u:p@db.example/c?ssl=verify-full"
+    )
+
+
+async def test_ids_and_times_are_stored_as_canonical_text(sql_url: str, values: Any) -> None:
     org = values.org()
     plus_two = timezone(timedelta(hours=2))
     conversation = values.conversation(org)
     conversation = attrs.evolve(
         conversation, created_at=conversation.created_at.astimezone(plus_two)
     )
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         await store.add_org(org)
         await store.add_conversation(conversation)
         assert await store.get_conversation(org.id, conversation.id) == conversation
 
-    [(stored_id, created_at)] = query_file(
-        sqlite_db_url, "SELECT id, created_at FROM conversations"
-    )
+    [(stored_id, created_at)] = query(sql_url, "SELECT id, created_at FROM conversations")
     assert stored_id == str(conversation.id)
     assert created_at == "2026-11-26T06:02:59.123456Z"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", created_at)
 
 
-async def test_a_naive_datetime_is_refused(sqlite_db_url: str, values: Any) -> None:
+async def test_a_naive_datetime_is_refused(sql_url: str, values: Any) -> None:
     org = attrs.evolve(values.org(), created_at=values.at(0).replace(tzinfo=None))
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         with pytest.raises(ValueError, match="naive datetime"):
             await store.add_org(org)
 
 
-async def test_a_session_for_a_missing_conversation_is_refused(
-    sqlite_db_url: str, values: Any
-) -> None:
+async def test_a_session_for_a_missing_conversation_is_refused(sql_url: str, values: Any) -> None:
     org = values.org()
-    async with opened(sqlite_db_url) as store:
+    async with opened(sql_url) as store:
         await store.add_org(org)
         with pytest.raises(StorageUnavailable, match="missing conversation"):
             await store.add_session(values.session(values.conversation(org)))

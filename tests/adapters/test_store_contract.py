@@ -8,6 +8,8 @@ import attrs
 import pytest
 
 from conversation_service.domain.model import (
+    ContextScope,
+    GenerationParams,
     MessageRole,
     MessageStatus,
     Usage,
@@ -39,6 +41,25 @@ async def test_conversation_and_session_round_trip(store: Store, values: Any) ->
 
     assert await store.get_conversation(org.id, conversation.id) == conversation
     assert await store.get_session(org.id, session.id) == session
+
+
+async def test_a_sessions_settings_round_trip_exactly(store: Store, values: Any) -> None:
+    org = values.org()
+    await store.add_org(org)
+    conversation = values.conversation(org)
+    await store.add_conversation(conversation)
+    session = attrs.evolve(
+        values.session(conversation),
+        system_prompt="Answer briefly. ✓",
+        # Floats that a 4-byte REAL would not keep (0.2 would read back as 0.200000003).
+        params=GenerationParams(temperature=0.2, top_p=0.95, max_tokens=4096),
+        context=ContextScope.CONVERSATION,
+    )
+    await store.add_session(session)
+
+    stored = await store.get_session(org.id, session.id)
+    assert stored == session
+    assert stored.params.temperature == 0.2 and stored.params.top_p == 0.95
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
-"""Hypothesis: the in-memory and the SQL store answer alike to any sequence of operations."""
+"""Hypothesis: the in-memory and the SQL stores answer alike to any sequence of operations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
@@ -24,6 +26,32 @@ from conversation_service.domain.session_machine import SessionInput
 from conversation_service.ports.storage import StaleVersion
 
 Store = Any  # InMemoryStore | SqlStore
+NewDatabase = Callable[[], AbstractContextManager[str]]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> NewDatabase:
+    """Makes a new, empty database of one SQL dialect for each Hypothesis example."""
+
+    @contextmanager
+    def sqlite() -> Iterator[str]:
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('agree')}/conversations.db"
+
+    if request.param == "sqlite":
+        return sqlite
+    postgres = request.getfixturevalue("postgres")
+
+    @contextmanager
+    def postgresql() -> Iterator[str]:
+        url = postgres.create_database()
+        try:
+            yield url
+        finally:
+            postgres.drop_database(url)
+
+    return postgresql
 
 
 # -- the two stores agree on any sequence of writes and reads, refusing the same stale writes --
@@ -57,9 +85,13 @@ _operation = st.one_of(
 )
 @given(operations=st.lists(_operation, max_size=25))
 async def test_both_stores_agree_on_any_sequence(
-    tmp_path_factory: pytest.TempPathFactory, values: Any, operations: list[tuple[Any, ...]]
+    new_database: NewDatabase, values: Any, operations: list[tuple[Any, ...]]
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('agree')}/conversations.db"
+    with new_database() as url:
+        await _agree(url, values, operations)
+
+
+async def _agree(url: str, values: Any, operations: list[tuple[Any, ...]]) -> None:
     async with trio_asyncio.open_loop(), open_sql_store(url) as sql:
         run = _SideBySide(InMemoryStore(), sql, values)
         await run.start()

@@ -1,8 +1,15 @@
-"""The real app on a real socket, over a real SQLite file; clients speak HTTP to it."""
+"""The real app on a real socket, over a real database; clients speak HTTP to it.
+
+Every test here runs twice, on a SQLite file and on a PostgreSQL database (a new one per
+test, on the session's server), unless it is marked `backends(...)`: the database is named
+by CONVERSATION_SERVICE_DATABASE_URL, as an operator would, so served processes and the
+CLI use it too, and `settings_for` reads it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,9 +23,51 @@ from httpx_sse import EventSource, aconnect_sse
 
 from conversation_service.domain.model import AccessRole
 from conversation_service.entrypoints.server import RunningServer, running_server
-from conversation_service.entrypoints.settings import Settings
+from conversation_service.entrypoints.settings import ENV_PREFIX, Settings
+from tests import postgres_server
 
 ECHO = "6563686f-0000-4000-8000-000000000000"
+DATABASE_URL = ENV_PREFIX + "DATABASE_URL"
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        backends = marker.args if marker else BACKENDS
+        metafunc.parametrize("backend", backends, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database the module's tests run on: "sqlite" or "postgres"."""
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def database_url(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str | None]:
+    """A new PostgreSQL database for each test on "postgres", named in the environment;
+    None on "sqlite" (the file in the data directory)."""
+    if backend == "sqlite":
+        monkeypatch.delenv(DATABASE_URL, raising=False)
+        yield None
+        return
+    postgres = request.getfixturevalue("postgres")
+    url = postgres.create_database()
+    monkeypatch.setenv(DATABASE_URL, url)
+    yield url
+    postgres.drop_database(url)
+
+
+def stored_text(data_dir: Path) -> bytes:
+    """Everything the service stored, as bytes: the SQLite file, or every row of the
+    PostgreSQL database the environment names."""
+    url = os.environ.get(DATABASE_URL)
+    if url:
+        return postgres_server.dump(url).encode()
+    return (data_dir / "conversations.db").read_bytes()
 
 
 @attrs.define
@@ -110,6 +159,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         port=0,
         data_dir=tmp_path / "data",
+        database_url=os.environ.get(DATABASE_URL),  # the test's database, if not SQLite's
         echo_delay_ms=1,
         shutdown_grace=2.0,
     )

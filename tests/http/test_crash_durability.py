@@ -7,6 +7,9 @@ each restart the SQLite file passes `PRAGMA integrity_check`, and the API still 
 acknowledged: conversations and sessions with their fields, every user message that got a
 `start` with its text, and its reply: completed if the client saw `end`, else incomplete or
 completed, its text a prefix of the echo. No message is left in_progress.
+
+SQLite only: it is the file that must survive the process dying with it. A PostgreSQL server
+outlives the killed process (test_process_lifecycle.py kills it mid-stream on both).
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from pathlib import Path
 
 import attrs
 import httpx
+import pytest
 import trio
 from httpx_sse import SSEError, aconnect_sse
 
 from tests.http.served import Served, serve
+
+pytestmark = pytest.mark.backends("sqlite")
 
 ECHO = "6563686f-0000-4000-8000-000000000000"
 ROUNDS = 20

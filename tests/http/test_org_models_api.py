@@ -9,7 +9,7 @@ import trio
 
 from conversation_service.domain.model import AccessRole
 from tests.adapters.llm.openai_server import start_fake_openai, streaming_reply
-from tests.http.conftest import Api, open_api, settings_for
+from tests.http.conftest import Api, open_api, settings_for, stored_text
 
 
 def entry(base_url: str, **extra: object) -> dict:
@@ -56,8 +56,7 @@ async def test_admin_registers_a_model_only_its_org_sees_and_uses(tmp_path: Path
             assert "".join(d["content"] for _, k, d in events if k == "content") == "from the team"
             assert upstream.requests[0].headers["authorization"] == "Bearer sk-team-secret-123"
         # The key is sealed on disk.
-        database = (tmp_path / "data" / "conversations.db").read_bytes()
-        assert b"sk-team-secret-123" not in database
+        assert b"sk-team-secret-123" not in stored_text(tmp_path / "data")
         nursery.cancel_scope.cancel()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.http.conftest import stored_text
 from tests.http.served import Served, cli, serve
 
 CREATE = """curl -X POST {{baseUrl}}/api/conversation/create?org_id=your-org-id \\
@@ -200,4 +201,4 @@ def test_cli_creates_orgs_and_tokens_that_the_server_accepts(
     finally:
         assert server.stop() == 0
     # The token was stored as a hash only.
-    assert token.encode() not in (data / "conversations.db").read_bytes()
+    assert token.encode() not in stored_text(data)

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import schemathesis
 
+from tests.http.conftest import DATABASE_URL
 from tests.http.served import Served, serve
 
 SEED = os.environ.get("SCHEMATHESIS_SEED")
@@ -58,17 +59,26 @@ def before_call(context: Any, case: schemathesis.Case, kwargs: dict[str, Any]) -
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
+) -> Iterator[Served]:
     data_dir = tmp_path_factory.mktemp("schemathesis") / "data"
+    postgres = request.getfixturevalue("postgres") if backend == "postgres" else None
+    database = postgres.create_database() if postgres else None  # the module's, as the server
     # Thousands of requests from one token; echo without its word delay keeps streams short.
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CONVERSATION_SERVICE_ALLOW_PRIVATE_MODEL_URLS", "true")
+        env.delenv(DATABASE_URL, raising=False)
+        if database:
+            env.setenv(DATABASE_URL, database)
         server = serve(data_dir, "--rate-limit", "100000/minute", "--echo-delay-ms", "0")
     assert server.org_id and server.token, "".join(server.output)
     try:
         yield server
     finally:
         assert server.stop() == 0
+        if postgres and database:
+            postgres.drop_database(database)
 
 
 def config_file(served: Served, folder: Path) -> Path:

@@ -1,0 +1,71 @@
+"""Looking into a store's database from a test, a SQLite file or a PostgreSQL database alike."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from conversation_service.adapters.sql.statements import positional
+from tests import postgres_server
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql", "postgres:"))
+
+
+def file_of(url: str) -> Path:
+    """The file of a SQLite URL."""
+    return Path(url.removeprefix("sqlite+aiosqlite://").removeprefix("sqlite://"))
+
+
+def query(
+    url: str, sql: str, params: dict[str, Any] | None = None, *, settings: tuple[str, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """The rows of `sql` (with `:name` parameters, as the store writes its SQL)."""
+    if is_postgres(url):
+        text, names = positional(sql)
+        args = [(params or {})[name] for name in names]
+        return postgres_server.query(url, text, *args, settings=settings)
+    with sqlite3.connect(file_of(url)) as db:
+        return db.execute(sql, params or {}).fetchall()
+
+
+def schema(url: str) -> list[tuple[Any, ...]]:
+    """Every table, column and index the database has, with its definition."""
+    if not is_postgres(url):
+        return query(url, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
+    return query(
+        url,
+        "SELECT table_name, column_name, data_type, is_nullable, column_default "
+        "FROM information_schema.columns WHERE table_schema = 'public' "
+        "ORDER BY table_name, ordinal_position",
+    ) + query(
+        url, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+    )
+
+
+def index_names(url: str) -> set[str]:
+    if is_postgres(url):
+        rows = query(url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+    else:
+        rows = query(url, "SELECT name FROM sqlite_master WHERE type = 'index'")
+    return {row[0] for row in rows}
+
+
+def query_plan(url: str, sql: str, params: dict[str, Any]) -> tuple[str, bool]:
+    """How the database would run `sql`: the plan as text, and whether it sorts rows itself
+    (rather than reading them in an index's order)."""
+    if not is_postgres(url):
+        plan = " | ".join(row[-1] for row in query(url, f"EXPLAIN QUERY PLAN {sql}", params))
+        return plan, "TEMP B-TREE" in plan
+    # The tables are empty, so PostgreSQL would rather read them whole and sort: with both
+    # made as dear as it allows, the plan shows whether an index can give filter and order.
+    rows = query(
+        url,
+        f"EXPLAIN {sql}",
+        params,
+        settings=("SET enable_seqscan = off", "SET enable_sort = off"),
+    )
+    plan = " | ".join(row[0] for row in rows)
+    return plan, "Sort" in plan
