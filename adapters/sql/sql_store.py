@@ -15,8 +15,8 @@ from uuid import UUID
 
 from conversation_service.adapters.sql import queries as q
 from conversation_service.adapters.sql.rows import format_timestamp, from_row, to_row
-from conversation_service.adapters.sql.statements import Statements
-from conversation_service.adapters.sql.storage_actor import StorageActor, Work
+from conversation_service.adapters.sql.statements import Statements, Work
+from conversation_service.adapters.sql.storage_actor import StorageActor
 from conversation_service.domain.model import (
     AccessRole,
     ChatSession,

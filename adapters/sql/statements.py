@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol, cast
 
 import aiosqlite
 import asyncpg
@@ -34,8 +34,17 @@ class Statements(Protocol):
         ...
 
 
+Work = Callable[[Statements], Awaitable[Any]]
+"""A unit of database work: statements run in order, inside a transaction."""
+
+
 class DriverConnection(Statements, Protocol):
     """What the storage actor also asks of the connection it runs the work items on."""
+
+    async def run_transaction(self, works: Sequence[Work]) -> list[Any]:
+        """Run `works` in one transaction and commit; their results, in order. On an error
+        the transaction is rolled back and the error raised."""
+        ...
 
     def is_closed(self) -> bool:
         """Whether the connection is gone (a server that went away): none of it can run."""
@@ -66,6 +75,14 @@ class SqliteStatements:
         rows = list(await self._raw.execute_fetchall(sql, values or {}))
         return rows[0][0] if rows else None
 
+    async def run_transaction(self, works: Sequence[Work]) -> list[Any]:
+        # One trip to aiosqlite's thread for the whole transaction, however many statements
+        # it holds: each trip costs far more than an SQLite statement does. `_execute` is
+        # the primitive every aiosqlite call goes through (aiosqlite is pinned for it).
+        return cast(
+            list[Any], await self._raw._execute(_transaction_in_thread, self._raw._conn, works)
+        )
+
     def is_closed(self) -> bool:
         return False  # a file: nothing that can go away under an open connection
 
@@ -74,6 +91,50 @@ class SqliteStatements:
         # and every later BEGIN on this one connection would then fail too.
         if self._raw.in_transaction:
             await self._raw.rollback()
+
+
+class _InThread:
+    """Statements run on the sqlite3 connection itself, in aiosqlite's thread. The methods
+    are coroutines only so that the same work items run here and on asyncpg: they never
+    suspend, so `_run_now` drives one to its end in a single step."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    async def execute(self, sql: str, values: Mapping[str, Any] | None = None) -> None:
+        self._connection.execute(sql, values or {}).fetchall()
+
+    async def fetch_all(
+        self, sql: str, values: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._connection.execute(sql, values or {}).fetchall()]
+
+    async def fetch_val(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
+        rows = self._connection.execute(sql, values or {}).fetchall()  # steps it to its end
+        return rows[0][0] if rows else None
+
+
+def _run_now(work: Awaitable[Any]) -> Any:
+    coroutine = cast(Coroutine[Any, Any, Any], work)
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("a work item awaited something other than its statements")
+
+
+def _transaction_in_thread(connection: sqlite3.Connection, works: Sequence[Work]) -> list[Any]:
+    statements = _InThread(connection)
+    connection.execute("BEGIN")
+    try:
+        results = [_run_now(work(statements)) for work in works]
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.rollback()
+        raise
+    return results
 
 
 class PostgresStatements:
@@ -100,6 +161,10 @@ class PostgresStatements:
     async def fetch_val(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
         text, names = positional(sql)
         return await self._raw.fetchval(text, *_values(sql, names, values))
+
+    async def run_transaction(self, works: Sequence[Work]) -> list[Any]:
+        async with self._raw.transaction():
+            return [await work(self) for work in works]
 
     def is_closed(self) -> bool:
         try:

@@ -30,14 +30,11 @@ from conversation_service.adapters.sql.dialects import (
     connection_lost,
     driver_connection,
 )
-from conversation_service.adapters.sql.statements import DriverConnection, Statements
+from conversation_service.adapters.sql.statements import DriverConnection, Work
 from conversation_service.domain.errors import DomainError
 from conversation_service.ports.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
-
-Work = Callable[[Statements], Awaitable[Any]]
-"""A unit of database work, run by the actor on its connection inside a transaction."""
 
 MAX_BATCH = 256  # bounds one transaction's size and how long it holds the write lock
 
@@ -225,9 +222,9 @@ class StorageActor:
         for request in requests:
             request.result = None
         try:
-            async with self._connection.transaction():
-                for request in requests:
-                    request.result = await request.work(driver)
+            results = await driver.run_transaction([request.work for request in requests])
+            for request, result in zip(requests, results, strict=True):
+                request.result = result
             return None
         except Exception as error:
             lost: Exception = error
