@@ -107,9 +107,14 @@ class Turn:
     async def _emit(self, chunk: str) -> None:
         if not chunk:
             return
-        if self._first_token_at is None:
+        first = self._first_token_at is None
+        if first:
             self._first_token_at = trio.current_time()
         self.reply.content(chunk)
+        if first:
+            # A model whose reply arrives in one burst would otherwise be parsed whole
+            # before any reader runs: let the first text go out at once.
+            await trio.lowlevel.checkpoint()
         self._unflushed += 1
         now = trio.current_time()
         if (
