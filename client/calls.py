@@ -101,7 +101,11 @@ def _field(name: str, kind: Callable[[Any], U]) -> Callable[[httpx.Response], U]
 
 
 def _models(response: httpx.Response) -> list[Model]:
-    return list(decode(_json(response), dict[str, tuple[Model, ...]]).get("models", ()))
+    body = _json(response)
+    listed = body.get("models") if isinstance(body, dict) else None
+    if not isinstance(listed, list):
+        raise ResponseFormatError(f"the answer is not a list of models: {body!r}")
+    return [decode(model, Model) for model in listed]
 
 
 def list_models() -> Call[list[Model]]:

@@ -62,8 +62,9 @@ StreamEvent = StartEvent | ContentEvent | EndEvent
 class Reply:
     """A finished reply as its stream told it: what the service stored for it.
 
-    `id` is the reply's message id (as in `list_messages`); `content` is its whole text;
-    `error` is set when the reply failed (its finish_reason is then `error`).
+    `id` is the reply's message id (as in `list_messages`); `content` is its text (all of it,
+    unless the stream was attached `after` an event: then what followed it); `error` is set
+    when the reply failed (its finish_reason is then `error`).
     """
 
     id: UUID

@@ -28,6 +28,7 @@ from conversation_service.client import (
     ModelUnavailableError,
     ReplyFailedError,
     SessionCompletedError,
+    SessionStatus,
 )
 
 ENV_URL, ENV_TOKEN, ENV_ORG = (
@@ -77,6 +78,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
         except (ConversationServiceError, LookupError) as error:
             print(f"chat: {error}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            return 130
         if sys.stdin.isatty():
             import readline  # noqa: F401 - line editing and history for input()
         print(f"Connected to {url}. Model: {chat.model.name}. /help for commands.", flush=True)
@@ -267,7 +270,9 @@ class Chat:
         )
         # Go on in its latest open session on this model, else a new one at the next message.
         open_here = [
-            s for s in found.sessions if s.model_id == self.model.id and s.status != "completed"
+            s
+            for s in found.sessions
+            if s.model_id == self.model.id and s.status is not SessionStatus.COMPLETED
         ]
         self.session = open_here[-1] if open_here else None
         self.say(f"(conversation: {found.title})")
