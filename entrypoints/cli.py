@@ -1,4 +1,4 @@
-"""The `conversation-service` command: serve, and manage organisations and tokens."""
+"""The `conversation-service` command: serve, manage organisations and tokens, and chat."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from conversation_service.adapters.access import AccessAdmin
 from conversation_service.adapters.system import RandomIds, SystemClock
 from conversation_service.domain.errors import DomainError
 from conversation_service.domain.model import AccessRole
+from conversation_service.entrypoints import chat
 from conversation_service.entrypoints.bootstrap import open_store
 from conversation_service.entrypoints.settings import Settings, SettingsError, load_settings
 
@@ -72,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke = token.add_parser("revoke", help="revoke a token by its id; effective at once")
     token_revoke.add_argument("token_id", type=UUID)
     _storage_flags(token_revoke)
+
+    chat.add_arguments(
+        commands.add_parser("chat", help="chat with a model from the terminal (a client)")
+    )
     return parser
 
 
@@ -120,6 +125,8 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "chat":  # a client of a running service: none of the server's settings
+        return chat.run(args)
     try:
         settings = load_settings(_flags(args))
         if args.command == "serve":
