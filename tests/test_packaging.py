@@ -37,7 +37,7 @@ def test_the_wheel_has_one_top_level_package_holding_every_layer(wheel: Path) ->
     for module in (
         "domain/model.py", "ports/storage.py", "service_layer/conversation_service.py",
         "adapters/actors/session_actor.py", "adapters/llm/models.toml",
-        "entrypoints/cli.py", "entrypoints/http/docs.html",
+        "entrypoints/cli.py", "entrypoints/http/docs.html", "client/sync_client.py",
     ):  # fmt: skip
         assert f"conversation_service/{module}" in names
     (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
