@@ -12,6 +12,8 @@ from uuid import UUID
 
 import attrs
 
+from conversation_service.adapters.memory_keeping import KeepingInMemory
+from conversation_service.domain.feedback import Feedback
 from conversation_service.domain.model import (
     AccessRole,
     ChatSession,
@@ -36,7 +38,7 @@ from conversation_service.ports.storage import (
 )
 
 
-class InMemoryStore:
+class InMemoryStore(KeepingInMemory):
     """ConversationStore and AccessStore over dictionaries."""
 
     def __init__(self) -> None:
@@ -47,6 +49,7 @@ class InMemoryStore:
         self._messages: dict[UUID, Message] = {}  # insertion order is message order
         self._keys: dict[tuple[str, str], tuple[datetime, IdempotentResult]] = {}
         self._org_models: dict[UUID, StoredModel] = {}
+        self._feedback: dict[UUID, Feedback] = {}  # by message id
 
     # -- access -------------------------------------------------------------------------
     async def add_org(self, org: Org) -> None:

@@ -60,11 +60,15 @@ class Principal:
 
 @attrs.frozen(kw_only=True)
 class Conversation:
-    """A titled thread that holds chat sessions and their messages."""
+    """A thread that holds chat sessions and their messages.
+
+    `title` is None until someone names it: the user (at create or later), or the service
+    after the conversation's first reply (domain/titles.py).
+    """
 
     id: UUID
     org_id: UUID
-    title: str
+    title: str | None
     is_archived: bool
     created_at: datetime
     updated_at: datetime

@@ -27,6 +27,7 @@ class InputLimits:
     max_title_chars: int = 500
     max_message_chars: int = 100_000
     max_system_prompt_chars: int = 20_000
+    max_comment_chars: int = 2_000  # a feedback comment
 
 
 def _text(field: str, value: str, maximum: int) -> str:
@@ -43,20 +44,54 @@ def new_conversation(
     *,
     id: UUID,  # noqa: A002
     org_id: UUID,
-    title: str,
+    title: str | None,
     is_archived: bool,
     at: datetime,
     limits: InputLimits,
 ) -> Conversation:
-    """A new conversation; InvalidField when the title is empty or too long."""
+    """A new conversation; InvalidField when the title is empty or too long.
+
+    Without a title it stays untitled (None) until its first reply names it.
+    """
     return Conversation(
         id=id,
         org_id=org_id,
-        title=_text("title", title, limits.max_title_chars),
+        title=None if title is None else _text("title", title, limits.max_title_chars),
         is_archived=is_archived,
         created_at=at,
         updated_at=at,
     )
+
+
+def updated_conversation(
+    conversation: Conversation,
+    *,
+    title: str | None,
+    is_archived: bool | None,
+    at: datetime,
+    limits: InputLimits,
+) -> Conversation:
+    """The conversation with what the user changed (None: left as it is).
+
+    A change moves `updated_at` forward to `at`; nothing to change leaves it untouched.
+    InvalidField when the title is empty or too long.
+    """
+    if title is not None:
+        title = _text("title", title, limits.max_title_chars)
+    if title is None and is_archived is None:
+        return conversation
+    changed = attrs.evolve(
+        conversation,
+        title=conversation.title if title is None else title,
+        is_archived=conversation.is_archived if is_archived is None else is_archived,
+    )
+    return changed.touched(at)
+
+
+def check_text(field: str, value: str, maximum: int) -> str:
+    """A text the user wrote: not blank, at most `maximum` characters, no NUL; InvalidField
+    naming `field` otherwise."""
+    return _text(field, value, maximum)
 
 
 def new_session(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -10,6 +10,7 @@ from uuid import UUID
 import attrs
 
 from conversation_service.domain.errors import Conflict, DomainError
+from conversation_service.domain.feedback import Feedback
 from conversation_service.domain.model import (
     AccessRole,
     ChatSession,
@@ -18,6 +19,7 @@ from conversation_service.domain.model import (
     Org,
     Page,
 )
+from conversation_service.domain.transfer import ImportReport, MessageRecord, TransferRecord
 
 
 class StorageUnavailable(DomainError):
@@ -42,6 +44,23 @@ class ModelUsage:
     prompt_tokens: int
     completion_tokens: int
     estimated_replies: int  # replies whose token counts are our estimate, not the provider's
+
+
+@attrs.frozen(kw_only=True)
+class ModelFeedback:
+    """The ratings one model's replies got in an organisation over a period."""
+
+    model_id: UUID
+    up: int
+    down: int
+
+
+@attrs.frozen(kw_only=True)
+class MessageBatch:
+    """Some of a conversation's messages, in order, and where the next batch starts."""
+
+    records: tuple[MessageRecord, ...]
+    after: int | None  # pass as `after` for the next batch; None: there is no more
 
 
 @attrs.frozen(kw_only=True)
@@ -154,6 +173,86 @@ class ConversationStore(Protocol):
         error "interrupted") and RESPONDING sessions ACTIVE (a version on).
 
         Returns how many replies were marked.
+        """
+        ...
+
+    # -- conversations people keep: change, delete, rate, title, export, import --------------
+    async def update_conversation(
+        self,
+        org_id: UUID,
+        conversation_id: UUID,
+        *,
+        title: str | None,
+        is_archived: bool | None,
+        at: datetime,
+    ) -> Conversation | None:
+        """Change what is given (None: left as stored) and move `updated_at` forward to `at`;
+        the conversation as stored then, or None if there is no such conversation."""
+        ...
+
+    async def set_generated_title(self, org_id: UUID, conversation_id: UUID, title: str) -> bool:
+        """Title a conversation that has no title. False, and nothing written, when it has
+        one already (its user's, or one generated before) or does not exist."""
+        ...
+
+    async def delete_conversation(
+        self, org_id: UUID, conversation_id: UUID
+    ) -> Sequence[UUID] | None:
+        """Delete the conversation with its sessions, messages and feedback, and the kept
+        Idempotency-Key answers of the organisation that name it or its sessions, in one
+        transaction. The ids of the sessions deleted; None if there is no such conversation.
+        """
+        ...
+
+    async def get_feedback(self, org_id: UUID, message_id: UUID) -> Feedback | None: ...
+
+    async def put_feedback(self, feedback: Feedback) -> None:
+        """Add the feedback on its message, or replace the feedback there."""
+        ...
+
+    async def delete_feedback(self, org_id: UUID, message_id: UUID) -> bool:
+        """Remove the feedback on a message; False if it had none."""
+        ...
+
+    async def feedback_for(
+        self, org_id: UUID, message_ids: Sequence[UUID]
+    ) -> Mapping[UUID, Feedback]:
+        """The feedback on those of the messages that have some, by message id."""
+        ...
+
+    async def feedback_by_model(
+        self, org_id: UUID, *, start: datetime, end: datetime
+    ) -> Sequence[ModelFeedback]:
+        """Ratings of the replies created in [start, end), per model, ordered by model id."""
+        ...
+
+    async def export_conversations(
+        self, org_id: UUID, *, after: Conversation | None, limit: int
+    ) -> Sequence[Conversation]:
+        """Up to `limit` of the organisation's conversations, oldest `created_at` first (ties:
+        by id), from just after `after` (the last of the previous batch)."""
+        ...
+
+    async def export_messages(
+        self, org_id: UUID, conversation_id: UUID, *, after: int | None, limit: int
+    ) -> MessageBatch:
+        """Up to `limit` of a conversation's messages with their feedback, in the order they
+        were added, from just after `after` (None: from the first)."""
+        ...
+
+    async def import_records(
+        self,
+        org_id: UUID,
+        records: Callable[[], Iterable[TransferRecord]],
+        *,
+        new_id: Callable[[], UUID],
+    ) -> ImportReport:
+        """Store `records` (as domain.transfer.as_imported makes them: each session after
+        its conversation, each message after its session) in one transaction: all or none.
+
+        `records()` is called for each attempt and must give the same records each time.
+        An object whose id is taken (by any organisation) is stored under `new_id()`, and
+        every record naming it is changed to match. Timestamps are stored as given.
         """
         ...
 

@@ -17,6 +17,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from conversation_service.domain.model import (
     ChatSession,
+    Conversation,
     Latency,
     Message,
     MessageRole,
@@ -28,6 +29,7 @@ from conversation_service.ports.storage import StorageUnavailable
 T = TypeVar("T")
 
 _PARAM_COLUMNS = ("temperature", "top_p", "max_tokens")
+UNTITLED = ""  # the stored title of a conversation that has none yet
 
 
 def format_timestamp(at: datetime) -> str:
@@ -118,6 +120,21 @@ def _make_converter() -> cattrs.Converter:
 
     converter.register_unstructure_hook(ChatSession, session_to_row)
     converter.register_structure_hook(ChatSession, session_from_row)
+
+    # An untitled conversation's title is stored as '' (schema.py, migration 3).
+    unstructure_conversation = make_dict_unstructure_fn(Conversation, converter)
+    structure_conversation = make_dict_structure_fn(Conversation, converter)
+
+    def conversation_to_row(conversation: Conversation) -> dict[str, Any]:
+        row = unstructure_conversation(conversation)
+        row["title"] = row["title"] or UNTITLED
+        return row
+
+    def conversation_from_row(row: Mapping[str, Any], _: type) -> Conversation:
+        return structure_conversation({**row, "title": row["title"] or None}, Conversation)
+
+    converter.register_unstructure_hook(Conversation, conversation_to_row)
+    converter.register_structure_hook(Conversation, conversation_from_row)
     return converter
 
 

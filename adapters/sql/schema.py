@@ -148,6 +148,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error_message = COALESCE(error_message, 'the service stopped while writing this reply')
             WHERE status = 'incomplete'""",
     ),
+    (
+        # Conversations people keep (issue 12). A conversation created without a title keeps
+        # '' in `title` until it gets one (rows.py reads it as None): the column stays NOT NULL,
+        # which SQLite could only drop by rebuilding the table; no title given is ever ''.
+        """CREATE TABLE message_feedback (
+            message_id TEXT PRIMARY KEY REFERENCES messages (id),
+            org_id TEXT NOT NULL REFERENCES orgs (id),
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            rating TEXT NOT NULL,
+            comment TEXT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        # Deleting a conversation deletes its feedback; usage reports count an org's ratings.
+        "CREATE INDEX message_feedback_by_conversation ON message_feedback (conversation_id)",
+        "CREATE INDEX message_feedback_by_org ON message_feedback (org_id)",
+        # An export walks an organisation's conversations oldest first.
+        "CREATE INDEX conversations_by_org_created ON conversations (org_id, created_at, id)",
+    ),
 )
 
 CURRENT_VERSION = len(MIGRATIONS)
@@ -157,6 +176,9 @@ _SQLITE_SETTINGS = (
     "PRAGMA synchronous = NORMAL",  # see the module docstring for what this risks
     "PRAGMA busy_timeout = 5000",  # wait for another process's lock instead of failing
     "PRAGMA foreign_keys = ON",  # off by default in SQLite, per connection
+    # Deleted rows (a deleted conversation's messages) are overwritten in the pages they
+    # leave, where that costs no extra I/O, rather than left readable in free space.
+    "PRAGMA secure_delete = FAST",
 )
 
 

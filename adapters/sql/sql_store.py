@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from conversation_service.adapters.sql import queries as q
+from conversation_service.adapters.sql.keeping_store import KeepingSql
 from conversation_service.adapters.sql.rows import format_timestamp, from_row, to_row
 from conversation_service.adapters.sql.statements import Statements, Work
 from conversation_service.adapters.sql.storage_actor import StorageActor
@@ -44,7 +45,7 @@ _INTERRUPTED = ReplyOutcome.interrupted(*INTERRUPTED)
 _RECOVERED_STATUS = next_state(SessionState.RESPONDING, SessionInput.RECOVER).value
 
 
-class SqlStore:
+class SqlStore(KeepingSql):
     """ConversationStore and AccessStore over SQL; get one from open_sql_store()."""
 
     def __init__(self, actor: StorageActor) -> None:

@@ -33,6 +33,10 @@ class Statements(Protocol):
         """The first column of the first row, or None when there is no row."""
         ...
 
+    async def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """`sql` once for each of `rows` (an import's batch of inserts)."""
+        ...
+
 
 Work = Callable[[Statements], Awaitable[Any]]
 """A unit of database work: statements run in order, inside a transaction."""
@@ -75,6 +79,9 @@ class SqliteStatements:
         rows = list(await self._raw.execute_fetchall(sql, values or {}))
         return rows[0][0] if rows else None
 
+    async def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        await self._raw.executemany(sql, rows)
+
     async def run_transaction(self, works: Sequence[Work]) -> list[Any]:
         # One trip to aiosqlite's thread for the whole transaction, however many statements
         # it holds: each trip costs far more than an SQLite statement does. `_execute` is
@@ -112,6 +119,9 @@ class _InThread:
     async def fetch_val(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
         rows = self._connection.execute(sql, values or {}).fetchall()  # steps it to its end
         return rows[0][0] if rows else None
+
+    async def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        self._connection.executemany(sql, rows)
 
 
 def _run_now(work: Awaitable[Any]) -> Any:
@@ -161,6 +171,10 @@ class PostgresStatements:
     async def fetch_val(self, sql: str, values: Mapping[str, Any] | None = None) -> Any:
         text, names = positional(sql)
         return await self._raw.fetchval(text, *_values(sql, names, values))
+
+    async def execute_many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        text, names = positional(sql)
+        await self._raw.executemany(text, [_values(sql, names, row) for row in rows])
 
     async def run_transaction(self, works: Sequence[Work]) -> list[Any]:
         async with self._raw.transaction():

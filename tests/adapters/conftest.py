@@ -42,7 +42,7 @@ class Values:
         return Org(id=uuid4(), name=name, created_at=at(created))
 
     def conversation(
-        self, org: Org, *, created: float = 0, title: str = "a title", archived: bool = False
+        self, org: Org, *, created: float = 0, title: str | None = "a title", archived: bool = False
     ) -> Conversation:
         return Conversation(
             id=uuid4(),
