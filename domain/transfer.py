@@ -14,9 +14,17 @@ from uuid import UUID
 
 import attrs
 
+from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.feedback import Feedback
-from conversation_service.domain.model import ChatSession, Conversation, Message, MessageStatus
+from conversation_service.domain.model import (
+    ChatSession,
+    Conversation,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
 from conversation_service.domain.replies import INTERRUPTED, ReplyOutcome
+from conversation_service.domain.rules import InputLimits, check_params, check_text
 from conversation_service.domain.session_machine import SessionInput, SessionState, next_state
 
 
@@ -73,3 +81,72 @@ def as_imported(record: TransferRecord, org_id: UUID) -> TransferRecord:
             if feedback is not None:
                 feedback = attrs.evolve(feedback, org_id=org_id)
             return MessageRecord(message=message, feedback=feedback)
+
+
+class ImportCheck:
+    """Checks an import's records one at a time, in the file's order; `take` raises
+    InvalidField naming the field at fault.
+
+    Each object appears once; each session after its conversation; each message after its
+    session, in the same conversation; texts as the API takes them (titles, system prompts,
+    user messages and comments within the service's limits; no text with NUL, which no
+    database stores); sampling parameters in range. It keeps the ids it has seen: a few
+    dozen bytes per message.
+    """
+
+    def __init__(self, limits: InputLimits) -> None:
+        self._limits = limits
+        self._conversations: set[UUID] = set()
+        self._sessions: dict[UUID, UUID] = {}  # session -> its conversation
+        self._messages: set[bytes] = set()
+
+    def take(self, record: TransferRecord) -> None:
+        limits = self._limits
+        match record:
+            case Conversation():
+                if record.id in self._conversations:
+                    raise InvalidField("id", "this conversation appears twice")
+                if record.title is not None:
+                    check_text("title", record.title, limits.max_title_chars)
+                self._conversations.add(record.id)
+            case ChatSession():
+                if record.id in self._sessions:
+                    raise InvalidField("id", "this session appears twice")
+                if record.conversation_id not in self._conversations:
+                    raise InvalidField("conversation_id", "no conversation with this id before")
+                if record.system_prompt is not None:
+                    check_text(
+                        "system_prompt", record.system_prompt, limits.max_system_prompt_chars
+                    )
+                check_params(record.params, None)
+                self._sessions[record.id] = record.conversation_id
+            case MessageRecord():
+                self._take_message(record)
+
+    def _take_message(self, record: MessageRecord) -> None:
+        message = record.message
+        if message.id.bytes in self._messages:
+            raise InvalidField("id", "this message appears twice")
+        if message.chat_session_id not in self._sessions:
+            raise InvalidField("chat_session_id", "no session with this id before")
+        if self._sessions[message.chat_session_id] != message.conversation_id:
+            raise InvalidField("conversation_id", "is not the conversation of its session")
+        if message.role is MessageRole.USER:
+            check_text("content", message.content, self._limits.max_message_chars)
+        elif "\x00" in message.content:
+            raise InvalidField("content", "must not contain NUL characters")
+        for field, text in (
+            ("finish_reason", message.finish_reason),
+            ("error.code", message.error_code),
+            ("error.message", message.error_message),
+        ):
+            if text is not None and "\x00" in text:
+                raise InvalidField(field, "must not contain NUL characters")
+        if record.feedback is not None:
+            if message.role is not MessageRole.ASSISTANT:
+                raise InvalidField("feedback", "only an assistant reply takes feedback")
+            if record.feedback.comment is not None:
+                check_text(
+                    "feedback.comment", record.feedback.comment, self._limits.max_comment_chars
+                )
+        self._messages.add(message.id.bytes)

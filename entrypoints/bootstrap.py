@@ -12,6 +12,7 @@ import attrs
 from conversation_service.adapters.access import AccessAdmin, TokenVerifier
 from conversation_service.adapters.actors.session_actor import ActorSettings
 from conversation_service.adapters.actors.supervisor import SessionSupervisor, open_supervisor
+from conversation_service.adapters.actors.titles import TitleSettings
 from conversation_service.adapters.llm import load_registry, open_catalog
 from conversation_service.adapters.org_models import OrgModels
 from conversation_service.adapters.rate_limits import RequestRateLimiter, StreamSlots
@@ -20,6 +21,7 @@ from conversation_service.adapters.sql import open_sql_store, sqlite_url_for_dir
 from conversation_service.adapters.sql.sql_store import SqlStore
 from conversation_service.adapters.system import RandomIds, SystemClock
 from conversation_service.domain.rules import InputLimits
+from conversation_service.domain.titles import TITLE_MAX_CHARS
 from conversation_service.entrypoints.http.idempotency import Idempotency
 from conversation_service.entrypoints.http.routes import HttpDeps, HttpSettings
 from conversation_service.entrypoints.settings import Settings, SettingsError
@@ -85,6 +87,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     idle_timeout=settings.actor_idle_timeout,
                     max_queued=settings.max_queued_per_session,
                     max_replies_per_org=settings.max_replies_per_org,
+                ),
+                titles=TitleSettings(
+                    model_id=registry.title_model_id,
+                    max_chars=min(TITLE_MAX_CHARS, settings.max_title_chars),
                 ),
             ) as supervisor,
         ):

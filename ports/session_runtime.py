@@ -73,6 +73,13 @@ class SessionRuntime(Protocol):
         """Close the session for new messages, stopping (as cancelled) what it is writing."""
         ...
 
+    async def retire(self, session_id: UUID) -> None:
+        """Stop the session for good, before it is deleted: its running reply is cancelled
+        (the model's request closed) and stored so, replies waiting their turn end cancelled,
+        and from now on the runtime holds nothing of it and takes no message for it
+        (SessionNotFound). Returns once nothing of the session runs any more."""
+        ...
+
     def live_session(self, session_id: UUID) -> ChatSession | None:
         """The session's live state, if the runtime holds it (else storage has the truth)."""
         ...

@@ -44,6 +44,7 @@ from conversation_service.ports.clock import Clock, IdGenerator
 from conversation_service.ports.language_model import ModelCatalog, ModelInfo
 from conversation_service.ports.session_runtime import LiveReply, ReplyStream, SessionRuntime
 from conversation_service.ports.storage import ConversationStore, ModelUsage
+from conversation_service.service_layer.keeping import KeepingUseCases
 from conversation_service.service_layer.stored_reply import StoredReplyStream
 
 
@@ -53,7 +54,7 @@ class ConversationWithSessions:
     sessions: tuple[ChatSession, ...]
 
 
-class ConversationService:
+class ConversationService(KeepingUseCases):
     """Conversations, sessions and replies for the organisations of one store."""
 
     def __init__(
@@ -75,8 +76,9 @@ class ConversationService:
 
     # -- conversations --------------------------------------------------------------------
     async def create_conversation(
-        self, who: Principal, org_id: UUID, *, title: str, is_archived: bool = False
+        self, who: Principal, org_id: UUID, *, title: str | None = None, is_archived: bool = False
     ) -> Conversation:
+        """A new conversation; without a title, it gets one after its first reply."""
         authorize(who, org_id, Action.WRITE)
         conversation = new_conversation(
             id=self._ids.new_id(),

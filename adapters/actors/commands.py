@@ -72,6 +72,14 @@ class Complete:
 
 
 @attrs.define(eq=False)
+class Retire:
+    """Stop for good (the session is being deleted): the running reply is cancelled, waiting
+    ones are dropped, and the actor ends. Answered once nothing of the session runs."""
+
+    verdict: Verdict[None]
+
+
+@attrs.define(eq=False)
 class Generated:
     """Reported by a turn's generation task: the model is done with the reply."""
 
@@ -79,4 +87,4 @@ class Generated:
     outcome: ReplyOutcome
 
 
-Command = Send | Cancel | Complete | Generated
+Command = Send | Cancel | Complete | Retire | Generated

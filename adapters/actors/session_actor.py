@@ -29,6 +29,7 @@ from conversation_service.adapters.actors.commands import (
     Command,
     Complete,
     Generated,
+    Retire,
     Send,
     Verdict,
 )
@@ -47,7 +48,7 @@ from conversation_service.domain.errors import (
     ShuttingDown,
     Unavailable,
 )
-from conversation_service.domain.model import ChatSession, ContextScope
+from conversation_service.domain.model import ChatSession, ContextScope, Message
 from conversation_service.domain.replies import (
     INTERNAL_ERROR,
     SHUTTING_DOWN,
@@ -111,6 +112,7 @@ class SessionActor:
         settings: ActorSettings,
         predecessor: SessionActor | None = None,
         on_idle: Callable[[], None] = lambda: None,
+        on_reply_stored: Callable[[Message], None] = lambda _: None,
     ) -> None:
         self.org_id = org_id
         self.session_id = session_id
@@ -121,6 +123,7 @@ class SessionActor:
         self._settings = settings
         self._predecessor = predecessor
         self._on_idle = on_idle
+        self._on_reply_stored = on_reply_stored  # told of each finished reply once stored
         # Unbounded on purpose: `Send` is bounded by max_queued inside the actor, and the
         # other commands are one per request or per reply.
         self._mailbox, self._inbox = trio.open_memory_channel[Command](math.inf)
@@ -128,6 +131,7 @@ class SessionActor:
         self._running: Turn | None = None
         self._replies: dict[UUID, ReplyLog] = {}  # running and waiting
         self._completing: list[Verdict[ChatSession]] = []
+        self._retiring: list[Verdict[None]] = []
         self._ending: _Ending | None = None
         self._shown = ShownHistory()
         self.retired = False
@@ -135,7 +139,12 @@ class SessionActor:
 
     @property
     def busy(self) -> bool:
-        return self._running is not None or bool(self._queue) or bool(self._completing)
+        return (
+            self._running is not None
+            or bool(self._queue)
+            or bool(self._completing)
+            or bool(self._retiring)
+        )
 
     def find_reply(self, message_id: UUID) -> ReplyLog | None:
         """A running or waiting reply of this session."""
@@ -209,6 +218,9 @@ class SessionActor:
             idle_since = trio.current_time()
             try:
                 await self._handle(command, nursery)
+                if self._retiring and self._running is None:
+                    self._retire_now()
+                    return
                 if not self.busy:
                     self._on_idle()
             except _OutOfStep as error:
@@ -230,6 +242,8 @@ class SessionActor:
                 self._on_cancel(command)
             case Complete():
                 await self._on_complete(command)
+            case Retire():
+                self._on_retire(command)
             case Generated():
                 await self._on_generated(command, nursery)
 
@@ -248,6 +262,8 @@ class SessionActor:
     async def _on_send(self, send: Send, nursery: trio.Nursery) -> None:
         session = self._session
         try:
+            if self._retiring:
+                raise SessionNotFound(session.id)
             check_can_take_message(session)
             if self._completing:
                 raise SessionCompleted(session.id)
@@ -296,6 +312,20 @@ class SessionActor:
             self._running.cancel_scope.cancel()
             return
         await self._complete_now()
+
+    def _on_retire(self, retire: Retire) -> None:
+        self._retiring.append(retire.verdict)
+        while self._queue:
+            self._drop(self._queue.popleft(), ReplyOutcome.cancelled())
+        if self._running is not None:
+            self._running.cancel_scope.cancel()  # stored as cancelled once it has ended
+
+    def _retire_now(self) -> None:
+        """End the actor: nothing runs any more. Commands still in the mailbox are refused
+        as for a session that no longer exists."""
+        self.retired = True  # synchronously: nothing can be told to it from now
+        cancelled = ReplyOutcome.cancelled()
+        self._ending = _Ending(cancelled, cancelled, SessionNotFound(self.session_id))
 
     async def _complete_now(self) -> None:
         session = self._session
@@ -393,6 +423,7 @@ class SessionActor:
         self._running = None
         self._shown.replied(final)
         self._drop(turn.send, outcome)
+        self._on_reply_stored(final)
         if self._completing:
             await self._complete_now()
         await self._start_next(nursery)
@@ -410,6 +441,9 @@ class SessionActor:
 
     async def _wind_down(self, failure: BaseException | None) -> None:
         """End every reply the actor holds and answer every command still waiting."""
+        for retired in self._retiring:  # whatever ended the actor, nothing of it runs now
+            retired.accept(None)
+        self._retiring.clear()
         ending = self._ending or _ending_for(failure, self.session_id)
         if ending is None:
             return  # retired idle: nothing is held
@@ -431,7 +465,9 @@ class SessionActor:
                 command = self._inbox.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
-            if isinstance(command, Send | Cancel | Complete) and not command.verdict.decided:
+            if isinstance(command, Retire):
+                command.verdict.accept(None)  # it has stopped: what Retire asks
+            elif isinstance(command, Send | Cancel | Complete) and not command.verdict.decided:
                 command.verdict.refuse(ending.refusal)
             if isinstance(command, Send):
                 command.reply.abandon()

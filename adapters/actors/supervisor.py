@@ -15,10 +15,11 @@ from uuid import UUID
 
 import trio
 
-from conversation_service.adapters.actors.commands import Cancel, Complete, Send, Verdict
+from conversation_service.adapters.actors.commands import Cancel, Complete, Retire, Send, Verdict
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.session_actor import ActorSettings, SessionActor
-from conversation_service.domain.errors import RateLimited, ShuttingDown
+from conversation_service.adapters.actors.titles import TitleSettings, TitleWriter
+from conversation_service.domain.errors import RateLimited, SessionNotFound, ShuttingDown
 from conversation_service.domain.model import ChatSession
 from conversation_service.domain.replies import Multitask
 from conversation_service.ports.clock import Clock
@@ -26,6 +27,11 @@ from conversation_service.ports.language_model import ModelCatalog
 from conversation_service.ports.storage import ConversationStore
 
 log = logging.getLogger(__name__)
+
+# How long a retired session's id is refused after its retirement. Its rows are deleted
+# right after, and every request reads its session from storage first: this only has to
+# outlast a request that read the session just before the deletion.
+RETIRED_FOR = 300.0
 
 
 class SessionSupervisor:
@@ -39,6 +45,7 @@ class SessionSupervisor:
         catalog: ModelCatalog,
         clock: Clock,
         settings: ActorSettings,
+        titles: TitleSettings | None = None,
     ) -> None:
         self._nursery = nursery
         self._store = store
@@ -50,6 +57,10 @@ class SessionSupervisor:
         self._replies_by_org: dict[UUID, int] = {}  # replies running or waiting
         self._accepting = True
         self._changed = trio.Event()  # set (and replaced) when an actor goes idle or ends
+        self._retired: dict[UUID, float] = {}  # session id -> when it was retired (trio time)
+        self._titles = TitleWriter(
+            nursery=nursery, store=store, catalog=catalog, settings=titles or TitleSettings()
+        )
 
     # -- SessionRuntime -------------------------------------------------------------------
     async def send(
@@ -107,6 +118,21 @@ class SessionSupervisor:
         self.actor_for(session).tell(Complete(verdict))
         return await verdict.wait()
 
+    async def retire(self, session_id: UUID) -> None:
+        now = trio.current_time()
+        for retired, at in list(self._retired.items()):
+            if at < now - RETIRED_FOR:
+                del self._retired[retired]
+        self._retired[session_id] = now  # from here on no command reaches its actor
+        actor = self._actors.get(session_id)
+        if actor is None:
+            return
+        if not actor.retired:
+            verdict: Verdict[None] = Verdict()
+            actor.tell(Retire(verdict))
+            await verdict.wait()
+        await actor.finished.wait()
+
     def live_session(self, session_id: UUID) -> ChatSession | None:
         actor = self.find(session_id)
         return None if actor is None else actor.session
@@ -123,7 +149,9 @@ class SessionSupervisor:
     def find(self, session_id: UUID) -> SessionActor | None:
         """The live actor of a session, if it has one."""
         actor = self._actors.get(session_id)
-        return None if actor is None or actor.retired else actor
+        if actor is None or actor.retired or session_id in self._retired:
+            return None
+        return actor
 
     def actor_for(self, session: ChatSession) -> SessionActor:
         """The session's live actor, started when it has none.
@@ -134,6 +162,8 @@ class SessionSupervisor:
         """
         if not self._accepting:
             raise ShuttingDown("the service is stopping and takes no new messages")
+        if session.id in self._retired:
+            raise SessionNotFound(session.id)  # being deleted, or deleted
         current = self._actors.get(session.id)
         if current is not None and not current.retired:
             return current
@@ -146,6 +176,7 @@ class SessionSupervisor:
             settings=self._settings,
             predecessor=current,
             on_idle=self._notify,
+            on_reply_stored=self._titles.reply_stored,
         )
         self._actors[session.id] = actor
         self._running.add(actor)
@@ -227,8 +258,13 @@ async def open_supervisor(
     catalog: ModelCatalog,
     clock: Clock,
     settings: ActorSettings | None = None,
+    titles: TitleSettings | None = None,
 ) -> AsyncIterator[SessionSupervisor]:
-    """A running supervisor; on exit every actor is cancelled and has stored its state."""
+    """A running supervisor; on exit every actor is cancelled and has stored its state.
+
+    `titles`: how untitled conversations get a title after a reply (default: the first words
+    of their first message).
+    """
     async with trio.open_nursery() as nursery:
         actors = await nursery.start(_actor_host)
         supervisor = SessionSupervisor(
@@ -237,6 +273,7 @@ async def open_supervisor(
             catalog=catalog,
             clock=clock,
             settings=settings or ActorSettings(),
+            titles=titles,
         )
         try:
             yield supervisor

@@ -11,9 +11,11 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import attrs
 
+from conversation_service.adapters.llm.echo import ECHO_MODEL_ID
 from conversation_service.adapters.llm.registry_entry import (
     PROVIDERS,
     RegisteredModel,
@@ -45,6 +47,7 @@ class Registry:
     source: str
     echo_delay: float  # seconds
     models: tuple[RegisteredModel, ...]
+    title_model_id: UUID | None = None  # [titles] model_id: the model that titles conversations
 
 
 def load_registry(path: Path | None = None) -> Registry:
@@ -67,7 +70,7 @@ def parse_registry(text: str, *, source: str) -> Registry:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RegistryError(f"{source}: not valid TOML: {e}") from e
-    refuse_unknown(document, ("echo", "models"), source)
+    refuse_unknown(document, ("echo", "models", "titles"), source)
     echo_delay = _echo_delay(document.get("echo", {}), f"{source}: [echo]")
     entries = document.get("models", [])
     if not isinstance(entries, list):
@@ -82,7 +85,33 @@ def parse_registry(text: str, *, source: str) -> Registry:
         model = parse_model_entry(entry, where)
         _refuse_repeats(model, models, where)
         models.append(model)
-    return Registry(source=source, echo_delay=echo_delay, models=tuple(models))
+    title_model_id = _title_model(document.get("titles", {}), models, f"{source}: [titles]")
+    return Registry(
+        source=source, echo_delay=echo_delay, models=tuple(models), title_model_id=title_model_id
+    )
+
+
+def _title_model(table: Any, models: list[RegisteredModel], where: str) -> UUID | None:
+    """[titles] model_id: one of the registry's models (or echo), which writes the titles of
+    conversations created without one. Absent: titles are the first words of the first
+    message."""
+    if not isinstance(table, dict):
+        raise RegistryError(f"{where}: must be a table")
+    refuse_unknown(table, ("model_id",), where)
+    raw = table.get("model_id")
+    if raw is None:
+        return None
+    try:
+        model_id = UUID(raw) if isinstance(raw, str) else None
+    except ValueError:
+        model_id = None
+    if model_id is None:
+        raise RegistryError(f"{where}: field 'model_id': not a UUID: {raw!r}")
+    if model_id != ECHO_MODEL_ID and all(model.id != model_id for model in models):
+        raise RegistryError(
+            f"{where}: field 'model_id': {model_id} is not the id of a model of this registry"
+        )
+    return model_id
 
 
 def _echo_delay(table: Any, where: str) -> float:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID, uuid4
@@ -11,6 +11,7 @@ import trio
 
 from conversation_service.adapters.actors.session_actor import ActorSettings
 from conversation_service.adapters.actors.supervisor import SessionSupervisor, open_supervisor
+from conversation_service.adapters.actors.titles import TitleSettings
 from conversation_service.adapters.memory_store import InMemoryStore
 from conversation_service.adapters.system import RandomIds, SystemClock
 from conversation_service.domain.model import AccessRole, ChatSession, Principal
@@ -74,13 +75,20 @@ def actor_settings() -> ActorSettings:
 
 @asynccontextmanager
 async def open_world(
-    store: Any = None, settings: ActorSettings | None = None
+    store: Any = None,
+    settings: ActorSettings | None = None,
+    titles: Callable[[ScriptedCatalog], TitleSettings] | None = None,
 ) -> AsyncIterator[World]:
-    """A service over `store` (the in-memory one by default) and a scripted catalog."""
+    """A service over `store` (the in-memory one by default) and a scripted catalog;
+    `titles` says how conversations get titles, given the catalog."""
     store = store if store is not None else InMemoryStore()
     catalog, clock = ScriptedCatalog(), SystemClock()
     async with open_supervisor(
-        store=store, catalog=catalog, clock=clock, settings=settings
+        store=store,
+        catalog=catalog,
+        clock=clock,
+        settings=settings,
+        titles=titles(catalog) if titles else None,
     ) as supervisor:
         service = ConversationService(
             store=store, catalog=catalog, runtime=supervisor, clock=clock, ids=RandomIds()

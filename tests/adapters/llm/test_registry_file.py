@@ -42,7 +42,7 @@ def test_the_bundled_examples_are_valid_once_uncommented():
         .joinpath("models.toml")
         .read_text("utf-8")
     )
-    example = re.compile(r"^# ?(\[\[models\]\]|[a-z_]+ = .*)$")
+    example = re.compile(r"^# ?(\[\[models\]\]|\[titles\]|[a-z_]+ = .*)$")
     uncommented = "\n".join(
         example.sub(r"\1", line) if example.match(line) else line for line in text.splitlines()
     )
@@ -60,6 +60,7 @@ def test_the_bundled_examples_are_valid_once_uncommented():
     assert (anthropic.default_max_tokens, anthropic.retries.max_retries) == (4096, 3)
     assert ollama.base_url == "http://127.0.0.1:11434/v1"
     assert ollama.timeouts.first_token == 120
+    assert registry.title_model_id == openai.id
 
 
 def test_a_full_entry_is_read(tmp_path: Path):
@@ -149,6 +150,16 @@ def test_an_empty_file_gives_the_default_echo_delay_and_no_models():
     assert registry.models == ()
 
 
+def test_the_title_model_is_one_of_the_registrys_or_echo():
+    named = parse_registry(
+        GOOD_ENTRY + '[titles]\nmodel_id = "457d4f38-e3c0-43eb-b519-a867f9f5325a"\n', source="f"
+    )
+    assert str(named.title_model_id) == "457d4f38-e3c0-43eb-b519-a867f9f5325a"
+    echo = parse_registry(f'[titles]\nmodel_id = "{ECHO_MODEL_ID}"\n', source="f")
+    assert echo.title_model_id == ECHO_MODEL_ID
+    assert parse_registry("[titles]\n", source="f").title_model_id is None
+
+
 def replaced(field: str, line: str | None) -> str:
     """GOOD_ENTRY with `field`'s line replaced by `line` (or removed)."""
     kept = [x for x in GOOD_ENTRY.splitlines() if not x.startswith(f"{field} =")]
@@ -202,6 +213,13 @@ def replaced(field: str, line: str | None) -> str:
             "models[0] ('claude'): field 'default_max_tokens': 2048 is more than max_output",
         ),
         (ANTHROPIC_ENTRY + "default_max_tokens = 0\n", "field 'default_max_tokens': must be"),
+        ("titles = 3\n", "f.toml: [titles]: must be a table"),
+        ("[titles]\nmodel = 1\n", "[titles]: unknown field 'model'"),
+        ('[titles]\nmodel_id = "gpt"\n', "[titles]: field 'model_id': not a UUID: 'gpt'"),
+        (
+            GOOD_ENTRY + '[titles]\nmodel_id = "0b0c3a52-4f6e-4d8e-9a57-3f1f4c2a9e11"\n',
+            "[titles]: field 'model_id': 0b0c3a52-4f6e-4d8e-9a57-3f1f4c2a9e11 is not the id of",
+        ),
     ],
 )
 def test_a_mistake_is_named_with_file_entry_and_field(text, expected):
