@@ -130,6 +130,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     settings=HttpSettings(
                         max_body_bytes=settings.max_body_bytes,
                         body_timeout=settings.body_timeout,
+                        max_import_bytes=settings.max_import_bytes,
+                        import_body_timeout=settings.import_body_timeout,
                         cors_origins=settings.cors_origins,
                     ),
                 ),

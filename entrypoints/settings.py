@@ -40,6 +40,8 @@ class Settings:
     allow_private_model_urls: bool = False  # org models may call loopback/private addresses
     cors_origins: tuple[str, ...] = ()  # e.g. https://app.example.com; none: CORS off
     max_body_bytes: int = 256 * 1024
+    max_import_bytes: int = 64 * 1024 * 1024  # an import's JSON Lines file
+    import_body_timeout: float = 300.0  # seconds for an import's file to arrive
     max_title_chars: int = 500
     max_message_chars: int = 100_000
 
@@ -87,6 +89,8 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "allow_private_model_urls": ("allow_private_model_urls", parse_bool),
     "cors_origins": ("cors_origins", parse_origins),
     "max_body_bytes": ("max_body_bytes", int),
+    "max_import_bytes": ("max_import_bytes", int),
+    "import_body_timeout": ("import_body_timeout", float),
     "max_title_chars": ("max_title_chars", int),
     "max_message_chars": ("max_message_chars", int),
 }
@@ -128,6 +132,7 @@ def _check(settings: Settings) -> None:
         "max_replies_per_org",
         "max_connections",
         "max_body_bytes",
+        "max_import_bytes",
         "max_title_chars",
         "max_message_chars",
     ):
@@ -135,6 +140,8 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"{name} must be at least 1")
     if settings.token_recheck_seconds < 0:
         raise SettingsError("token_recheck_seconds must be >= 0 (0: look every token up)")
+    if settings.import_body_timeout <= 0:
+        raise SettingsError("import_body_timeout must be > 0")
     if (
         settings.shutdown_grace < 0
         or settings.actor_idle_timeout <= 0

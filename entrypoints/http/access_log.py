@@ -26,9 +26,13 @@ def line(
     log.info('"%s %s" %s %.1fms rid=%s%s', method, path, status, elapsed_ms, request_id, note)
 
 
+# Answers whose body logs the request itself when it ends (it streams for a while).
+STREAMED = {"text/event-stream", "application/x-ndjson"}
+
+
 def finish_request(response: Response) -> None:
-    """Log a plain answer now; an event stream is logged by its body when it ends."""
-    if response.mimetype == "text/event-stream":
+    """Log a plain answer now; a stream (events, an export) is logged by its body when it ends."""
+    if response.mimetype in STREAMED and response.status_code == 200:
         return
     started = getattr(g, "started", time.perf_counter())
     line(request.method, request.path, response.status_code, started, str(g.get("request_id", "-")))

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, RequestHeaderFieldsTooLarge
 from conversation_service.domain.errors import DomainError
 from conversation_service.entrypoints.http import access_log
 from conversation_service.entrypoints.http.answer_guard import STOPPING_MESSAGE, HttpLifecycle
+from conversation_service.entrypoints.http.body_caps import BodyCap, capped_requests
 from conversation_service.entrypoints.http.docs_routes import build_docs_routes
 from conversation_service.entrypoints.http.errors import (
     ShuttingDown,
@@ -19,6 +20,7 @@ from conversation_service.entrypoints.http.errors import (
     request_id_for,
 )
 from conversation_service.entrypoints.http.routes import HttpDeps, build_routes
+from conversation_service.entrypoints.http.routes_transfer import IMPORT_PATH
 
 
 def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartTrio:
@@ -34,6 +36,10 @@ def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartT
         MAX_CONTENT_LENGTH=deps.settings.max_body_bytes,
         BODY_TIMEOUT=deps.settings.body_timeout,
         PROPAGATE_EXCEPTIONS=False,
+    )
+    settings = deps.settings
+    app.request_class = capped_requests(
+        {IMPORT_PATH: BodyCap(settings.max_import_bytes, settings.import_body_timeout)}
     )
     app.register_blueprint(build_routes(deps))
     app.register_blueprint(build_docs_routes(deps))

@@ -42,6 +42,8 @@ class HttpSettings:
     body_timeout: float = 30.0  # a request body still arriving after this is refused (408)
     max_header_bytes: int = 16 * 1024
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none: CORS off
+    max_import_bytes: int = 64 * 1024 * 1024  # an import's JSON Lines file
+    import_body_timeout: float = 300.0  # seconds for an import's file to arrive
 
 
 @attrs.frozen(kw_only=True)

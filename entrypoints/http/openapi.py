@@ -11,6 +11,11 @@ from typing import Any
 from conversation_service.domain.rules import InputLimits
 from conversation_service.entrypoints.http import openapi_responses as r
 from conversation_service.entrypoints.http.openapi_events import events
+from conversation_service.entrypoints.http.openapi_keeping import (
+    export_conversation_parameter,
+    export_lines,
+    keeping_paths,
+)
 from conversation_service.entrypoints.http.openapi_paths import api_paths, operation
 from conversation_service.entrypoints.http.openapi_requests import request_bodies
 from conversation_service.entrypoints.http.openapi_schemas import response_bodies
@@ -107,7 +112,7 @@ def build_openapi(settings: HttpSettings, limits: InputLimits) -> dict[str, Any]
         },
         "security": [{"bearerAuth": []}],
         "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
-        "paths": {**api_paths(settings), **_docs_paths()},
+        "paths": {**api_paths(settings), **keeping_paths(settings), **_docs_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {
@@ -117,8 +122,16 @@ def build_openapi(settings: HttpSettings, limits: InputLimits) -> dict[str, Any]
                     "printed on the first start): `cs_` and 43 url-safe characters.",
                 }
             },
-            "parameters": r.parameters(settings),
+            "parameters": {
+                **r.parameters(settings),
+                "ExportConversationId": export_conversation_parameter(),
+            },
             "responses": r.error_responses(settings),
-            "schemas": {**request_bodies(limits), **response_bodies(), **events()},
+            "schemas": {
+                **request_bodies(limits),
+                **response_bodies(),
+                **events(),
+                **export_lines(),
+            },
         },
     }

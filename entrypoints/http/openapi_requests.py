@@ -8,13 +8,17 @@ from conversation_service.domain.rules import InputLimits
 from conversation_service.entrypoints.http.json_schema import Schema, Schemas
 from conversation_service.entrypoints.http.openapi_schemas import ECHO_MODEL_ID, EXAMPLE_ID
 from conversation_service.entrypoints.http.request_bodies import (
+    ClearFeedback,
     CompleteSession,
     CreateConversation,
     CreateSession,
+    DeleteConversation,
+    GiveFeedback,
     RegisterModel,
     SessionParams,
     SessionRef,
     StreamChat,
+    UpdateConversation,
 )
 
 BODIES: dict[str, type] = {
@@ -25,6 +29,10 @@ BODIES: dict[str, type] = {
     "CancelReply": SessionRef,
     "CompleteSession": CompleteSession,
     "RegisterModel": RegisterModel,
+    "UpdateConversation": UpdateConversation,
+    "DeleteConversation": DeleteConversation,
+    "GiveFeedback": GiveFeedback,
+    "ClearFeedback": ClearFeedback,
 }
 SESSION = {"chat_session_id": EXAMPLE_ID}
 EXAMPLES = {
@@ -33,6 +41,10 @@ EXAMPLES = {
     "StreamChat": {**SESSION, "message": "Can you explain how vector databases work?"},
     "CancelReply": SESSION,
     "CompleteSession": SESSION,
+    "UpdateConversation": {"conversation_id": EXAMPLE_ID, "title": "Vector databases"},
+    "DeleteConversation": {"conversation_id": EXAMPLE_ID},
+    "GiveFeedback": {"message_id": EXAMPLE_ID, "rating": "up", "comment": "Clear and short."},
+    "ClearFeedback": {"message_id": EXAMPLE_ID},
     "RegisterModel": {
         "name": "llama-3.1-8b",
         "provider": "vllm",

@@ -26,6 +26,11 @@ COMPONENTS: dict[str, Shape | type] = {
     "ModelList": views.ModelList,
     "ModelUsage": views.MODEL_USAGE,
     "Cancelled": views.Cancelled,
+    "Feedback": views.FEEDBACK,
+    "FeedbackCounts": views.FeedbackCounts,
+    "FeedbackCleared": views.FeedbackCleared,
+    "ConversationDeleted": views.ConversationDeleted,
+    "ImportReport": views.Imported,
 }
 
 
@@ -68,7 +73,7 @@ def response_bodies() -> dict[str, Schema]:
                 "from": TIMESTAMP,
                 "to": TIMESTAMP,
                 "models": {"type": "array", "items": ref("ModelUsage")},
-                "total": obj({"replies": COUNT, **tokens}),
+                "total": obj({"replies": COUNT, **tokens, "feedback": ref("FeedbackCounts")}),
             }
         ),
         "Health": obj({"status": {"const": "ok"}}),

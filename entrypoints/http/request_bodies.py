@@ -21,6 +21,7 @@ from conversation_service.adapters.llm.registry_entry import (
 )
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
+from conversation_service.domain.feedback import Rating
 from conversation_service.domain.model import ContextScope
 from conversation_service.domain.replies import Multitask
 from conversation_service.entrypoints.http.field_rules import OneOf, Range, about, not_blank
@@ -32,8 +33,12 @@ MAX_API_KEY_CHARS = 4096  # adapters/org_models.py: the same bound, checked ther
 class CreateConversation:
     """A new conversation."""
 
-    title: str = attrs.field(
-        metadata=about("The conversation's title", text_limit="max_title_chars")
+    title: str | None = attrs.field(
+        default=None,
+        metadata=about(
+            "The conversation's title (absent or null: it gets one after its first reply)",
+            text_limit="max_title_chars",
+        ),
     )
     is_archived: bool = False
 
@@ -204,3 +209,49 @@ class RegisterModel:
         validator=Range(minimum=0),
         metadata=about("Seconds: a longer Retry-After from the provider is not waited for."),
     )
+
+
+@attrs.frozen(kw_only=True)
+class UpdateConversation:
+    """Changes to a conversation; what is absent (or null) stays as it is. A change moves
+    `updated_at` forward."""
+
+    conversation_id: UUID
+    title: str | None = attrs.field(
+        default=None,
+        metadata=about(
+            "A new title, never replaced by a generated one", text_limit="max_title_chars"
+        ),
+    )
+    is_archived: bool | None = attrs.field(
+        default=None, metadata=about("Archive it (true) or bring it back (false).")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class DeleteConversation:
+    """A conversation to delete for good, with everything in it."""
+
+    conversation_id: UUID
+
+
+@attrs.frozen(kw_only=True)
+class GiveFeedback:
+    """A rating of an assistant reply, with an optional comment; it replaces earlier feedback
+    on that reply."""
+
+    message_id: UUID = attrs.field(
+        metadata=about("An assistant reply (a user message is 400 naming `message_id`).")
+    )
+    rating: Rating
+    comment: str | None = attrs.field(
+        default=None,
+        metadata=about("Why (absent or null: no comment)", text_limit="max_comment_chars"),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ClearFeedback:
+    """A reply whose feedback to remove."""
+
+    message_id: UUID

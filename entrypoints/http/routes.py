@@ -6,8 +6,10 @@ from quart import Blueprint
 
 from conversation_service.entrypoints.http import (
     routes_conversations,
+    routes_keeping,
     routes_models,
     routes_sessions,
+    routes_transfer,
 )
 from conversation_service.entrypoints.http.edge import Edge, HttpDeps, HttpSettings
 
@@ -20,4 +22,6 @@ def build_routes(deps: HttpDeps) -> Blueprint:
     routes_conversations.register(api, edge)
     routes_sessions.register(api, edge)
     routes_models.register(api, edge)
+    routes_keeping.register(api, edge)
+    routes_transfer.register(api, edge)
     return api

@@ -66,4 +66,5 @@ def register(api: Blueprint, edge: Edge) -> None:
         )
         offset = query_int("offset", default=0, minimum=0, maximum=2**31)
         page = await service.list_messages(who, org_id, conversation_id, limit=limit, offset=offset)
-        return jsonify(views.message_page(page))
+        feedback = await service.feedback_for(who, org_id, [m.id for m in page.items])
+        return jsonify(views.message_page(page, feedback))

@@ -62,11 +62,19 @@ def register(api: Blueprint, edge: Edge) -> None:
         start = query_datetime("from") or _days_before(end, 30)
         # An empty period (from at or after to) has nothing in it: an empty report.
         rows = await service.usage(who, org_id, start=start, end=end) if start < end else []
+        rated = await service.feedback_by_model(who, org_id, start=start, end=end) if rows else []
+        ratings = {r.model_id: views.FeedbackCounts(up=r.up, down=r.down) for r in rated}
         names = {m.id: m.name for m in service.list_models(who, org_id)}
-        models = [views.model_usage(row, names.get(row.model_id)) for row in rows]
-        total = {
+        models = [
+            views.model_usage(row, names.get(row.model_id), ratings.get(row.model_id))
+            for row in rows
+        ]
+        total: dict[str, object] = {
             key: sum(m[key] for m in models)
             for key in ("replies", "prompt_tokens", "completion_tokens", "total_tokens")
+        }
+        total["feedback"] = {
+            rating: sum(m["feedback"][rating] for m in models) for rating in ("up", "down")
         }
         return jsonify(
             {

@@ -8,7 +8,7 @@ the OpenAPI document (`openapi_schemas.py`), so the two cannot disagree.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -16,6 +16,7 @@ from uuid import UUID
 import attrs
 import cattrs
 
+from conversation_service.domain.feedback import Feedback
 from conversation_service.domain.model import (
     ChatSession,
     Conversation,
@@ -25,6 +26,7 @@ from conversation_service.domain.model import (
     Page,
     Usage,
 )
+from conversation_service.domain.transfer import ImportReport
 from conversation_service.entrypoints.http.field_rules import about, note
 from conversation_service.entrypoints.http.json_schema import Shape
 from conversation_service.ports.language_model import ModelInfo
@@ -82,15 +84,32 @@ LATENCY = Shape(
     description="How long the reply took, in milliseconds: to its first chunk (null if none "
     "came) and in all.",
 )
-CONVERSATION = Shape(kind=Conversation, hidden=("org_id",))
+CONVERSATION = Shape(
+    kind=Conversation,
+    hidden=("org_id",),
+    notes={
+        "title": note(
+            "null until it has one: a conversation created without a title gets one after "
+            "its first reply (written by the operator's title model, or its first words); a "
+            "title set at create or by update is never replaced."
+        ),
+        "updated_at": note("Moves with every new session, message or change (update)."),
+    },
+)
+FEEDBACK = Shape(
+    kind=Feedback,
+    hidden=("org_id",),
+    notes={"created_at": note("When feedback was first given on this reply.")},
+)
 SESSION = Shape(kind=ChatSession, hidden=("org_id", "version"))  # version: storage's check
 MESSAGE = Shape(
     kind=Message,
     hidden=("org_id", "error_code", "error_message"),
-    added={"error": (ReplyFailure | None, _failure)},
+    added={"error": (ReplyFailure | None, _failure), "feedback": (Feedback | None, None)},
     notes={
         "model_id": note("null for the user's messages."),
         "finish_reason": note(FINISH_REASONS),
+        "feedback": note("The rating given to this reply (POST feedback); null: none."),
     },
 )
 MODEL = Shape(
@@ -103,7 +122,8 @@ MODEL = Shape(
 )
 # The one shape each class is shown in, wherever it appears: each renders its class.
 SHAPE_OF: dict[type, Shape] = {
-    shape.kind: shape for shape in (USAGE, PARAMS, LATENCY, CONVERSATION, SESSION, MESSAGE, MODEL)
+    shape.kind: shape
+    for shape in (USAGE, PARAMS, LATENCY, CONVERSATION, SESSION, MESSAGE, MODEL, FEEDBACK)
 }
 
 # Answers that show more than one value: the handler gives what `added` has no getter for.
@@ -118,14 +138,23 @@ CONVERSATION_PAGE = Shape(
     added={"conversations": (tuple[Conversation, ...], lambda page: page.items)},
     notes={"limit": note(minimum=1)},
 )
-MESSAGE_PAGE = attrs.evolve(
-    CONVERSATION_PAGE, added={"messages": (tuple[Message, ...], lambda page: page.items)}
-)
+MESSAGE_PAGE = attrs.evolve(CONVERSATION_PAGE, added={"messages": (tuple[Message, ...], None)})
+
+
+@attrs.frozen(kw_only=True)
+class FeedbackCounts:
+    """How the replies were rated (POST feedback)."""
+
+    up: int
+    down: int
+
+
 MODEL_USAGE = Shape(
     kind=ModelUsage,
     added={
         "name": (str | None, None),
         "total_tokens": (int, lambda row: row.prompt_tokens + row.completion_tokens),
+        "feedback": (FeedbackCounts, None),
     },
     notes={"name": note("null: the model is gone.")},
 )
@@ -148,6 +177,51 @@ class Cancelled:
             "Whether a reply was running or waiting and was stopped (false: nothing to stop)."
         )
     )
+
+
+@attrs.frozen(kw_only=True)
+class FeedbackCleared:
+    """What clear_feedback did."""
+
+    message_id: UUID
+    cleared: bool = attrs.field(
+        metadata=about("Whether the reply had feedback, now gone (false: it had none).")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ConversationDeleted:
+    """The conversation, its sessions, messages and feedback are gone for good."""
+
+    conversation_id: UUID
+    deleted: bool = attrs.field(metadata=about("Always true.", const=True))
+
+
+@attrs.frozen(kw_only=True)
+class ImportedConversation:
+    """Where an imported conversation is now."""
+
+    exported_id: UUID = attrs.field(metadata=about("Its id in the file."))
+    id: UUID = attrs.field(
+        metadata=about("Its id here: the same unless another conversation had it already.")
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Imported:
+    """What an import stored: everything in the file."""
+
+    conversations: int
+    sessions: int
+    messages: int
+    feedback: int
+    new_ids: int = attrs.field(
+        metadata=about(
+            "Objects stored under a new id because theirs was taken (by this organisation, or "
+            "another one of this server); every line naming them was changed to match."
+        )
+    )
+    conversation_ids: tuple[ImportedConversation, ...]
 
 
 def _render(shape: Shape, value: Any, **given: Any) -> dict[str, Any]:
@@ -188,16 +262,20 @@ def session(value: ChatSession) -> dict[str, Any]:
     return _render(SESSION, value)
 
 
-def message(value: Message) -> dict[str, Any]:
-    return _render(MESSAGE, value)
+def message(value: Message, feedback: Feedback | None = None) -> dict[str, Any]:
+    return _render(MESSAGE, value, feedback=feedback)
 
 
 def conversation_page(value: Page[Conversation]) -> dict[str, Any]:
     return _render(CONVERSATION_PAGE, value)
 
 
-def message_page(value: Page[Message]) -> dict[str, Any]:
-    return _render(MESSAGE_PAGE, value)
+def message_page(
+    value: Page[Message], feedback: Mapping[UUID, Feedback] | None = None
+) -> dict[str, Any]:
+    given = feedback or {}
+    messages = [message(m, given.get(m.id)) for m in value.items]
+    return _render(MESSAGE_PAGE, value, messages=messages)
 
 
 def model(value: ModelInfo) -> dict[str, Any]:
@@ -208,8 +286,37 @@ def models(values: Sequence[ModelInfo]) -> dict[str, Any]:
     return _out.unstructure(ModelList(models=tuple(values)))
 
 
-def model_usage(value: ModelUsage, name: str | None) -> dict[str, Any]:
-    return _render(MODEL_USAGE, value, name=name)
+def model_usage(
+    value: ModelUsage, name: str | None, feedback: FeedbackCounts | None = None
+) -> dict[str, Any]:
+    counts = feedback or FeedbackCounts(up=0, down=0)
+    return _render(MODEL_USAGE, value, name=name, feedback=_out.unstructure(counts))
+
+
+def feedback_view(value: Feedback) -> dict[str, Any]:
+    return _render(FEEDBACK, value)
+
+
+def feedback_cleared(message_id: UUID, cleared: bool) -> dict[str, Any]:
+    return _out.unstructure(FeedbackCleared(message_id=message_id, cleared=cleared))
+
+
+def conversation_deleted(conversation_id: UUID) -> dict[str, Any]:
+    return _out.unstructure(ConversationDeleted(conversation_id=conversation_id, deleted=True))
+
+
+def imported(report: ImportReport) -> dict[str, Any]:
+    ids = tuple(ImportedConversation(exported_id=a, id=b) for a, b in report.conversation_ids)
+    return _out.unstructure(
+        Imported(
+            conversations=report.conversations,
+            sessions=report.sessions,
+            messages=report.messages,
+            feedback=report.feedback,
+            new_ids=report.new_ids,
+            conversation_ids=ids,
+        )
+    )
 
 
 def cancelled(chat_session_id: UUID, stopped: bool) -> dict[str, Any]:

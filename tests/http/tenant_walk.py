@@ -11,7 +11,7 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -46,9 +46,38 @@ class Route:
     optional: frozenset[str] = frozenset()  # id fields a call may leave out
     fixed: Mapping[str, Any] = attrs.field(factory=dict)  # the other fields it needs
     variants: tuple[Mapping[str, Any], ...] = ({},)  # filters and modes worth trying
+    # The ids name objects the call makes (an import's file), not ones it acts on: it gets
+    # exactly what ids that exist nowhere get, whoever's they are.
+    creates: bool = False
+    # The body, for a route whose body is not JSON: made from the call's ids.
+    file: Callable[[Mapping[str, str]], bytes] | None = None
 
 
 READ, WRITE, ADMINISTER = Action.READ, Action.WRITE, Action.ADMINISTER
+
+
+def export_file(ids: Mapping[str, str]) -> bytes:
+    """An export file (as another organisation's would be) whose conversation and message
+    carry the call's ids: an import must store it as any other, under ids of its own."""
+    at = "2026-11-26T06:10:00.000000Z"
+    conversation = ids.get("conversation_id", str(uuid.uuid4()))
+    session = str(uuid.uuid4())
+    lines = [
+        {"type": "header", "format": "conversation-service-export", "version": 1,
+         "exported_at": at, "org_id": str(uuid.uuid4()), "conversation_id": None},
+        {"type": "conversation", "id": conversation, "title": "walked import",
+         "is_archived": False, "created_at": at, "updated_at": at},
+        {"type": "session", "id": session, "conversation_id": conversation,
+         "model_id": "6563686f-0000-4000-8000-000000000000", "status": "active",
+         "system_prompt": None, "params": {}, "context": "session",
+         "created_at": at, "updated_at": at},
+        {"type": "message", "id": ids.get("message_id", str(uuid.uuid4())),
+         "conversation_id": conversation, "chat_session_id": session, "role": "user",
+         "content": "walked words", "status": "completed", "created_at": at, "updated_at": at},
+        {"type": "end", "conversations": 1, "sessions": 1, "messages": 1},
+    ]  # fmt: skip
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
 
 WALK: dict[tuple[str, str], Route] = {
     ("POST", "/api/conversation/create"): Route(action=WRITE, fixed={"title": "walked"}),
@@ -88,6 +117,27 @@ WALK: dict[tuple[str, str], Route] = {
         },
     ),
     ("DELETE", "/api/models/<model_id>"): Route(action=ADMINISTER),
+    ("POST", "/api/conversation/update"): Route(
+        action=WRITE,
+        ids=("conversation_id",),
+        fixed={"title": "walked"},
+        variants=({}, {"is_archived": True}),
+    ),
+    ("POST", "/api/conversation/delete"): Route(action=WRITE, ids=("conversation_id",)),
+    ("POST", "/api/conversation/feedback"): Route(
+        action=WRITE, ids=("message_id",), fixed={"rating": "down", "comment": "walked"}
+    ),
+    ("POST", "/api/conversation/clear_feedback"): Route(action=WRITE, ids=("message_id",)),
+    ("GET", "/api/conversation/export"): Route(
+        action=READ, ids=("conversation_id",), optional=frozenset({"conversation_id"})
+    ),
+    ("POST", "/api/conversation/import"): Route(
+        action=ADMINISTER,
+        ids=("conversation_id", "message_id"),
+        optional=frozenset({"conversation_id", "message_id"}),
+        creates=True,
+        file=export_file,
+    ),
     ("GET", "/api/usage"): Route(
         action=READ, variants=({}, {"from": "2000-01-01", "to": "2100-01-01"})
     ),
@@ -157,7 +207,9 @@ def calls_for(
         extra = {**route.fixed, **variant}
         for values in itertools.product(*options):
             ids = {f: v for f, v in zip(fields, values, strict=True) if v is not None}
-            if fields and not any(v in theirs[f] for f, v in ids.items()):
+            # A call with ids but none of theirs is skipped; one with no ids at all (every
+            # id left out: an organisation's whole export) is made once.
+            if ids and not any(v in theirs[f] for f, v in ids.items()):
                 continue
             target_is_theirs = bool(fields) and values[0] in theirs[fields[0]]
             yield Call(method=method, rule=rule, ids=ids, extra=extra), target_is_theirs
@@ -204,14 +256,19 @@ async def send(
         headers["Authorization"] = f"Bearer {token}"
     query: dict[str, str] = {"org_id": str(org_id)}
     body = None
-    if call.method in ("GET", "DELETE"):
+    content = None
+    route = WALK.get((call.method, call.rule))
+    if route is not None and route.file is not None:
+        content = route.file(fields)
+        headers["Content-Type"] = "application/x-ndjson"
+    elif call.method in ("GET", "DELETE"):
         query.update({**call.extra, **fields})
     else:
         body = {**call.extra, **fields}
     chunks: list[bytes] = []
     with trio.fail_after(30):
         async with client.stream(
-            call.method, path, params=query, json=body, headers=headers
+            call.method, path, params=query, json=body, content=content, headers=headers
         ) as response:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
                 chunks.append(await response.aread())

@@ -30,7 +30,7 @@ async def test_create_archived_conversation(api: Api) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({}, "title"),
+        ({"title": " \t"}, "title"),  # absent or null is fine: titled after the first reply
         ({"title": 5}, "title"),
         ({"title": ""}, "title"),
         ({"title": "x" * 501}, "title"),

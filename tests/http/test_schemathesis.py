@@ -37,7 +37,20 @@ ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 
 
-CROSS_FIELD_RULES = ("POST /api/conversation/create_session", "POST /api/models")
+CROSS_FIELD_RULES = (
+    "POST /api/conversation/create_session",
+    "POST /api/models",
+    # Feedback rates assistant replies: a user message's id (a listing's first message) is a
+    # 400 naming message_id, as every input the server refuses is; no schema says which id
+    # names a reply.
+    "POST /api/conversation/feedback",
+    # An import's body is a JSON Lines file whose rules (a header first, each line's own
+    # schema, references between lines, an end line) no schema of a string states.
+    "POST /api/conversation/import",
+)
+
+# An import's JSON Lines file is sent as the text it is.
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 
 # Models schemathesis registers point here, on this machine (nothing listens on the discard
 # port): the server must not resolve or call the hosts a generator makes up.
@@ -56,6 +69,13 @@ def before_call(context: Any, case: schemathesis.Case, kwargs: dict[str, Any]) -
     key = (case.headers or {}).get("Idempotency-Key")
     if isinstance(key, str) and 0 < len(key) <= 255 and key.isascii() and key.isprintable():
         case.headers["Idempotency-Key"] = str(uuid.uuid4())
+    # The stateful phase infers links from response fields to parameters, and sends a null it
+    # finds there (a user message's model_id) in a path as the text "None", which it then
+    # counts as schema-valid; the server rightly answers 400. Such a value stands for no
+    # object: it is sent as an id that exists nowhere instead.
+    for name, value in (case.path_parameters or {}).items():
+        if value in (None, "None"):
+            case.path_parameters[name] = str(uuid.uuid4())
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +117,10 @@ def config_file(served: Served, folder: Path) -> Path:
                 # still sends a missing and a malformed org_id.
                 f'"query.org_id" = {json.dumps(served.org_id)}',
                 f'"body.base_url" = {json.dumps(MODEL_URL)}',
+                # Nothing listens there: a reply on such a model fails at once, unless the
+                # model was registered with a generated retry budget (thousands of retries)
+                # that keeps the reply, and the stream asking for it, going for minutes.
+                '"body.max_retries" = 0',
                 "[checks]",
                 "enabled = true",
                 # Two operations have rules across fields, or against the chosen model, that
@@ -155,6 +179,6 @@ def test_schemathesis_finds_nothing(served: Served, tmp_path: Path) -> None:
     report = result.stdout + result.stderr
     assert result.returncode == 0, report[-30_000:]
     operations = re.search(r"Tested: (\d+)", report)
-    assert operations and int(operations.group(1)) >= 14, report[-5_000:]
+    assert operations and int(operations.group(1)) >= 20, report[-5_000:]
     for phase in PHASES:
         assert re.search(rf"✅ +{phase}", report, re.IGNORECASE), f"{phase} did not pass"

@@ -22,8 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from conversation_service.domain.feedback import Feedback
 from conversation_service.domain.model import ChatSession, Conversation, Message, Page, Usage
 from conversation_service.domain.rules import InputLimits
+from conversation_service.domain.transfer import ImportReport
 from conversation_service.entrypoints.http import views
 from conversation_service.entrypoints.http.json_schema import Schemas, Shape
 from conversation_service.entrypoints.http.openapi import build_openapi
@@ -78,16 +80,42 @@ RENDERED: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], Any]]] = {
     "Conversation": (values(Conversation), views.conversation),
     "ChatSession": (values(ChatSession), views.session),
     "ConversationWithSessions": (values(ConversationWithSessions), views.with_sessions),
-    "Message": (values(Message), views.message),
+    "Message": (
+        st.tuples(values(Message), values(Feedback | None)),
+        lambda pair: views.message(*pair),
+    ),
     "ConversationPage": (page_of(Conversation), views.conversation_page),
-    "MessagePage": (page_of(Message), views.message_page),
+    "MessagePage": (
+        st.tuples(page_of(Message), values(Feedback)),
+        # The feedback given on the page's first message, if it has one.
+        lambda pair: views.message_page(
+            pair[0], {pair[0].items[0].id: pair[1]} if pair[0].items else {}
+        ),
+    ),
     "Model": (MODELS, views.model),
     "ModelList": (st.lists(MODELS, max_size=3), views.models),
     "ModelUsage": (
-        st.tuples(values(ModelUsage), values(str | None)),
-        lambda pair: views.model_usage(*pair),
+        st.tuples(values(ModelUsage), values(str | None), values(views.FeedbackCounts | None)),
+        lambda triple: views.model_usage(*triple),
     ),
     "Cancelled": (st.tuples(st.uuids(), st.booleans()), lambda pair: views.cancelled(*pair)),
+    "Feedback": (values(Feedback), views.feedback_view),
+    "FeedbackCounts": (values(views.FeedbackCounts), attrs.asdict),
+    "FeedbackCleared": (
+        st.tuples(st.uuids(), st.booleans()),
+        lambda pair: views.feedback_cleared(*pair),
+    ),
+    "ConversationDeleted": (st.uuids(), views.conversation_deleted),
+    "ImportReport": (
+        st.builds(
+            ImportReport,
+            **{name: values(int) for name in ("conversations", "sessions", "messages")},
+            feedback=values(int),
+            new_ids=values(int),
+            conversation_ids=st.lists(st.tuples(st.uuids(), st.uuids()), max_size=3).map(tuple),
+        ),
+        views.imported,
+    ),
 }
 
 
