@@ -77,6 +77,7 @@ class SessionRuntime(Protocol):
         """The session's live state, if the runtime holds it (else storage has the truth)."""
         ...
 
-    def live_reply(self, session_id: UUID, message_id: UUID) -> LiveReply | None:
-        """A reply of the session that is running, waiting or still held in memory."""
+    async def find_reply(self, session: ChatSession, message_id: UUID) -> LiveReply | None:
+        """A reply of the session that is being written (here, or by another instance) or
+        waiting its turn; None once it has ended (storage has it then)."""
         ...

@@ -9,7 +9,7 @@ command for its session starts a fresh one from storage.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from uuid import UUID
 
@@ -39,8 +39,12 @@ class SessionSupervisor:
         catalog: ModelCatalog,
         clock: Clock,
         settings: ActorSettings,
+        news: Callable[[UUID], Awaitable[None]] | None = None,
     ) -> None:
         self._nursery = nursery
+        # Said of a reply whenever its stored text or state changes (other instances follow
+        # it); None when nobody else could.
+        self._news = news
         self._store = store
         self._catalog = catalog
         self._clock = clock
@@ -111,6 +115,9 @@ class SessionSupervisor:
         actor = self.find(session_id)
         return None if actor is None else actor.session
 
+    async def find_reply(self, session: ChatSession, message_id: UUID) -> ReplyLog | None:
+        return self.live_reply(session.id, message_id)
+
     def live_reply(self, session_id: UUID, message_id: UUID) -> ReplyLog | None:
         actor = self.find(session_id)
         return None if actor is None else actor.find_reply(message_id)
@@ -124,6 +131,15 @@ class SessionSupervisor:
         """The live actor of a session, if it has one."""
         actor = self._actors.get(session_id)
         return None if actor is None or actor.retired else actor
+
+    def adopt(self, session: ChatSession) -> None:
+        """Start the session's actor, if it has none, with no command: it loads the session
+        (recovering a reply left interrupted) and retires when idle."""
+        self.actor_for(session)
+
+    def spawn(self, task: Callable[[], Awaitable[None]], *, name: str) -> None:
+        """Run a small task beside the actors (it is cancelled when they are)."""
+        self._nursery.start_soon(task, name=name)
 
     def actor_for(self, session: ChatSession) -> SessionActor:
         """The session's live actor, started when it has none.
@@ -146,6 +162,7 @@ class SessionSupervisor:
             settings=self._settings,
             predecessor=current,
             on_idle=self._notify,
+            news=self._news,
         )
         self._actors[session.id] = actor
         self._running.add(actor)
@@ -227,6 +244,7 @@ async def open_supervisor(
     catalog: ModelCatalog,
     clock: Clock,
     settings: ActorSettings | None = None,
+    news: Callable[[UUID], Awaitable[None]] | None = None,
 ) -> AsyncIterator[SessionSupervisor]:
     """A running supervisor; on exit every actor is cancelled and has stored its state."""
     async with trio.open_nursery() as nursery:
@@ -237,6 +255,7 @@ async def open_supervisor(
             catalog=catalog,
             clock=clock,
             settings=settings or ActorSettings(),
+            news=news,
         )
         try:
             yield supervisor
