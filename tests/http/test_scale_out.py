@@ -11,6 +11,7 @@ import pytest
 import trio
 from cryptography.fernet import Fernet
 
+from tests.adapters.llm.openai_server import Exchange, chunk, start_fake_openai
 from tests.http.instances import (
     Instance,
     clients_of,
@@ -19,6 +20,7 @@ from tests.http.instances import (
     text,
     wait_for,
 )
+from tests.http.test_stream_api import OPENAI_MODEL, registry_with_upstream
 
 pytestmark = pytest.mark.backends("postgres")
 
@@ -263,3 +265,42 @@ async def _stream_quietly(client: Instance, session_id: str, message: str, event
         await client.stream(session_id, message, events)
     except (httpx.HTTPError, httpx_sse.SSEError):
         events.append((-1, "cut", {}))
+
+
+async def test_cancel_sent_to_another_instance_closes_the_upstream_request(
+    tmp_path: Path,
+) -> None:
+    closed_after: list[float] = []
+
+    async def slow_upstream(exchange: Exchange) -> None:
+        await exchange.send_head()
+        await exchange.send_event(chunk("thinking"))
+        cancelled_at.append(trio.current_time())
+        await exchange.wait_closed_by_client()
+        closed_after.append(trio.current_time())
+
+    cancelled_at: list[float] = []
+    async with trio.open_nursery() as upstreams:
+        upstream = await start_fake_openai(upstreams, slow_upstream)
+        registry = registry_with_upstream(tmp_path, upstream.base_url)
+        with instances(tmp_path, 2, "--models", str(registry)) as servers:
+            a, b = await clients_of(servers)
+            try:
+                session = await a.new_session(OPENAI_MODEL)
+                running: list = []
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(a.stream, session["id"], "think hard", running)
+                    await wait_for(lambda: any(e[1] == "content" for e in running))
+                    sent = trio.current_time()
+                    cancel = await b.post(
+                        "/api/conversation/cancel", {"chat_session_id": session["id"]}
+                    )
+                    assert cancel.json()["cancelled"] is True
+                    await wait_for(lambda: closed_after, 10)
+                assert running[-1][2]["finish_reason"] == "cancelled"
+                # How long the upstream request outlived a cancel sent to the other instance
+                # (reported, not asserted: a shared machine's timings are noise).
+                print(f"upstream closed {closed_after[0] - sent:.3f} s after the cancel was sent")
+            finally:
+                await close_all([a, b])
+        upstreams.cancel_scope.cancel()
