@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +24,7 @@ from conversation_service.domain.errors import InvalidField, ModelNotFound
 from conversation_service.domain.model import Principal
 from conversation_service.ports.clock import Clock, IdGenerator
 from conversation_service.ports.language_model import ModelInfo
-from conversation_service.ports.storage import OrgModelStore, StoredModel
+from conversation_service.ports.storage import OrgModelStore, StorageUnavailable, StoredModel
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,11 @@ class OrgModels:
         clock: Clock,
         ids: IdGenerator,
         allow_private: bool = False,
+        announce: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        # Tells the other instances that the organisations' models changed (they reload).
+        self._announce = announce
         self._catalog = catalog
         self._box = box
         self._clock = clock
@@ -51,8 +55,20 @@ class OrgModels:
 
     async def load_all(self) -> int:
         """Offer every stored model again (at start); returns how many."""
+        return await self._offer(await self._store.list_org_models())
+
+    async def reload(self) -> None:
+        """Offer what another instance registered, withdraw what it removed."""
+        stored = await self._store.list_org_models()
+        kept = {(model.org_id, model.id) for model in stored}
+        for org_id, model_id in self._catalog.org_model_ids() - kept:
+            self._catalog.remove_org_model(org_id, model_id)
+        offered = self._catalog.org_model_ids()
+        await self._offer([m for m in stored if (m.org_id, m.id) not in offered])
+
+    async def _offer(self, models: Sequence[StoredModel]) -> int:
         loaded = 0
-        for stored in await self._store.list_org_models():
+        for stored in models:
             try:
                 key = (
                     None
@@ -101,6 +117,7 @@ class OrgModels:
         except BaseException:
             self._catalog.remove_org_model(org_id, model.id)
             raise
+        await self._tell_others()
         return info
 
     async def remove(self, who: Principal, org_id: UUID, model_id: UUID) -> None:
@@ -108,3 +125,11 @@ class OrgModels:
         if not await self._store.delete_org_model(org_id, model_id):
             raise ModelNotFound(model_id)
         self._catalog.remove_org_model(org_id, model_id)
+        await self._tell_others()
+
+    async def _tell_others(self) -> None:
+        if self._announce is not None:
+            try:
+                await self._announce()
+            except StorageUnavailable as error:  # they reload on their own every little while
+                log.warning("could not tell the other instances about a model: %s", error)

@@ -1,7 +1,10 @@
 """Request rates per token and concurrent streams per organisation.
 
-The rate maths is the `limits` library's moving window, kept in process memory: one server
-process owns its counters (a shared store comes with horizontal scaling, not before).
+One instance alone keeps them in memory: the rate maths is the `limits` library's moving
+window. Several instances on one PostgreSQL share them through the database (counters in
+adapters/sql/cluster.py): `limits` has no PostgreSQL storage, so the shared rate is the
+sliding-window counter (this window's hits plus the last window's, weighted by how much of
+it is still in view), which needs one row a token a window and one statement a request.
 """
 
 from __future__ import annotations
@@ -9,11 +12,11 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Protocol
 from uuid import UUID
 
 import attrs
+import trio
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -31,18 +34,43 @@ class RateDecision:
     reset_after: float  # seconds until the window frees a request
 
 
-class RequestRateLimiter:
-    """At most `rate` (e.g. "600/minute") requests per token, in a moving window."""
+class RateLimiter(Protocol):
+    """At most some requests per token in a window."""
 
+    async def hit(self, key: str) -> RateDecision:
+        """Count a request of `key` and say whether it is allowed."""
+        ...
+
+    def refusal(self, decision: RateDecision) -> RateLimited: ...
+
+
+class _Rate:
     def __init__(self, rate: str) -> None:
         self._item: RateLimitItem = parse(rate)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
     @property
     def limit(self) -> int:
         return int(self._item.amount)
 
-    def hit(self, key: str) -> RateDecision:
+    @property
+    def window(self) -> int:
+        return int(self._item.get_expiry())
+
+    def refusal(self, decision: RateDecision) -> RateLimited:
+        return RateLimited(
+            f"too many requests: at most {self._item.amount} per {self.window} s for this token",
+            retry_after=max(1.0, math.ceil(decision.reset_after)),
+        )
+
+
+class RequestRateLimiter(_Rate):
+    """At most `rate` (e.g. "600/minute") requests per token, in a moving window, in memory."""
+
+    def __init__(self, rate: str) -> None:
+        super().__init__(rate)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def hit(self, key: str) -> RateDecision:
         allowed = self._limiter.hit(self._item, key)
         stats = self._limiter.get_window_stats(self._item, key)
         return RateDecision(
@@ -52,20 +80,38 @@ class RequestRateLimiter:
             reset_after=max(0.0, stats.reset_time - time.time()),
         )
 
-    def check(self, key: str) -> RateDecision:
-        """Count a request; RateLimited when over the limit."""
-        decision = self.hit(key)
-        if not decision.allowed:
-            raise RateLimited(
-                f"too many requests: at most {self._item.amount} per "
-                f"{self._item.get_expiry()} s for this token",
-                retry_after=max(1.0, math.ceil(decision.reset_after)),
-            )
-        return decision
+
+class SharedCounters(Protocol):
+    async def hit(self, key: str, window_start: int, window: int) -> tuple[int, int]: ...
+
+    async def take_slot(self, org_id: UUID, most: int) -> bool: ...
+
+    async def give_slot(self, org_id: UUID) -> None: ...
+
+
+class SharedRateLimiter(_Rate):
+    """The same limit, counted by every instance together in the database."""
+
+    def __init__(self, rate: str, counters: SharedCounters) -> None:
+        super().__init__(rate)
+        self._counters = counters
+
+    async def hit(self, key: str) -> RateDecision:
+        now = time.time()
+        window = self.window
+        current, before = await self._counters.hit(key, int(now // window) * window, window)
+        into = (now % window) / window  # how much of this window has passed
+        estimate = before * (1 - into) + current
+        return RateDecision(
+            allowed=estimate <= self.limit,
+            limit=self.limit,
+            remaining=max(0, self.limit - math.ceil(estimate)),
+            reset_after=window * (1 - into),
+        )
 
 
 class StreamSlots:
-    """At most `per_org` streams open at once for one organisation."""
+    """At most `per_org` streams open at once for one organisation, in memory."""
 
     def __init__(self, per_org: int) -> None:
         self.per_org = per_org
@@ -74,12 +120,9 @@ class StreamSlots:
     def open_count(self, org_id: UUID) -> int:
         return self._open[org_id]
 
-    def acquire(self, org_id: UUID) -> None:
+    async def acquire(self, org_id: UUID) -> None:
         if self._open[org_id] >= self.per_org:
-            raise RateLimited(
-                f"this organisation already has {self.per_org} streams open; close one or wait",
-                retry_after=1.0,
-            )
+            raise self._full()
         self._open[org_id] += 1
 
     def release(self, org_id: UUID) -> None:
@@ -87,10 +130,35 @@ class StreamSlots:
         if self._open[org_id] <= 0:
             del self._open[org_id]
 
-    @contextmanager
-    def slot(self, org_id: UUID) -> Iterator[None]:
-        self.acquire(org_id)
-        try:
-            yield
-        finally:
-            self.release(org_id)
+    def _full(self) -> RateLimited:
+        return RateLimited(
+            f"this organisation already has {self.per_org} streams open; close one or wait",
+            retry_after=1.0,
+        )
+
+
+class SharedStreamSlots(StreamSlots):
+    """The same cap, over every instance's streams, held in the database.
+
+    Releasing is synchronous for the HTTP edge (a stream's end may be noticed where nothing
+    can be awaited): the slot is given back in the database by `run`, in the background.
+    """
+
+    def __init__(self, per_org: int, counters: SharedCounters) -> None:
+        super().__init__(per_org)
+        self._counters = counters
+        self._give, self._given = trio.open_memory_channel[UUID](math.inf)
+
+    async def acquire(self, org_id: UUID) -> None:
+        if not await self._counters.take_slot(org_id, self.per_org):
+            raise self._full()
+        self._open[org_id] += 1
+
+    def release(self, org_id: UUID) -> None:
+        super().release(org_id)
+        self._give.send_nowait(org_id)
+
+    async def run(self) -> None:
+        """Give released slots back, until cancelled."""
+        async for org_id in self._given:
+            await self._counters.give_slot(org_id)

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import attrs
+import trio
 
 from conversation_service.adapters.access import AccessAdmin, TokenVerifier
+from conversation_service.adapters.actors.cluster_runtime import ClusterRuntime
 from conversation_service.adapters.actors.session_actor import ActorSettings
 from conversation_service.adapters.actors.supervisor import SessionSupervisor, open_supervisor
 from conversation_service.adapters.actors.titles import TitleSettings
+from conversation_service.adapters.actors.turn import FlushPolicy
 from conversation_service.adapters.llm import load_registry, open_catalog
 from conversation_service.adapters.org_models import OrgModels
-from conversation_service.adapters.rate_limits import RequestRateLimiter, StreamSlots
+from conversation_service.adapters.rate_limits import RequestRateLimiter
 from conversation_service.adapters.secret_box import SecretBox, load_or_create_key
 from conversation_service.adapters.sql import open_sql_store, sqlite_url_for_dir
+from conversation_service.adapters.sql.dialects import POSTGRESQL, dialect_of
 from conversation_service.adapters.sql.sql_store import SqlStore
 from conversation_service.adapters.system import RandomIds, SystemClock
 from conversation_service.domain.rules import InputLimits
 from conversation_service.domain.titles import TITLE_MAX_CHARS
+from conversation_service.entrypoints.clustering import open_membership, run_membership
 from conversation_service.entrypoints.http.idempotency import Idempotency
 from conversation_service.entrypoints.http.routes import HttpDeps, HttpSettings
 from conversation_service.entrypoints.settings import Settings, SettingsError
@@ -65,16 +71,27 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     Must run inside `trio_asyncio.open_loop()` (the SQL store is asyncio underneath).
     """
     try:
-        rate_limiter = RequestRateLimiter(settings.rate_limit)
+        RequestRateLimiter(settings.rate_limit)  # refused here, before anything starts
     except ValueError as error:
         raise SettingsError(f"rate_limit {settings.rate_limit!r}: {error}") from None
     registry = load_registry(settings.models)
     echo_delay = None if settings.echo_delay_ms is None else settings.echo_delay_ms / 1000
     clock, ids = SystemClock(), RandomIds()
-    async with open_store(settings) as store:
-        await store.recover_interrupted(clock.now())
-        # Nothing is in flight after a restart; kept answers live for a day at least.
-        await store.forget_keys(before=clock.now() - KEY_RETENTION, unfinished=True)
+    url = database_url(settings)
+    # On PostgreSQL, several instances may share the database; SQLite has one.
+    clustered = dialect_of(url) == POSTGRESQL
+    async with (
+        open_store(settings) as store,
+        open_membership(
+            store, clock, clustered=clustered, lease_timeout=settings.lease_timeout
+        ) as membership,
+    ):
+        if membership.alone:  # after a restart, nothing is being written any more
+            await store.recover_interrupted(clock.now())
+        # (In a cluster the others may be writing: orphans are taken over as they are found.)
+        await store.forget_keys(before=clock.now() - KEY_RETENTION, unfinished=membership.alone)
+        news = None if membership.alone else membership.cluster.reply_changed
+        flush = settings.flush_interval or (0.5 if membership.alone else 0.1)
         async with (
             open_catalog(
                 registry, echo_delay=echo_delay, allow_private=settings.allow_private_model_urls
@@ -87,17 +104,20 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     idle_timeout=settings.actor_idle_timeout,
                     max_queued=settings.max_queued_per_session,
                     max_replies_per_org=settings.max_replies_per_org,
+                    flush=FlushPolicy(interval=flush),
                 ),
                 titles=TitleSettings(
                     model_id=registry.title_model_id,
                     max_chars=min(TITLE_MAX_CHARS, settings.max_title_chars),
                 ),
+                news=news,
             ) as supervisor,
         ):
+            runtime = ClusterRuntime(local=supervisor, cluster=membership.cluster, store=store)
             service = ConversationService(
                 store=store,
                 catalog=catalog,
-                runtime=supervisor,
+                runtime=runtime,
                 clock=clock,
                 ids=ids,
                 limits=InputLimits(
@@ -112,27 +132,41 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 clock=clock,
                 ids=ids,
                 allow_private=settings.allow_private_model_urls,
+                announce=None if membership.alone else membership.cluster.models_changed,
             )
             await org_models.load_all()
             verifier = TokenVerifier(store, clock, recheck_after=settings.token_recheck_seconds)
-            yield Services(
-                store=store,
-                service=service,
-                supervisor=supervisor,
-                admin=AccessAdmin(store=store, clock=clock, ids=ids, on_revoke=verifier.forget),
-                http=HttpDeps(
+            stream_slots = membership.stream_slots(settings.max_streams_per_org)
+            async with trio.open_nursery() as background:
+                await background.start(
+                    functools.partial(
+                        run_membership,
+                        membership,
+                        database_url=url,
+                        runtime=runtime,
+                        org_models=org_models,
+                        stream_slots=stream_slots,
+                    )
+                )
+                yield Services(
+                    store=store,
                     service=service,
-                    verifier=verifier,
-                    rate_limiter=rate_limiter,
-                    stream_slots=StreamSlots(settings.max_streams_per_org),
-                    idempotency=Idempotency(store, clock),
-                    org_models=org_models,
-                    settings=HttpSettings(
-                        max_body_bytes=settings.max_body_bytes,
-                        body_timeout=settings.body_timeout,
-                        max_import_bytes=settings.max_import_bytes,
-                        import_body_timeout=settings.import_body_timeout,
-                        cors_origins=settings.cors_origins,
+                    supervisor=supervisor,
+                    admin=AccessAdmin(store=store, clock=clock, ids=ids, on_revoke=verifier.forget),
+                    http=HttpDeps(
+                        service=service,
+                        verifier=verifier,
+                        rate_limiter=membership.rate_limiter(settings.rate_limit),
+                        stream_slots=stream_slots,
+                        idempotency=Idempotency(store, clock),
+                        org_models=org_models,
+                        settings=HttpSettings(
+                            max_body_bytes=settings.max_body_bytes,
+                            body_timeout=settings.body_timeout,
+                            max_import_bytes=settings.max_import_bytes,
+                            import_body_timeout=settings.import_body_timeout,
+                            cors_origins=settings.cors_origins,
+                        ),
                     ),
-                ),
-            )
+                )
+                background.cancel_scope.cancel()

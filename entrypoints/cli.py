@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-connections", type=int, help="client connections served at once (512)"
     )
+    serve.add_argument(
+        "--lease-timeout",
+        type=float,
+        help="PostgreSQL: seconds before a silent instance is gone (15)",
+    )
+    serve.add_argument(
+        "--flush-interval", type=float, help="seconds between stores of a streaming reply's text"
+    )
 
     org = commands.add_parser("org", help="manage organisations").add_subparsers(
         dest="action", required=True

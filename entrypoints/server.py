@@ -166,7 +166,11 @@ def configure_logging() -> None:
     listener = logging.handlers.QueueListener(lines, handler)
     listener.start()
     atexit.register(listener.stop)
-    logging.basicConfig(level=logging.INFO, handlers=[logging.handlers.QueueHandler(lines)])
+    queued = logging.handlers.QueueHandler(lines)
+    # It formats the message (the arguments merged in) and the listener's handler the line:
+    # left to basicConfig, the queue would get a formatter of its own and lines two prefixes.
+    queued.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[queued])
     # httpx logs every upstream request at INFO: a line per reply, and its formatting showed
     # in profiles. Failures are the service's own log lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -27,6 +27,9 @@ class Settings:
     max_queued_per_session: int = 8
     max_replies_per_org: int = 64  # replies running or waiting at once, over all its sessions
     token_recheck_seconds: float = 5.0  # a token found valid is looked up again after this
+    lease_timeout: float = 15.0  # on PostgreSQL: an instance unseen this long is gone
+    flush_interval: float | None = None  # a streaming reply's text is stored this often;
+    # None: 0.5 s alone (SQLite), 0.1 s on PostgreSQL (other instances follow it from there)
     actor_idle_timeout: float = 60.0
     shutdown_grace: float = 10.0
     send_timeout: float = 30.0  # a client that accepts no bytes for this long is dropped
@@ -78,6 +81,8 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "max_queued_per_session": ("max_queued_per_session", int),
     "max_replies_per_org": ("max_replies_per_org", int),
     "token_recheck_seconds": ("token_recheck_seconds", float),
+    "lease_timeout": ("lease_timeout", float),
+    "flush_interval": ("flush_interval", float),
     "actor_idle_timeout": ("actor_idle_timeout", float),
     "shutdown_grace": ("shutdown_grace", float),
     "send_timeout": ("send_timeout", float),
@@ -138,6 +143,10 @@ def _check(settings: Settings) -> None:
     ):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
+    if settings.lease_timeout < 1:
+        raise SettingsError("lease_timeout must be at least 1 second")
+    if settings.flush_interval is not None and not 0.01 <= settings.flush_interval <= 60:
+        raise SettingsError("flush_interval must be between 0.01 and 60 seconds")
     if settings.token_recheck_seconds < 0:
         raise SettingsError("token_recheck_seconds must be >= 0 (0: look every token up)")
     if settings.import_body_timeout <= 0:

@@ -73,17 +73,24 @@ class SessionRuntime(Protocol):
         """Close the session for new messages, stopping (as cancelled) what it is writing."""
         ...
 
-    async def retire(self, session_id: UUID) -> None:
+    async def retire(self, session: ChatSession) -> None:
         """Stop the session for good, before it is deleted: its running reply is cancelled
         (the model's request closed) and stored so, replies waiting their turn end cancelled,
         and from now on the runtime holds nothing of it and takes no message for it
-        (SessionNotFound). Returns once nothing of the session runs any more."""
+        (SessionNotFound), wherever it ran. Returns once nothing of the session runs."""
+        ...
+
+    async def forget(self, org_id: UUID, session_ids: Sequence[UUID]) -> None:
+        """The sessions' rows are deleted: stop any of them still running (one made while
+        the others were retired) and drop whatever the runtime kept of them elsewhere (with
+        several instances: their leases and the commands sent for them)."""
         ...
 
     def live_session(self, session_id: UUID) -> ChatSession | None:
         """The session's live state, if the runtime holds it (else storage has the truth)."""
         ...
 
-    def live_reply(self, session_id: UUID, message_id: UUID) -> LiveReply | None:
-        """A reply of the session that is running, waiting or still held in memory."""
+    async def find_reply(self, session: ChatSession, message_id: UUID) -> LiveReply | None:
+        """A reply of the session that is being written (here, or by another instance) or
+        waiting its turn; None once it has ended (storage has it then)."""
         ...

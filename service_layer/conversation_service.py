@@ -242,8 +242,8 @@ class ConversationService(KeepingUseCases):
         None when the reply has ended and `after` is its last event (nothing follows);
         ResumedPastEnd when `after` is beyond it.
         """
-        await self.get_session(who, org_id, session_id)
-        live = self.runtime.live_reply(session_id, message_id)
+        session = await self.get_session(who, org_id, session_id)
+        live = await self.runtime.find_reply(session, message_id)
         if live is not None:
             last = live.last_event_id
             if last is not None and not check_resume(after, last):

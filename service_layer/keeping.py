@@ -83,16 +83,13 @@ class KeepingUseCases:
         """
         authorize(who, org_id, Action.WRITE)
         await self._conversation(org_id, conversation_id)
-        retired: set[UUID] = set()
         for session in await self.store.list_sessions(org_id, conversation_id):
-            await self.runtime.retire(session.id)
-            retired.add(session.id)
+            await self.runtime.retire(session)
         deleted = await self.store.delete_conversation(org_id, conversation_id)
         if deleted is None:  # another request deleted it meanwhile
             raise ConversationNotFound(conversation_id)
-        for session_id in deleted:  # a session made while the others were retired
-            if session_id not in retired:
-                await self.runtime.retire(session_id)
+        # Also stops a session made while the others were retired.
+        await self.runtime.forget(org_id, deleted)
 
     # -- feedback -------------------------------------------------------------------------
     async def set_feedback(

@@ -73,6 +73,7 @@ class ReplyLog:
         self._changed = trio.Event()
         self._ended = trio.Event()
         self._on_finished: list[Callable[[], None]] = []
+        self.outcome: ReplyOutcome | None = None  # how it ended, once it has
 
     def on_finished(self, callback: Callable[[], None]) -> None:
         """Call `callback` once, when the reply has ended or was refused (abandoned)."""
@@ -96,6 +97,10 @@ class ReplyLog:
 
     async def wait_ended(self) -> None:
         await self._ended.wait()
+
+    @property
+    def started(self) -> bool:
+        return bool(self._head)
 
     @property
     def last_event_id(self) -> int | None:
@@ -142,6 +147,7 @@ class ReplyLog:
         if self._tail or self._ended.is_set():
             raise RuntimeError("reply already ended")
         self._tail.extend(closing_events(self.message_id, self._text.length, outcome))
+        self.outcome = outcome
         self._ended.set()
         self._notify()
         self._finished()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import attrs
@@ -113,8 +113,10 @@ class SessionActor:
         predecessor: SessionActor | None = None,
         on_idle: Callable[[], None] = lambda: None,
         on_reply_stored: Callable[[Message], None] = lambda _: None,
+        news: Callable[[UUID], Awaitable[None]] | None = None,
     ) -> None:
         self.org_id = org_id
+        self._news = news
         self.session_id = session_id
         self.session: ChatSession | None = None  # None until loaded from storage
         self._store = store
@@ -359,6 +361,7 @@ class SessionActor:
                 store=self._store,
                 clock=self._clock,
                 flush=self._settings.flush,
+                news=self._news,
             )
             await self._begin(turn, session, nursery)
 
@@ -397,6 +400,7 @@ class SessionActor:
             self._shown.planned(candidates, plan.included, shown.not_read)
         trimmed = plan.trimmed + shown.not_read
         reply.start(session.model_id, included=plan.included, trimmed=trimmed)
+        self._announce(reply.message_id, nursery)
         nursery.start_soon(
             turn.generate, plan.messages, session.params, self._mailbox.clone(),
             name=f"reply-{reply.message_id}",
@@ -422,11 +426,17 @@ class SessionActor:
         # and stores it as failed if the store lets it.
         self._running = None
         self._shown.replied(final)
+        self._announce(final.id, nursery)
         self._drop(turn.send, outcome)
         self._on_reply_stored(final)
         if self._completing:
             await self._complete_now()
         await self._start_next(nursery)
+
+    def _announce(self, message_id: UUID, nursery: trio.Nursery) -> None:
+        """Tell the other instances that the reply's row changed (they may follow it)."""
+        if self._news is not None:
+            nursery.start_soon(_announce, self._news, message_id)
 
     def _drop(self, send: Send, outcome: ReplyOutcome) -> None:
         """End a reply the actor will not write (any further) with `outcome`."""
@@ -485,6 +495,13 @@ class SessionActor:
             await self._store.end_reply(final, session)
         except Exception as error:  # noqa: BLE001 - the cause was logged; this is its echo
             log.warning("chat session %s: reply %s not stored: %s", session.id, final.id, error)
+
+
+async def _announce(news: Callable[[UUID], Awaitable[None]], message_id: UUID) -> None:
+    try:
+        await news(message_id)
+    except StorageUnavailable as error:  # a follower elsewhere polls: it is late, not stuck
+        log.warning("reply %s: could not tell the other instances: %s", message_id, error)
 
 
 def _ending_for(failure: BaseException | None, session_id: UUID) -> _Ending | None:

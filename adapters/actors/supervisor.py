@@ -9,7 +9,7 @@ command for its session starts a fresh one from storage.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from uuid import UUID
 
@@ -46,8 +46,12 @@ class SessionSupervisor:
         clock: Clock,
         settings: ActorSettings,
         titles: TitleSettings | None = None,
+        news: Callable[[UUID], Awaitable[None]] | None = None,
     ) -> None:
         self._nursery = nursery
+        # Said of a reply whenever its stored text or state changes (other instances follow
+        # it); None when nobody else could.
+        self._news = news
         self._store = store
         self._catalog = catalog
         self._clock = clock
@@ -118,7 +122,15 @@ class SessionSupervisor:
         self.actor_for(session).tell(Complete(verdict))
         return await verdict.wait()
 
-    async def retire(self, session_id: UUID) -> None:
+    async def retire(self, session: ChatSession) -> None:
+        await self.retire_session(session.id)
+
+    async def forget(self, org_id: UUID, session_ids: Sequence[UUID]) -> None:
+        for session_id in session_ids:  # those retired already return at once
+            await self.retire_session(session_id)
+
+    async def retire_session(self, session_id: UUID) -> None:
+        """Retire the session's actor here, and refuse its id for RETIRED_FOR seconds."""
         now = trio.current_time()
         for retired, at in list(self._retired.items()):
             if at < now - RETIRED_FOR:
@@ -137,6 +149,9 @@ class SessionSupervisor:
         actor = self.find(session_id)
         return None if actor is None else actor.session
 
+    async def find_reply(self, session: ChatSession, message_id: UUID) -> ReplyLog | None:
+        return self.live_reply(session.id, message_id)
+
     def live_reply(self, session_id: UUID, message_id: UUID) -> ReplyLog | None:
         actor = self.find(session_id)
         return None if actor is None else actor.find_reply(message_id)
@@ -152,6 +167,16 @@ class SessionSupervisor:
         if actor is None or actor.retired or session_id in self._retired:
             return None
         return actor
+
+    def adopt(self, session: ChatSession) -> None:
+        """Start the session's actor, if it has none, with no command: it loads the session
+        (recovering a reply left interrupted) and retires when idle. Not one being deleted."""
+        if session.id not in self._retired:
+            self.actor_for(session)
+
+    def spawn(self, task: Callable[[], Awaitable[None]], *, name: str) -> None:
+        """Run a small task beside the actors (it is cancelled when they are)."""
+        self._nursery.start_soon(task, name=name)
 
     def actor_for(self, session: ChatSession) -> SessionActor:
         """The session's live actor, started when it has none.
@@ -177,6 +202,7 @@ class SessionSupervisor:
             predecessor=current,
             on_idle=self._notify,
             on_reply_stored=self._titles.reply_stored,
+            news=self._news,
         )
         self._actors[session.id] = actor
         self._running.add(actor)
@@ -259,6 +285,7 @@ async def open_supervisor(
     clock: Clock,
     settings: ActorSettings | None = None,
     titles: TitleSettings | None = None,
+    news: Callable[[UUID], Awaitable[None]] | None = None,
 ) -> AsyncIterator[SessionSupervisor]:
     """A running supervisor; on exit every actor is cancelled and has stored its state.
 
@@ -274,6 +301,7 @@ async def open_supervisor(
             clock=clock,
             settings=settings or ActorSettings(),
             titles=titles,
+            news=news,
         )
         try:
             yield supervisor

@@ -9,7 +9,7 @@ It changes no session: when the model is done it reports the outcome to the acto
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from uuid import UUID
 
 import attrs
@@ -47,8 +47,10 @@ class Turn:
         store: ConversationStore,
         clock: Clock,
         flush: FlushPolicy,
+        news: Callable[[UUID], Awaitable[None]] | None = None,
     ) -> None:
         self.send = send
+        self._news = news
         self.reply: ReplyLog = send.reply
         self.model_info = info
         self._model = model
@@ -127,6 +129,8 @@ class Turn:
             partial = self.assistant.with_content(self.reply.text(), self._clock.now())
             try:
                 await self._store.update_message(partial)
+                if self._news is not None:  # followers on other instances read it now
+                    await self._news(self.message_id)
             except StorageUnavailable as error:
                 # The final write will try again; the stream goes on meanwhile.
                 log.warning("reply %s: partial flush failed: %s", self.message_id, error)

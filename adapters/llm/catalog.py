@@ -111,6 +111,12 @@ class RegistryCatalog:
         self._by_org.setdefault(org_id, {})[model.id] = info
         return info
 
+    def org_model_ids(self) -> set[tuple[UUID, UUID]]:
+        """(org_id, model_id) of every organisation's own model on offer."""
+        return {
+            (org_id, model_id) for org_id, models in self._by_org.items() for model_id in models
+        }
+
     def remove_org_model(self, org_id: UUID, model_id: UUID) -> None:
         """Withdraw an organisation's model; ModelNotFound unless that organisation has it.
 

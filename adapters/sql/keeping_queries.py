@@ -1,6 +1,6 @@
 """The SQL of conversations people keep (keeping_store.py): changes, deletion, feedback,
 generated titles, export and import. Portable text, as queries.py; indexes in schema.py
-(migration 3)."""
+(the migration that adds message_feedback)."""
 
 from __future__ import annotations
 

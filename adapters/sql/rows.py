@@ -121,7 +121,8 @@ def _make_converter() -> cattrs.Converter:
     converter.register_unstructure_hook(ChatSession, session_to_row)
     converter.register_structure_hook(ChatSession, session_from_row)
 
-    # An untitled conversation's title is stored as '' (schema.py, migration 3).
+    # An untitled conversation's title is stored as '' (schema.py: the migration that adds
+    # message_feedback).
     unstructure_conversation = make_dict_unstructure_fn(Conversation, converter)
     structure_conversation = make_dict_structure_fn(Conversation, converter)
 

@@ -149,6 +149,52 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             WHERE status = 'incomplete'""",
     ),
     (
+        # Several instances on one PostgreSQL (adapters/sql/cluster.py): who is alive, which
+        # instance runs which session, the commands they send each other, and the counters
+        # of the limits they share.
+        """CREATE TABLE instances (
+            id TEXT PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE session_leases (
+            session_id TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL,
+            instance_id TEXT NOT NULL,
+            taken_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX session_leases_by_instance ON session_leases (instance_id)",
+        """CREATE TABLE session_commands (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            org_id TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            answer TEXT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX session_commands_by_age ON session_commands (created_at)",
+        """CREATE TABLE rate_windows (
+            key TEXT NOT NULL,
+            window_start BIGINT NOT NULL,
+            hits INTEGER NOT NULL,
+            PRIMARY KEY (key, window_start)
+        )""",
+        """CREATE TABLE stream_slots (
+            org_id TEXT NOT NULL,
+            instance_id TEXT NOT NULL,
+            held INTEGER NOT NULL,
+            PRIMARY KEY (org_id, instance_id)
+        )""",
+        # One reply at a time per session, whichever instance writes it: enforced here. It
+        # also finds the replies in progress, as the index it replaces did.
+        f"""CREATE UNIQUE INDEX one_reply_per_session ON messages (chat_session_id)
+            WHERE status = '{IN_PROGRESS}'""",
+        "DROP INDEX messages_in_progress",
+    ),
+    (
         # Conversations people keep (issue 12). A conversation created without a title keeps
         # '' in `title` until it gets one (rows.py reads it as None): the column stays NOT NULL,
         # which SQLite could only drop by rebuilding the table; no title given is ever ''.

@@ -51,6 +51,11 @@ class SqlStore(KeepingSql):
     def __init__(self, actor: StorageActor) -> None:
         self._actor = actor
 
+    @property
+    def actor(self) -> StorageActor:
+        """The storage actor, for adapters that share the store's one connection."""
+        return self._actor
+
     # -- access -------------------------------------------------------------------------
     async def add_org(self, org: Org) -> None:
         await self._actor.call(_execute((q.INSERT_ORG, to_row(org))))

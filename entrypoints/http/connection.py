@@ -173,9 +173,13 @@ async def send_json_error(
     access_log.line("-", "-", status_code, time.perf_counter(), request_id, f" {code}")
 
 
-def refuse(conn: socket.socket) -> None:
-    """Answer a connection over the cap 503 and close it, synchronously: the socket is never
-    held past this call."""
+# A refused connection is held this long at most, waiting for the client to hang up first.
+LINGER_SECONDS = 2.0
+
+
+def refuse(conn: socket.socket) -> bool:
+    """Answer a connection over the cap 503 and end our side of it, synchronously. True when
+    the socket must still be closed (see `linger`), False when it was closed here."""
     request_id = request_id_for(None)
     body = error_json(
         "too_many_connections",
@@ -190,15 +194,28 @@ def refuse(conn: socket.socket) -> None:
     try:
         conn.setblocking(False)
         conn.send(head.encode() + body)  # a new socket's send buffer takes it whole
-        # Read what the client already sent: closing with unread bytes would reset the
-        # connection, and the client could lose the answer.
-        for _ in range(16):
-            if not conn.recv(65536):
-                break
+        conn.shutdown(socket.SHUT_WR)  # the answer is whole: the client reads it, then EOF
+        return True
     except OSError:
-        pass  # nothing more to read (BlockingIOError), or the client is gone already
-    finally:
-        conn.close()
+        conn.close()  # the client is gone already
+        return False
+
+
+async def linger(conn: socket.socket) -> None:
+    """Close a refused connection once the client has closed its side (or after a moment).
+
+    Closed with the client's request still unread, the socket would reset the connection,
+    and a client reading the answer late could lose it.
+    """
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+    with trio.move_on_after(LINGER_SECONDS):
+        try:
+            while await stream.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:
+            pass
+    with trio.CancelScope(shield=True):
+        await stream.aclose()
 
 
 def _readable(sock: trio.socket.SocketType) -> bool:

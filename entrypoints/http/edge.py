@@ -13,7 +13,7 @@ from quart import Response, g, request
 
 from conversation_service.adapters.access import TokenVerifier
 from conversation_service.adapters.org_models import OrgModels
-from conversation_service.adapters.rate_limits import RequestRateLimiter, StreamSlots
+from conversation_service.adapters.rate_limits import RateLimiter, StreamSlots
 from conversation_service.domain.access import Action, authorize
 from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.model import Principal
@@ -52,7 +52,7 @@ class HttpDeps:
 
     service: ConversationService
     verifier: TokenVerifier
-    rate_limiter: RequestRateLimiter
+    rate_limiter: RateLimiter
     stream_slots: StreamSlots
     idempotency: Idempotency
     org_models: OrgModels | None = None  # None: this server does not manage org models
@@ -72,9 +72,9 @@ class Edge:
         refuse any query parameter but org_id and the `accepted` ones, or one given twice."""
         deps = self.deps
         principal = await deps.verifier.verify_header(request.headers.get("Authorization"))
-        g.rate = deps.rate_limiter.hit(str(principal.token_id))
+        g.rate = await deps.rate_limiter.hit(str(principal.token_id))
         if not g.rate.allowed:
-            deps.rate_limiter.check(str(principal.token_id))  # raises RateLimited
+            raise deps.rate_limiter.refusal(g.rate)
         org_id = query_uuid("org_id")
         assert org_id is not None
         # Membership first, so a token of another org learns nothing from body validation.
@@ -102,7 +102,7 @@ class Edge:
         self, who: Principal, org_id: UUID, session_id: UUID, message_id: UUID, after: int | None
     ) -> Response:
         slots = self.deps.stream_slots
-        slots.acquire(org_id)
+        await slots.acquire(org_id)
         try:
             follower = await self.service.attach(who, org_id, session_id, message_id, after=after)
         except ResumedPastEnd as error:

@@ -34,6 +34,7 @@ from conversation_service.entrypoints.http.answer_guard import HttpLifecycle
 from conversation_service.entrypoints.http.connection import (
     CLOSE_DEADLINE,
     ServiceConnection,
+    linger,
     refuse,
 )
 
@@ -52,6 +53,8 @@ _GONE_ERRNOS = {
     if hasattr(errno, name)
 }  # fmt: skip
 ACCEPT_BATCH = 64  # connections taken per wake-up before letting other tasks run
+# Refused connections waiting for their client to close first; beyond, closed at once.
+MAX_LINGERING = 64
 
 
 class HttpServer:
@@ -81,6 +84,7 @@ class HttpServer:
         self._changed = trio.Event()
         self._accepting: list[trio.CancelScope] = []  # one per listening socket
         self._refused = 0
+        self._lingering = 0
 
     async def wait_for_no_connections(self) -> None:
         """Until every connection has ended."""
@@ -149,10 +153,22 @@ class HttpServer:
                         len(self._connections),
                     )
                 self._refused += 1
-                refuse(conn)
+                # Its close waits for the client's (a few at a time: held sockets count too).
+                if refuse(conn):
+                    if self._lingering < MAX_LINGERING:
+                        self._lingering += 1
+                        self._nursery.start_soon(self._linger, conn)
+                    else:
+                        conn.close()
             else:
                 self._serve(conn)
         return True
+
+    async def _linger(self, conn: socket.socket) -> None:
+        try:
+            await linger(conn)
+        finally:
+            self._lingering -= 1
 
     def _serve(self, conn: socket.socket) -> None:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))

@@ -53,7 +53,7 @@ def register(api: Blueprint, edge: Edge) -> None:
         async def handle() -> Answer:
             body = await read_json_body(StreamChat, settings.max_body_bytes)
             slots = deps.stream_slots
-            slots.acquire(org_id)
+            await slots.acquire(org_id)
             try:
                 reply = await service.send_message(
                     who, org_id, body.chat_session_id, body.message, multitask=body.multitask

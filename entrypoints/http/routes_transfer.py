@@ -45,7 +45,7 @@ def register(api: Blueprint, edge: Edge) -> None:
         conversation_id = query_uuid("conversation_id", required=False)
         exporting = await service.open_export(who, org_id, conversation_id)
         slots = deps.stream_slots
-        slots.acquire(org_id)
+        await slots.acquire(org_id)
         method, path, started, request_id = access_log.stream_logger()
         counts = {"conversations": 0, "sessions": 0, "messages": 0}
         released = False

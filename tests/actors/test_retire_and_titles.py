@@ -26,7 +26,7 @@ async def test_retire_cancels_the_running_reply_drops_the_waiting_and_refuses_th
     await trio.sleep(3.5)  # three chunks written
 
     with trio.fail_after(10):
-        await world.supervisor.retire(session.id)
+        await world.supervisor.retire(session)
 
     assert world.catalog.model.cancelled == 1  # the model's request was stopped
     assert world.supervisor.live_actors == 0
@@ -53,7 +53,7 @@ async def test_retiring_a_session_without_a_live_actor_starts_none(
     world: World, autojump_clock: Any
 ) -> None:
     session = await world.new_session()
-    await world.supervisor.retire(session.id)
+    await world.supervisor.retire(session)
     assert world.supervisor.live_actors == 0
     with pytest.raises(SessionNotFound):
         await world.service.send_message(world.who, world.org, session.id, "hi")

@@ -102,7 +102,7 @@ async def test_connections_over_the_cap_are_refused_without_using_descriptors(
                 await reader.closed()
                 await stream.aclose()
             # Over the cap, the server held no more descriptors than the cap's worth (counted
-            # until it has closed its last refused socket: closing is not synchronous).
+            # once it has closed its last refused socket: it waits for the client's close).
             for _ in range(100):  # 5 s at most
                 if (held := _open_files(served.process.pid)) <= before + cap:
                     break

@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from tests.http.conftest import open_api, settings_for
+from tests.http.instances import clients_of, close_all, instances, text, wait_for
 from tests.postgres_server import PostgresServer, running_server
 
 pytestmark = pytest.mark.backends("postgres")
@@ -48,3 +49,32 @@ async def test_storage_is_503_while_the_database_is_down_and_works_once_it_is_ba
         assert [c["title"] for c in listed.json()["conversations"]] == ["before"]
         events = await api.stream(session["id"], "are you back?")
         assert events[-1][1] == "end" and events[-1][2]["finish_reason"] == "stop"
+
+
+async def test_two_instances_ride_out_the_database_going_away(
+    own_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVERSATION_SERVICE_DATABASE_URL", own_server.create_database())
+    with instances(tmp_path, 2) as servers:
+        a, b = await clients_of(servers)
+        try:
+            session = await a.new_session()  # run by A from now on
+            await trio.to_thread.run_sync(own_server.stop)
+            down = await b.post("/api/conversation/create", {"title": "while down"})
+            assert down.status_code == 503 and down.json()["error"]["code"] == "storage_unavailable"
+            await trio.to_thread.run_sync(own_server.start)
+
+            async def back() -> bool:
+                answer = await b.post("/api/conversation/create", {"title": "back"})
+                return answer.status_code == 201
+
+            await wait_for(back, 30)
+            # B carries a message to A again (both reconnected, notifications included).
+            events: list = []
+            with trio.fail_after(30):
+                while not events or events[-1][1] != "end":  # retried while A reconnects
+                    events.clear()
+                    await b.stream(session["id"], "are you back?", events)
+            assert text(events) == "Echo: are you back?"
+        finally:
+            await close_all([a, b])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import attrs
 import httpx
+import pytest
 import trio
 from httpx_sse import aconnect_sse
 
@@ -92,7 +93,12 @@ class Client:
         return watched.events
 
 
-async def test_sigkill_mid_stream_then_restart_keeps_what_was_flushed(tmp_path: Path) -> None:
+async def test_sigkill_mid_stream_then_restart_keeps_what_was_flushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL the replies of a killed instance are taken over once its lease has run
+    # out (other instances may share the database); a short one keeps the test short.
+    monkeypatch.setenv("CONVERSATION_SERVICE_LEASE_TIMEOUT", "2")
     data = tmp_path / "data"
     served = await trio.to_thread.run_sync(serve, data, "--echo-delay-ms", "40")
     client = Client(served)
@@ -121,6 +127,12 @@ async def test_sigkill_mid_stream_then_restart_keeps_what_was_flushed(tmp_path: 
     ).json()["conversations"][0]["id"]
     try:
         stored = await client.messages()
+        with trio.fail_after(30):  # on SQLite at once; on PostgreSQL within the lease timeout
+            for _ in range(150):  # polling the API is the point here
+                if not any(m["status"] == "in_progress" for m in stored):
+                    break
+                await trio.sleep(0.2)
+                stored = await client.messages()
         by_id = {m["id"]: m for m in stored}
         flushed_any = False
         for item in watched:
