@@ -66,7 +66,7 @@ class RemoteFollower:
         reply = self._reply
         while not self._ended:
             stored = await reply.store.get_message(reply.org_id, reply.message_id)
-            events = self._events(stored) if stored is not None else await self._dropped()
+            events = self._events(stored) if stored is not None else await self._missing()
             events = [event for event in events if event.id > self._after]
             if events:
                 self._after = events[-1].id
@@ -96,11 +96,20 @@ class RemoteFollower:
             events.extend(closing_events(reply.message_id, length, stored_outcome(stored)))
         return events
 
-    async def _dropped(self) -> list[ReplyEvent]:
-        """The end of a reply that never began, if its writer said it was dropped."""
-        said = await self._reply.dropped() if self._reply.dropped is not None else None
-        if said is None:
-            return []
+    async def _missing(self) -> list[ReplyEvent]:
+        """The end of a reply with no row: one that never began, if its writer said it was
+        dropped, or one whose conversation was deleted (it was cancelled first)."""
+        reply = self._reply
+        said = await reply.dropped() if reply.dropped is not None else None
+        if said is not None:
+            return self._dropped(said)
+        if await reply.store.get_session(reply.org_id, reply.chat_session_id) is not None:
+            return []  # waiting its turn: no row yet
+        self._ended = True
+        seen = max(self._after, 0)  # an event's id is the length of the text before it
+        return list(closing_events(reply.message_id, seen, ReplyOutcome.cancelled()))
+
+    def _dropped(self, said: dict[str, Any]) -> list[ReplyEvent]:
         self._ended = True
         error = said.get("error")
         outcome = ReplyOutcome(
