@@ -101,11 +101,13 @@ class ClusterRuntime:
     async def retire(self, session: ChatSession) -> None:
         # Claimed here when free, or carried to its holder: either way, the instance every
         # other one sends the session's commands to from now on is one that refuses them.
-        if await self._remote_or(session, "retire", {}) is None:
-            await self.local.retire_session(session.id)
+        await self._remote_or(session, "retire", {})
+        await self.local.retire_session(session.id)  # and refused here too, if run elsewhere
 
     async def forget(self, org_id: UUID, session_ids: Sequence[UUID]) -> None:
         for session_id in session_ids:
+            if self.local.was_retired(session_id):
+                continue  # retired before its rows were deleted
             await self.local.retire_session(session_id)
             if not self._cluster.alone:
                 await self._retire_elsewhere(org_id, session_id)

@@ -129,6 +129,10 @@ class SessionSupervisor:
         for session_id in session_ids:  # those retired already return at once
             await self.retire_session(session_id)
 
+    def was_retired(self, session_id: UUID) -> bool:
+        """Whether the session was retired here (within RETIRED_FOR seconds)."""
+        return session_id in self._retired
+
     async def retire_session(self, session_id: UUID) -> None:
         """Retire the session's actor here, and refuse its id for RETIRED_FOR seconds."""
         now = trio.current_time()

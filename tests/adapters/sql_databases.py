@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,30 @@ def schema(url: str) -> list[tuple[Any, ...]]:
     ) + query(
         url, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
     )
+
+
+def table_names(url: str) -> set[str]:
+    """Every table the database has (on SQLite, a virtual table's own tables too)."""
+    if is_postgres(url):
+        rows = query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    else:
+        rows = query(url, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {row[0] for row in rows}
+
+
+def rows_naming(url: str, names: Sequence[str]) -> list[tuple[str, tuple[Any, ...]]]:
+    """(table, row) of every row of every table in which any of `names` appears, in any
+    column (as text: a blob is searched as the bytes it holds)."""
+    found = []
+    for table in sorted(table_names(url)):
+        for row in query(url, f'SELECT * FROM "{table}"'):
+            text = " ".join(
+                value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+                for value in row
+            )
+            if any(name in text for name in names):
+                found.append((table, row))
+    return found
 
 
 def index_names(url: str) -> set[str]:
