@@ -153,12 +153,20 @@ class InMemoryStore:
 
     # -- messages -----------------------------------------------------------------------
     async def add_message(self, message: Message) -> None:
+        self._check_one_reply(message)
         self._messages[message.id] = message
         self._touch(message.conversation_id, message.created_at)
 
     async def update_message(self, message: Message) -> None:
         self._check_in_progress(message)
         self._messages[message.id] = message
+
+    def _check_one_reply(self, message: Message) -> None:
+        if message.status is MessageStatus.IN_PROGRESS and any(
+            m.chat_session_id == message.chat_session_id and m.status is MessageStatus.IN_PROGRESS
+            for m in self._messages.values()
+        ):
+            raise StaleVersion(f"session {message.chat_session_id} has a reply in progress")
 
     def _check_in_progress(self, message: Message) -> None:
         stored = self._messages.get(message.id)
@@ -175,6 +183,7 @@ class InMemoryStore:
         for message in (user, reply):
             if message.id in self._messages:
                 raise StorageUnavailable(f"message {message.id} exists already")
+            self._check_one_reply(message)
         history = [
             m
             for m in self._messages.values()

@@ -89,7 +89,11 @@ class ConversationStore(Protocol):
         ...
 
     async def add_message(self, message: Message) -> None:
-        """Append a message; messages keep the order in which they were added."""
+        """Append a message; messages keep the order in which they were added.
+
+        A session holds one reply in progress at most (whichever instance writes it):
+        StaleVersion for a second one, here and in begin_reply, and nothing is written.
+        """
         ...
 
     async def update_message(self, message: Message) -> None:
