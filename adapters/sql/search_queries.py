@@ -28,22 +28,34 @@ from uuid import UUID
 from conversation_service.adapters.sql.dialects import POSTGRESQL, SQLITE
 from conversation_service.adapters.sql.queries import CONVERSATION_COLUMNS
 from conversation_service.adapters.sql.rows import from_row
+from conversation_service.adapters.sql.search_schema import ORG_SPAN
 from conversation_service.domain.model import Conversation, Page
 from conversation_service.domain.search import MATCHED_IDS, SearchQuery, Term
 from conversation_service.ports.storage import BestMatch, SearchHit
 
+# SQLite: the organisation's range of rowids only (search_schema.py), then its rows; the
+# FTS5 table is the outer loop (CROSS JOIN), never a lookup per message of the organisation.
+_LOW = "(SELECT low FROM org_rows)"
+
 _MATCHES = {
-    SQLITE: """message_hits AS MATERIALIZED (
+    SQLITE: f"""org_rows AS MATERIALIZED (
+        SELECT key * {ORG_SPAN} AS low FROM search_orgs WHERE org_id = :org_id
+    ),
+    message_hits AS MATERIALIZED (
         SELECT m.conversation_id AS conversation_id, m.id AS id, m.seq AS seq,
             -bm25(message_search) AS score
-        FROM message_search JOIN messages AS m ON m.seq = message_search.rowid
-        WHERE message_search MATCH :match AND m.org_id = :org_id
+        FROM message_search
+        CROSS JOIN messages AS m ON m.seq = message_search.rowid - {_LOW}
+        WHERE message_search MATCH :match
+            AND message_search.rowid BETWEEN {_LOW} AND {_LOW} + {ORG_SPAN - 1}
+            AND m.org_id = :org_id
     ),
     title_hits AS MATERIALIZED (
         SELECT r.conversation_id AS conversation_id
         FROM conversation_search
-        JOIN conversation_search_rows AS r ON r.row = conversation_search.rowid
+        CROSS JOIN conversation_search_rows AS r ON r.row = conversation_search.rowid - {_LOW}
         WHERE conversation_search MATCH :match
+            AND conversation_search.rowid BETWEEN {_LOW} AND {_LOW} + {ORG_SPAN - 1}
     )""",
     POSTGRESQL: """message_hits AS MATERIALIZED (
         SELECT m.conversation_id AS conversation_id, m.id AS id, m.seq AS seq,
@@ -66,17 +78,20 @@ _TAIL = f"""per_conversation AS (
         FROM message_hits GROUP BY conversation_id
     ),
     candidates AS (
-        SELECT conversation_id FROM per_conversation
-        UNION SELECT conversation_id FROM title_hits
+        SELECT conversation_id, MAX(title_matches) AS title_matches,
+            MAX(message_count) AS message_count, MAX(score) AS score
+        FROM (
+            SELECT conversation_id, 0 AS title_matches, message_count, score
+            FROM per_conversation
+            UNION ALL
+            SELECT conversation_id, 1, 0, 0 FROM title_hits
+        ) AS found
+        GROUP BY conversation_id
     ),
     page AS MATERIALIZED (
-        SELECT {_CONVERSATION},
-            CASE WHEN c.id IN (SELECT conversation_id FROM title_hits) THEN 1 ELSE 0 END
-                AS title_matches,
-            COALESCE(p.message_count, 0) AS message_count, COALESCE(p.score, 0) AS score
+        SELECT {_CONVERSATION}, k.title_matches, k.message_count, k.score
         FROM candidates AS k
         JOIN conversations AS c ON c.id = k.conversation_id
-        LEFT JOIN per_conversation AS p ON p.conversation_id = c.id
         WHERE c.org_id = :org_id {{archived}}
         ORDER BY {_RANKED}
         LIMIT :limit OFFSET :offset

@@ -41,32 +41,50 @@ class Slow(str):
 
 
 # -- SQLite: two contentless FTS5 tables (the index only; the text stays in its table) ----------
-# Messages: the FTS5 rowid is the message's `seq` (an INTEGER PRIMARY KEY, stable under
-# VACUUM). Conversations have no integer key of their own (a plain rowid can change under
-# VACUUM), so each gets one in conversation_search_rows.
+# An FTS5 row's rowid is its organisation's key times 2^40 plus the row's own integer key, so
+# that each organisation's rows are one range of rowids, which FTS5 reads alone (it seeks
+# within its lists by rowid): a search never reads another organisation's rows, however many.
+# The row's own key: a message's `seq` (an INTEGER PRIMARY KEY, stable under VACUUM);
+# conversations have none (a plain rowid can change under VACUUM), so each gets one in
+# conversation_search_rows, and organisations theirs in search_orgs.
 # A contentless table forgets what it indexed: a row leaves it through the 'delete' command
 # with the very values it was indexed with, which the triggers read from `old`.
+ORG_SPAN = 2**40  # rowids per organisation: 2^40 messages (and conversations) each
+_KEY = "(SELECT key FROM search_orgs WHERE org_id = {row}.org_id) * " + str(ORG_SPAN)
+
 _SQLITE = (
+    """CREATE TABLE search_orgs (
+        key INTEGER PRIMARY KEY,
+        org_id TEXT NOT NULL UNIQUE
+    )""",
+    "INSERT INTO search_orgs (org_id) SELECT id FROM orgs ORDER BY created_at, id",
+    """CREATE TRIGGER search_orgs_insert AFTER INSERT ON orgs BEGIN
+            INSERT INTO search_orgs (org_id) VALUES (new.id);
+        END""",
     f"""CREATE VIRTUAL TABLE message_search USING fts5(
         content, content = '', tokenize = '{TOKENIZER}')""",
     f"""INSERT INTO message_search (rowid, content)
-        SELECT seq, content FROM messages WHERE status <> '{IN_PROGRESS}'""",
+        SELECT {_KEY.format(row="messages")} + seq, content FROM messages
+        WHERE status <> '{IN_PROGRESS}'""",
     f"""CREATE TRIGGER message_search_insert AFTER INSERT ON messages
         WHEN new.status <> '{IN_PROGRESS}' BEGIN
-            INSERT INTO message_search (rowid, content) VALUES (new.seq, new.content);
+            INSERT INTO message_search (rowid, content)
+                VALUES ({_KEY.format(row="new")} + new.seq, new.content);
         END""",
     # A streaming reply's flushes (in progress to in progress) do nothing here.
     f"""CREATE TRIGGER message_search_update AFTER UPDATE OF content, status ON messages
         WHEN old.status <> '{IN_PROGRESS}' OR new.status <> '{IN_PROGRESS}' BEGIN
             INSERT INTO message_search (message_search, rowid, content)
-                SELECT 'delete', old.seq, old.content WHERE old.status <> '{IN_PROGRESS}';
+                SELECT 'delete', {_KEY.format(row="old")} + old.seq, old.content
+                WHERE old.status <> '{IN_PROGRESS}';
             INSERT INTO message_search (rowid, content)
-                SELECT new.seq, new.content WHERE new.status <> '{IN_PROGRESS}';
+                SELECT {_KEY.format(row="new")} + new.seq, new.content
+                WHERE new.status <> '{IN_PROGRESS}';
         END""",
     f"""CREATE TRIGGER message_search_delete AFTER DELETE ON messages
         WHEN old.status <> '{IN_PROGRESS}' BEGIN
             INSERT INTO message_search (message_search, rowid, content)
-                VALUES ('delete', old.seq, old.content);
+                VALUES ('delete', {_KEY.format(row="old")} + old.seq, old.content);
         END""",
     """CREATE TABLE conversation_search_rows (
         row INTEGER PRIMARY KEY,
@@ -75,27 +93,27 @@ _SQLITE = (
     f"""CREATE VIRTUAL TABLE conversation_search USING fts5(
         title, content = '', tokenize = '{TOKENIZER}')""",
     "INSERT INTO conversation_search_rows (conversation_id) SELECT id FROM conversations",
-    """INSERT INTO conversation_search (rowid, title)
-        SELECT r.row, c.title FROM conversation_search_rows AS r
+    f"""INSERT INTO conversation_search (rowid, title)
+        SELECT {_KEY.format(row="c")} + r.row, c.title FROM conversation_search_rows AS r
         JOIN conversations AS c ON c.id = r.conversation_id""",
-    """CREATE TRIGGER conversation_search_insert AFTER INSERT ON conversations BEGIN
+    f"""CREATE TRIGGER conversation_search_insert AFTER INSERT ON conversations BEGIN
             INSERT INTO conversation_search_rows (conversation_id) VALUES (new.id);
             INSERT INTO conversation_search (rowid, title)
-                SELECT row, new.title FROM conversation_search_rows
-                WHERE conversation_id = new.id;
+                SELECT {_KEY.format(row="new")} + row, new.title
+                FROM conversation_search_rows WHERE conversation_id = new.id;
         END""",
-    """CREATE TRIGGER conversation_search_update AFTER UPDATE OF title ON conversations BEGIN
+    f"""CREATE TRIGGER conversation_search_update AFTER UPDATE OF title ON conversations BEGIN
             INSERT INTO conversation_search (conversation_search, rowid, title)
-                SELECT 'delete', row, old.title FROM conversation_search_rows
-                WHERE conversation_id = old.id;
+                SELECT 'delete', {_KEY.format(row="old")} + row, old.title
+                FROM conversation_search_rows WHERE conversation_id = old.id;
             INSERT INTO conversation_search (rowid, title)
-                SELECT row, new.title FROM conversation_search_rows
-                WHERE conversation_id = new.id;
+                SELECT {_KEY.format(row="new")} + row, new.title
+                FROM conversation_search_rows WHERE conversation_id = new.id;
         END""",
-    """CREATE TRIGGER conversation_search_delete AFTER DELETE ON conversations BEGIN
+    f"""CREATE TRIGGER conversation_search_delete AFTER DELETE ON conversations BEGIN
             INSERT INTO conversation_search (conversation_search, rowid, title)
-                SELECT 'delete', row, old.title FROM conversation_search_rows
-                WHERE conversation_id = old.id;
+                SELECT 'delete', {_KEY.format(row="old")} + row, old.title
+                FROM conversation_search_rows WHERE conversation_id = old.id;
             DELETE FROM conversation_search_rows WHERE conversation_id = old.id;
         END""",
 )
