@@ -75,7 +75,7 @@ async def open_sql_store(url: str) -> AsyncIterator[SqlStore]:
             not_opened = e  # re-raised below, so that it is not wrapped in an ExceptionGroup
         else:
             try:
-                yield SqlStore(actor)
+                yield SqlStore(actor, dialect=dialect)
             finally:
                 with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
                     await actor.stop()

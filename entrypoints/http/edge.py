@@ -42,6 +42,8 @@ class HttpSettings:
     body_timeout: float = 30.0  # a request body still arriving after this is refused (408)
     max_header_bytes: int = 16 * 1024
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none: CORS off
+    search_default_limit: int = 20
+    search_max_limit: int = 100
 
 
 @attrs.frozen(kw_only=True)

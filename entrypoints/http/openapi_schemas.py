@@ -26,6 +26,10 @@ COMPONENTS: dict[str, Shape | type] = {
     "ModelList": views.ModelList,
     "ModelUsage": views.MODEL_USAGE,
     "Cancelled": views.Cancelled,
+    "SearchPage": views.SEARCH_PAGE,
+    "SearchResult": views.SEARCH_RESULT,
+    "Snippet": views.SNIPPET,
+    "SnippetPart": views.SNIPPET_PART,
 }
 
 

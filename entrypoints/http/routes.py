@@ -7,6 +7,7 @@ from quart import Blueprint
 from conversation_service.entrypoints.http import (
     routes_conversations,
     routes_models,
+    routes_search,
     routes_sessions,
 )
 from conversation_service.entrypoints.http.edge import Edge, HttpDeps, HttpSettings
@@ -20,4 +21,5 @@ def build_routes(deps: HttpDeps) -> Blueprint:
     routes_conversations.register(api, edge)
     routes_sessions.register(api, edge)
     routes_models.register(api, edge)
+    routes_search.register(api, edge)
     return api
