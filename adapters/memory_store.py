@@ -26,11 +26,14 @@ from conversation_service.domain.model import (
     Page,
 )
 from conversation_service.domain.replies import INTERRUPTED, ReplyOutcome
+from conversation_service.domain.search import MATCHED_IDS, SearchQuery, relevance
 from conversation_service.domain.session_machine import SessionInput, SessionState
 from conversation_service.ports.storage import (
+    BestMatch,
     History,
     IdempotentResult,
     ModelUsage,
+    SearchHit,
     StaleVersion,
     StorageUnavailable,
     StoredModel,
@@ -156,12 +159,20 @@ class InMemoryStore(KeepingInMemory):
 
     # -- messages -----------------------------------------------------------------------
     async def add_message(self, message: Message) -> None:
+        self._check_one_reply(message)
         self._messages[message.id] = message
         self._touch(message.conversation_id, message.created_at)
 
     async def update_message(self, message: Message) -> None:
         self._check_in_progress(message)
         self._messages[message.id] = message
+
+    def _check_one_reply(self, message: Message) -> None:
+        if message.status is MessageStatus.IN_PROGRESS and any(
+            m.chat_session_id == message.chat_session_id and m.status is MessageStatus.IN_PROGRESS
+            for m in self._messages.values()
+        ):
+            raise StaleVersion(f"session {message.chat_session_id} has a reply in progress")
 
     def _check_in_progress(self, message: Message) -> None:
         stored = self._messages.get(message.id)
@@ -178,6 +189,7 @@ class InMemoryStore(KeepingInMemory):
         for message in (user, reply):
             if message.id in self._messages:
                 raise StorageUnavailable(f"message {message.id} exists already")
+            self._check_one_reply(message)
         history = [
             m
             for m in self._messages.values()
@@ -264,6 +276,39 @@ class InMemoryStore(KeepingInMemory):
             for model_id, (r, p, c, e) in sorted(totals.items(), key=lambda kv: str(kv[0]))
         ]
 
+    async def search_conversations(
+        self,
+        org_id: UUID,
+        query: SearchQuery,
+        *,
+        is_archived: bool | None,
+        limit: int,
+        offset: int,
+    ) -> Page[SearchHit]:
+        """Every message and title read and matched in turn (domain.search.relevance)."""
+        matching: dict[UUID, list[tuple[float, Message]]] = {}
+        for message in self._messages.values():  # in message order
+            if message.org_id != org_id or message.status is MessageStatus.IN_PROGRESS:
+                continue
+            score = relevance(message.content, query)
+            if score is not None:
+                matching.setdefault(message.conversation_id, []).append((score, message))
+        ranked = []
+        for conversation in self._conversations.values():
+            if conversation.org_id != org_id or is_archived not in (None, conversation.is_archived):
+                continue
+            found = matching.get(conversation.id, [])
+            titled = relevance(conversation.title or "", query) is not None
+            if found or titled:
+                best = max(score for score, _ in found) if found else 0.0
+                ranked.append((titled, best, conversation, found))
+        ranked.sort(
+            key=lambda r: (r[0], r[1], r[2].updated_at, r[2].created_at, str(r[2].id)),
+            reverse=True,
+        )
+        hits = [_hit(conversation, titled, found) for titled, _, conversation, found in ranked]
+        return _page(hits, limit, offset)
+
     async def claim_key(
         self, scope: str, key: str, fingerprint: str, at: datetime
     ) -> IdempotentResult | None:
@@ -308,6 +353,21 @@ class InMemoryStore(KeepingInMemory):
             if session.status is SessionState.RESPONDING:
                 self._sessions[session.id] = session.apply(SessionInput.RECOVER, at)
         return marked
+
+
+def _hit(conversation: Conversation, titled: bool, found: list[tuple[float, Message]]) -> SearchHit:
+    best = None
+    if found:
+        top = max(score for score, _ in found)
+        chosen = next(message for score, message in found if score == top)  # the earliest
+        best = BestMatch(message_id=chosen.id, content=chosen.content)
+    return SearchHit(
+        conversation=conversation,
+        title_matches=titled,
+        message_count=len(found),
+        message_ids=tuple(message.id for _, message in found[:MATCHED_IDS]),
+        best=best,
+    )
 
 
 def _interrupted(message: Message, at: datetime) -> Message:

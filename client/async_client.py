@@ -32,6 +32,7 @@ from conversation_service.client.types import (
     Model,
     Multitask,
     Page,
+    SearchResult,
     UsageReport,
 )
 
@@ -152,6 +153,22 @@ class AsyncClient:
         so a long walk may meet one twice)."""
         return AsyncPager(
             lambda limit, at: self._run(calls.list_conversations(limit, at, is_archived)),
+            page_size,
+            offset,
+        )
+
+    def search(
+        self,
+        q: str,
+        *,
+        is_archived: bool | None = None,
+        page_size: int = 20,
+        offset: int = 0,
+    ) -> AsyncPager[SearchResult]:
+        """Conversations whose title or messages hold every term of `q`, best first (the
+        syntax: words, "phrases", prefix*; BadRequestError naming `q` for no word)."""
+        return AsyncPager(
+            lambda limit, at: self._run(calls.search(q, limit, at, is_archived)),
             page_size,
             offset,
         )

@@ -28,6 +28,7 @@ from conversation_service.client.types import (
     Model,
     Multitask,
     Page,
+    SearchResult,
     UsageReport,
 )
 
@@ -136,6 +137,18 @@ def list_conversations(
         path="/api/conversation/list",
         params=params,
         read=_page("conversations", Conversation),
+    )
+
+
+def search(q: str, limit: int, offset: int, is_archived: bool | None) -> Call[Page[SearchResult]]:
+    params = {"q": q, "limit": str(limit), "offset": str(offset)}
+    if is_archived is not None:
+        params["is_archived"] = "true" if is_archived else "false"
+    return Call(
+        method="GET",
+        path="/api/conversation/search",
+        params=params,
+        read=_page("results", SearchResult),
     )
 
 

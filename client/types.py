@@ -192,6 +192,39 @@ class UsageReport:
     total: UsageTotal
 
 
+@attrs.frozen(kw_only=True)
+class SnippetPart:
+    """A piece of a snippet; `highlight` when it is a match of the query."""
+
+    text: str
+    highlight: bool
+
+
+@attrs.frozen(kw_only=True)
+class Snippet:
+    """A short piece of the best matching message (`message_id`), or of the title (None),
+    in parts: joined, they are the text to show, the query's matches marked `highlight`."""
+
+    message_id: UUID | None
+    parts: tuple[SnippetPart, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(part.text for part in self.parts)
+
+
+@attrs.frozen(kw_only=True)
+class SearchResult:
+    """A conversation a search found: whether its title matches, how many of its messages
+    do (the first 20 of them in `message_ids`, oldest first), and a snippet."""
+
+    conversation: Conversation
+    title_matches: bool
+    message_count: int
+    message_ids: tuple[UUID, ...]
+    snippet: Snippet
+
+
 T = TypeVar("T")
 
 

@@ -19,6 +19,7 @@ from conversation_service.domain.model import (
     Org,
     Page,
 )
+from conversation_service.domain.search import SearchQuery
 from conversation_service.domain.transfer import ImportReport, MessageRecord, TransferRecord
 
 
@@ -71,6 +72,25 @@ class History:
     not_read: int  # older ones that could be shown too, left unread (beyond the limit)
 
 
+@attrs.frozen(kw_only=True)
+class BestMatch:
+    """The most relevant of a conversation's matching messages, read for its snippet."""
+
+    message_id: UUID
+    content: str
+
+
+@attrs.frozen(kw_only=True)
+class SearchHit:
+    """A conversation that matches a search, as a store found it."""
+
+    conversation: Conversation
+    title_matches: bool
+    message_count: int  # its matching messages, all counted
+    message_ids: tuple[UUID, ...]  # the first domain.search.MATCHED_IDS of them, oldest first
+    best: BestMatch | None  # None when only the title matches
+
+
 class ConversationStore(Protocol):
     """Conversations, their chat sessions and messages, always scoped to an organisation.
 
@@ -108,7 +128,11 @@ class ConversationStore(Protocol):
         ...
 
     async def add_message(self, message: Message) -> None:
-        """Append a message; messages keep the order in which they were added."""
+        """Append a message; messages keep the order in which they were added.
+
+        A session holds one reply in progress at most (whichever instance writes it):
+        StaleVersion for a second one, here and in begin_reply, and nothing is written.
+        """
         ...
 
     async def update_message(self, message: Message) -> None:
@@ -253,6 +277,28 @@ class ConversationStore(Protocol):
         `records()` is called for each attempt and must give the same records each time.
         An object whose id is taken (by any organisation) is stored under `new_id()`, and
         every record naming it is changed to match. Timestamps are stored as given.
+        """
+        ...
+
+    async def search_conversations(
+        self,
+        org_id: UUID,
+        query: SearchQuery,
+        *,
+        is_archived: bool | None,
+        limit: int,
+        offset: int,
+    ) -> Page[SearchHit]:
+        """The organisation's conversations whose title, or one of whose messages (but a
+        reply in progress), holds every term of `query` (domain/search.py says how words
+        match), best first.
+
+        Best first: those whose title matches, then by relevance (the best of their
+        matching messages'; 0 for a title alone), then newest `updated_at`, `created_at`,
+        id, as list_conversations. A message's relevance is the store's own measure, higher
+        for the query's terms more often in a shorter message: FTS5's bm25 on SQLite, ts_rank
+        on PostgreSQL, the terms' share of the words in memory (domain.search.relevance). The
+        best message is the most relevant (the earliest of equals).
         """
         ...
 

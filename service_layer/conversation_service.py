@@ -45,6 +45,7 @@ from conversation_service.ports.language_model import ModelCatalog, ModelInfo
 from conversation_service.ports.session_runtime import LiveReply, ReplyStream, SessionRuntime
 from conversation_service.ports.storage import ConversationStore, ModelUsage
 from conversation_service.service_layer.keeping import KeepingUseCases
+from conversation_service.service_layer.search import SearchPage, search_conversations
 from conversation_service.service_layer.stored_reply import StoredReplyStream
 
 
@@ -134,6 +135,23 @@ class ConversationService(KeepingUseCases):
     ) -> Page[Message]:
         await self.get_conversation(who, org_id, conversation_id)
         return await self.store.list_messages(org_id, conversation_id, limit=limit, offset=offset)
+
+    async def search(
+        self,
+        who: Principal,
+        org_id: UUID,
+        text: str | None,
+        *,
+        is_archived: bool | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> SearchPage:
+        """Conversations whose title or messages hold every term of `text`, best first, each
+        with its matching messages and a snippet (domain/search.py has the query's rules)."""
+        authorize(who, org_id, Action.READ)
+        return await search_conversations(
+            self.store, org_id, text, is_archived=is_archived, limit=limit, offset=offset
+        )
 
     # -- sessions -------------------------------------------------------------------------
     def list_models(self, who: Principal, org_id: UUID) -> Sequence[ModelInfo]:

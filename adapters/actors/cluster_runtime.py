@@ -66,7 +66,9 @@ class ClusterRuntime:
                     message_id=message_id, user_message_id=user_message_id,
                 )  # fmt: skip
             request = self._request(session, "send", body)
-            answer = await self._cluster.ask(owner, request)
+            # As for a local send: its answer is awaited even by a cancelled sender.
+            with trio.CancelScope(shield=True):
+                answer = await self._cluster.ask(owner, request)
             if answer.moved:
                 continue
             _raise(answer)

@@ -19,7 +19,12 @@ from conversation_service.adapters.actors.commands import Cancel, Complete, Reti
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.session_actor import ActorSettings, SessionActor
 from conversation_service.adapters.actors.titles import TitleSettings, TitleWriter
-from conversation_service.domain.errors import RateLimited, SessionNotFound, ShuttingDown
+from conversation_service.domain.errors import (
+    RateLimited,
+    SessionNotFound,
+    ShuttingDown,
+    Unavailable,
+)
 from conversation_service.domain.model import ChatSession
 from conversation_service.domain.replies import Multitask
 from conversation_service.ports.clock import Clock
@@ -83,7 +88,7 @@ class SessionSupervisor:
         self._hold_reply(session.org_id, reply)
         verdict: Verdict[None] = Verdict()
         actor.tell(Send(text, multitask, reply, verdict))
-        await verdict.wait()
+        await _verdict_of_a_send(verdict)
         return reply
 
     def _hold_reply(self, org_id: UUID, reply: ReplyLog) -> None:
@@ -270,6 +275,20 @@ class SessionSupervisor:
                 await self._changed.wait()
             return True
         return False
+
+
+# Once a message is told to its actor, its verdict is awaited even if the sender is
+# cancelled (a client gone): the message may be accepted, and whoever answers the sender
+# (an Idempotency-Key kept for a retry) must know it was. The actor answers quickly; this
+# bounds a stuck store.
+VERDICT_DEADLINE = 30.0
+
+
+async def _verdict_of_a_send(verdict: Verdict[None]) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(VERDICT_DEADLINE):
+        await verdict.wait()
+        return
+    raise Unavailable("the chat session did not answer in time; try again")
 
 
 async def _actor_host(

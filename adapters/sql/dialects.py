@@ -30,6 +30,28 @@ written in the SQL both speak. What differs, and why:
 - Text order: PostgreSQL compares TEXT by the database's collation, SQLite byte by byte. Ids
   and timestamps are fixed-width ASCII with their separators at fixed places, so both order
   them alike (digits before letters, each in its usual order) under any usual collation.
+- Search (search_schema.py, search_queries.py): the one part whose SQL differs.
+  - The index: SQLite's FTS5 (two contentless tables, kept by triggers) and PostgreSQL's
+    tsvector columns (generated, GIN-indexed); the schema step is each dialect's own.
+  - Words: FTS5's `unicode61 remove_diacritics 2` tokenizer; PostgreSQL's parser, fed by
+    search_words() (accents of Latin letters off, lower case by a fixed table, punctuation,
+    symbols and emoji as spaces) so that it splits and folds as FTS5 does whatever its
+    locale. What still differs: words of scripts that write vowels as combining marks
+    (Devanagari, Thai) are cut at those marks by FTS5, kept whole by PostgreSQL; symbols
+    outside search_words()'s ranges are letters to PostgreSQL; a database whose locale is
+    C folds the case of ASCII, Latin, Greek and Cyrillic letters only. PostgreSQL needs a
+    UTF8 database and version 13 (normalize()).
+  - The query: an FTS5 string of quoted words, or a tsquery of quoted lexemes (folded as
+    search_words() folds), never the user's text as syntax.
+  - Relevance: FTS5's bm25 (a term's rarity and a message's length against the average,
+    over the whole table: every organisation's messages) against ts_rank with
+    normalisation 16 (the message alone). Same ranking shape (title matches, relevance,
+    newest activity); equally good results may come in another order.
+  - Reach: FTS5 rowids put each organisation's rows in one range, read alone; PostgreSQL's
+    GIN index returns every organisation's matches, the others' dropped by the org filter.
+  - Cost: FTS5 flushes its pending words at every statement savepoint, which a trigger
+    opens, so each indexed message is written as a small segment of its own (search
+    writes cost more on SQLite); PostgreSQL computes a vector per row written.
 """
 
 from __future__ import annotations

@@ -60,6 +60,8 @@ async def _listen(
             send.send_nowait(payload)
         except trio.WouldBlock:
             log.warning("dropped a notification: %d are waiting to be handled", _BACKLOG)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the listener is stopping: nobody is left to hear it
 
     failures = 0
     while True:

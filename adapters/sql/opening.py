@@ -8,11 +8,14 @@ The URL is a SQLite file's (`sqlite:///path`) or a PostgreSQL server's
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import databases
@@ -30,6 +33,8 @@ from conversation_service.adapters.sql.schema import prepare_database
 from conversation_service.adapters.sql.sql_store import SqlStore
 from conversation_service.adapters.sql.storage_actor import StorageActor
 from conversation_service.ports.storage import StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 DATABASE_FILE = "conversations.db"
 
@@ -70,7 +75,7 @@ async def open_sql_store(url: str) -> AsyncIterator[SqlStore]:
             not_opened = e  # re-raised below, so that it is not wrapped in an ExceptionGroup
         else:
             try:
-                yield SqlStore(actor)
+                yield SqlStore(actor, dialect=dialect)
             finally:
                 with trio.move_on_after(_CLOSE_DEADLINE, shield=True):
                     await actor.stop()
@@ -102,8 +107,21 @@ def _require_trio_asyncio_loop() -> None:
         trio.lowlevel.current_task()
     except RuntimeError:
         raise RuntimeError("open_sql_store() must be called from a trio task") from None
-    if trio_asyncio.current_loop.get() is None:
+    loop = trio_asyncio.current_loop.get()
+    if loop is None:
         raise RuntimeError(
             "open_sql_store() needs a trio-asyncio loop: call it inside "
             "`async with trio_asyncio.open_loop():`"
         )
+    # trio-asyncio's own handler re-raises an error that no asyncio task awaited (asyncpg
+    # releasing a pooled connection in the background after a timeout, say) into the loop's
+    # nursery, which would stop the whole server for one connection's fault: log it instead.
+    loop.set_exception_handler(_log_unawaited_error)
+
+
+def _log_unawaited_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    log.warning(
+        "the database driver's background work failed: %s",
+        context.get("message", "unhandled error"),
+        exc_info=context.get("exception"),
+    )

@@ -5,7 +5,9 @@ Each step of MIGRATIONS runs once, in its own transaction, and records its numbe
 written by newer code (a version above the last step known here) is refused.
 
 The text is one for SQLite and PostgreSQL but for the words in braces, which each dialect
-fills in (dialects.SCHEMA_WORDS): `{serial_key}`, `{double}`.
+fills in (dialects.SCHEMA_WORDS): `{serial_key}`, `{double}`; a step that has nothing in
+common between the two (the search index, search_schema.py) is a dict of each dialect's
+statements. A statement marked search_schema.Slow may run past the statement timeout.
 
 SQLite runs in WAL mode with synchronous=NORMAL: a committed transaction survives the
 process crashing or being killed, but a power loss or OS crash can lose the last few
@@ -18,6 +20,7 @@ from __future__ import annotations
 from databases.core import Connection
 
 from conversation_service.adapters.sql.dialects import POSTGRESQL, SCHEMA_WORDS, SQLITE
+from conversation_service.adapters.sql.search_schema import SEARCH_INDEX, Slow
 from conversation_service.domain.model import MessageStatus
 from conversation_service.domain.session_machine import SessionState
 from conversation_service.ports.storage import StorageUnavailable
@@ -43,7 +46,9 @@ RESPONDING = SessionState.RESPONDING.value
 # Timestamps are TEXT in the format of adapters.sql.rows; ids are canonical UUID TEXT.
 # `{serial_key}`: an ever-growing integer key gives rows their insertion order, whatever their
 # timestamps. `{double}`: an 8-byte float.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+Step = tuple[str, ...] | dict[str, tuple[str, ...]]  # one text, or each dialect's own
+
+MIGRATIONS: tuple[Step, ...] = (
     (
         """CREATE TABLE orgs (
             id TEXT PRIMARY KEY,
@@ -194,6 +199,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             WHERE status = '{IN_PROGRESS}'""",
         "DROP INDEX messages_in_progress",
     ),
+    # Conversation search: the full-text index of titles and messages, kept by the database.
+    SEARCH_INDEX,
     (
         # Conversations people keep (issue 12). A conversation created without a title keeps
         # '' in `title` until it gets one (rows.py reads it as None): the column stays NOT NULL,
@@ -228,6 +235,11 @@ _SQLITE_SETTINGS = (
 )
 
 
+# A Slow statement's limit on PostgreSQL (its driver's timeout; SQLite has none): the one that
+# computes every stored message's search vector took 15 s per 100,000 messages here, far past
+# the usual 30 s on a big database.
+SLOW_STATEMENT_TIMEOUT = 24 * 3600.0
+
 # Held on PostgreSQL while migrating: instances that start together migrate one at a time.
 # Any fixed number; this one spells "conv" in ASCII.
 _MIGRATION_LOCK = 0x636F6E76
@@ -243,12 +255,13 @@ async def prepare_database(connection: Connection, dialect: str) -> None:
     if dialect == POSTGRESQL:
         # Released when the connection closes, so a failure below cannot leave it held.
         await connection.execute(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
-    await _migrate(connection, SCHEMA_WORDS[dialect])
+    await _migrate(connection, dialect)
     if dialect == POSTGRESQL:
         await connection.execute(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
 
 
-async def _migrate(connection: Connection, words: dict[str, str]) -> None:
+async def _migrate(connection: Connection, dialect: str) -> None:
+    words = SCHEMA_WORDS[dialect]
     await connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     for version in range(1, CURRENT_VERSION + 1):
         async with connection.transaction():
@@ -258,8 +271,14 @@ async def _migrate(connection: Connection, words: dict[str, str]) -> None:
                 raise SchemaTooNew(found, CURRENT_VERSION)
             if found >= version:
                 continue
-            for statement in MIGRATIONS[version - 1]:
-                await connection.execute(statement.format(**words))
+            step = MIGRATIONS[version - 1]
+            for statement in step[dialect] if isinstance(step, dict) else step:
+                text = str(statement).format(**words)  # a plain str (asyncpg checks)
+                if isinstance(statement, Slow) and dialect == POSTGRESQL:
+                    # Past `databases`, to give this one statement its own timeout.
+                    await connection.raw_connection.execute(text, timeout=SLOW_STATEMENT_TIMEOUT)
+                else:
+                    await connection.execute(text)
             await connection.execute(
                 "INSERT INTO schema_version (version) VALUES (:version)", {"version": version}
             )

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from conversation_service.adapters.sql import queries as q
+from conversation_service.adapters.sql import search_queries
+from conversation_service.adapters.sql.dialects import SQLITE
 from conversation_service.adapters.sql.keeping_store import KeepingSql
 from conversation_service.adapters.sql.rows import format_timestamp, from_row, to_row
 from conversation_service.adapters.sql.statements import Statements, Work
@@ -28,11 +30,13 @@ from conversation_service.domain.model import (
     Page,
 )
 from conversation_service.domain.replies import INTERRUPTED, ReplyOutcome
+from conversation_service.domain.search import MATCHED_IDS, SearchQuery
 from conversation_service.domain.session_machine import SessionInput, SessionState, next_state
 from conversation_service.ports.storage import (
     History,
     IdempotentResult,
     ModelUsage,
+    SearchHit,
     StaleVersion,
     StoredModel,
     TokenInfo,
@@ -48,8 +52,9 @@ _RECOVERED_STATUS = next_state(SessionState.RESPONDING, SessionInput.RECOVER).va
 class SqlStore(KeepingSql):
     """ConversationStore and AccessStore over SQL; get one from open_sql_store()."""
 
-    def __init__(self, actor: StorageActor) -> None:
+    def __init__(self, actor: StorageActor, *, dialect: str = SQLITE) -> None:
         self._actor = actor
+        self._dialect = dialect  # only search's SQL differs (search_queries.py)
 
     @property
     def actor(self) -> StorageActor:
@@ -293,6 +298,31 @@ class SqlStore(KeepingSql):
 
         marked: int = await self._actor.call(recover)
         return marked
+
+    async def search_conversations(
+        self,
+        org_id: UUID,
+        query: SearchQuery,
+        *,
+        is_archived: bool | None,
+        limit: int,
+        offset: int,
+    ) -> Page[SearchHit]:
+        """Conversations matching `query`, best first: one statement (search_queries.py)."""
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
+        sql = search_queries.SEARCH[(self._dialect, is_archived is not None)]
+        values: dict[str, Any] = {
+            "org_id": str(org_id),
+            "match": search_queries.match_text(self._dialect, query),
+            "limit": limit + 1,  # one past the page: whether more follow
+            "offset": offset,
+            "matched_ids": MATCHED_IDS,
+        }
+        if is_archived is not None:
+            values["is_archived"] = is_archived
+        rows = await self._actor.call(_rows(sql, values))
+        return search_queries.hits_from_rows(rows, limit, offset)
 
     # -- reading rows -------------------------------------------------------------------
     async def _one(self, cls: type[T], sql: str, values: dict[str, Any]) -> T | None:

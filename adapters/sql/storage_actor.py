@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ from conversation_service.adapters.sql.dialects import (
 )
 from conversation_service.adapters.sql.statements import DriverConnection, Work
 from conversation_service.domain.errors import DomainError
-from conversation_service.ports.storage import StorageUnavailable
+from conversation_service.ports.storage import StaleVersion, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -278,11 +279,20 @@ def _fail_lost(requests: list[_Request], error: Exception) -> None:
         request.error = translate_error(error, "lost the connection to the database")
 
 
+# The unique index one_reply_per_session, as PostgreSQL and SQLite name it in their errors.
+_SECOND_REPLY = re.compile(
+    r"one_reply_per_session|UNIQUE constraint failed: messages\.chat_session_id"
+)
+
+
 def translate_error(error: Exception, doing: str = "the database failed") -> DomainError:
-    """The StorageUnavailable to raise for a library error, with the error as its cause."""
+    """The StorageUnavailable to raise for a library error (StaleVersion for a session's
+    second reply in progress), with the error as its cause."""
     if isinstance(error, DomainError):  # StorageUnavailable, StaleVersion: already ours
         return error
-    if isinstance(error, INTEGRITY_ERRORS):
+    if isinstance(error, INTEGRITY_ERRORS) and _SECOND_REPLY.search(str(error)):
+        translated: DomainError = StaleVersion(f"the session has a reply in progress: {error}")
+    elif isinstance(error, INTEGRITY_ERRORS):
         translated = StorageUnavailable(
             f"the write conflicts with stored data (a duplicate id or token hash, or a "
             f"missing conversation, session or organisation): {error}"

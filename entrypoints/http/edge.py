@@ -44,6 +44,8 @@ class HttpSettings:
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none: CORS off
     max_import_bytes: int = 64 * 1024 * 1024  # an import's JSON Lines file
     import_body_timeout: float = 300.0  # seconds for an import's file to arrive
+    search_default_limit: int = 20
+    search_max_limit: int = 100
 
 
 @attrs.frozen(kw_only=True)

@@ -88,7 +88,10 @@ class Idempotency:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._store.release_key(scope, key)
             raise
-        await self._store.finish_key(scope, key, answer.response.status_code, await _kept(answer))
+        # The request has done its work: a cancellation now must not leave its key in flight.
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            kept_answer = await _kept(answer)
+            await self._store.finish_key(scope, key, answer.response.status_code, kept_answer)
         return answer.response
 
 

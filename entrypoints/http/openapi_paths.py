@@ -74,6 +74,21 @@ def api_paths(settings: HttpSettings) -> dict[str, Any]:
                 params=("ListLimit", "Offset", "IsArchived"),
             )
         },
+        f"{API}/search": {
+            "get": operation(
+                "searchConversations",
+                "Search conversations by their titles and messages, best first",
+                "conversations",
+                {"200": ok("A page of results.", "SearchPage"), **r.errors(*GUARDED)},
+                params=("SearchQuery", "SearchLimit", "Offset", "IsArchived"),
+                description="A conversation matches when its title, or one of its messages "
+                "(not a reply still being written), holds every term. Those whose title "
+                "matches come first, then the most relevant (the best of their matching "
+                "messages), then the newest activity. Each result lists its matching "
+                "messages and a snippet with the matches marked. Only this organisation's "
+                "conversations are searched; 400 naming `q` for a query with no word in it.",
+            )
+        },
         f"{API}/get_with_sessions": {
             "get": operation(
                 "getConversationWithSessions",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from conversation_service.domain.search import MAX_QUERY_CHARS, MAX_QUERY_WORDS, MIN_PREFIX_CHARS
 from conversation_service.entrypoints.http.openapi_events import ID_SCHEME
 from conversation_service.entrypoints.http.openapi_schemas import UUID, Schema, ref
 from conversation_service.entrypoints.http.routes import HttpSettings
@@ -59,6 +60,23 @@ def parameters(settings: HttpSettings) -> dict[str, Schema]:
             "offset",
             {"type": "integer", "minimum": 0, "maximum": OFFSET_MAX, "default": 0},
             "How many items to skip.",
+        ),
+        "SearchLimit": limit(settings.search_default_limit, settings.search_max_limit),
+        "SearchQuery": _query(
+            "q",
+            {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_QUERY_CHARS,
+                "pattern": "^[^\\u0000]*$",
+            },
+            'What to search for: words, all of which must match; `"quoted words"` in a '
+            "row; `word*` for any word beginning so (at least "
+            f"{MIN_PREFIX_CHARS} letters or digits before the `*`; after a phrase, its last "
+            "word). A word is a run of letters and digits, compared without case or the "
+            "accents of Latin letters; anything else only separates words (no operators). "
+            f"400 when it holds no word, more than {MAX_QUERY_WORDS} words, or a NUL.",
+            required=True,
         ),
         "IsArchived": _query(
             "is_archived", {"type": "boolean"}, "Only archived (true) or unarchived (false)."

@@ -31,6 +31,10 @@ COMPONENTS: dict[str, Shape | type] = {
     "FeedbackCleared": views.FeedbackCleared,
     "ConversationDeleted": views.ConversationDeleted,
     "ImportReport": views.Imported,
+    "SearchPage": views.SEARCH_PAGE,
+    "SearchResult": views.SEARCH_RESULT,
+    "Snippet": views.SNIPPET,
+    "SnippetPart": views.SNIPPET_PART,
 }
 
 

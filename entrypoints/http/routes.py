@@ -8,6 +8,7 @@ from conversation_service.entrypoints.http import (
     routes_conversations,
     routes_keeping,
     routes_models,
+    routes_search,
     routes_sessions,
     routes_transfer,
 )
@@ -24,4 +25,5 @@ def build_routes(deps: HttpDeps) -> Blueprint:
     routes_models.register(api, edge)
     routes_keeping.register(api, edge)
     routes_transfer.register(api, edge)
+    routes_search.register(api, edge)
     return api

@@ -26,12 +26,14 @@ from conversation_service.domain.model import (
     Page,
     Usage,
 )
+from conversation_service.domain.search import MATCHED_IDS, SearchResult, Snippet, SnippetPart
 from conversation_service.domain.transfer import ImportReport
 from conversation_service.entrypoints.http.field_rules import about, note
 from conversation_service.entrypoints.http.json_schema import Shape
 from conversation_service.ports.language_model import ModelInfo
 from conversation_service.ports.storage import ModelUsage
 from conversation_service.service_layer.conversation_service import ConversationWithSessions
+from conversation_service.service_layer.search import SearchPage
 
 FINISH_REASONS = (
     "Why the reply ended: `stop` (complete), `length` (the model's token cap), `cancelled`, "
@@ -120,11 +122,35 @@ MODEL = Shape(
         "scope": note("`global`, or `org`: this organisation's own.", enum=["global", "org"]),
     },
 )
+# Search results (GET /api/conversation/search).
+SNIPPET_PART = Shape(
+    kind=SnippetPart,
+    notes={"highlight": note("Whether this piece is a match of the query, to be shown marked.")},
+)
+SNIPPET = Shape(
+    kind=Snippet,
+    description="A short piece of the best matching message (or of the title, when only it "
+    "matches): its parts, joined, are the text to show, the query's matches in the parts "
+    "marked `highlight`. Runs of whitespace are one space; `…` stands for text left out.",
+    notes={"message_id": note("The message the text is from; null: the conversation's title.")},
+)
+SEARCH_RESULT = Shape(
+    kind=SearchResult,
+    notes={
+        "title_matches": note("Whether the title holds every term of the query."),
+        "message_count": note("How many of its messages hold every term."),
+        "message_ids": note(
+            f"The first {MATCHED_IDS} of those messages, oldest first.", maxItems=MATCHED_IDS
+        ),
+    },
+)
+
 # The one shape each class is shown in, wherever it appears: each renders its class.
 SHAPE_OF: dict[type, Shape] = {
     shape.kind: shape
     for shape in (USAGE, PARAMS, LATENCY, CONVERSATION, SESSION, MESSAGE, MODEL, FEEDBACK)
 }
+SHAPE_OF.update({shape.kind: shape for shape in (SNIPPET_PART, SNIPPET, SEARCH_RESULT)})
 
 # Answers that show more than one value: the handler gives what `added` has no getter for.
 WITH_SESSIONS = attrs.evolve(
@@ -139,6 +165,22 @@ CONVERSATION_PAGE = Shape(
     notes={"limit": note(minimum=1)},
 )
 MESSAGE_PAGE = attrs.evolve(CONVERSATION_PAGE, added={"messages": (tuple[Message, ...], None)})
+SEARCH_PAGE = Shape(
+    kind=Page,
+    hidden=("items",),
+    added={
+        "query": (str, None),
+        "results": (tuple[SearchResult, ...], lambda page: page.items),
+    },
+    notes={
+        "limit": note(minimum=1),
+        "query": note(
+            'The query as the service read it, in its own syntax: words, "phrases", '
+            "prefix* (what it ignored, such as punctuation, left out)."
+        ),
+    },
+    description="A page of the conversations a query matches, best first.",
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -276,6 +318,10 @@ def message_page(
     given = feedback or {}
     messages = [message(m, given.get(m.id)) for m in value.items]
     return _render(MESSAGE_PAGE, value, messages=messages)
+
+
+def search_page(value: SearchPage) -> dict[str, Any]:
+    return _render(SEARCH_PAGE, value.results, query=str(value.query))
 
 
 def model(value: ModelInfo) -> dict[str, Any]:

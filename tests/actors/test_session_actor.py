@@ -262,3 +262,17 @@ async def test_stopping_mid_reply_stores_it_incomplete_and_tells_listeners(
         MessageStatus.INCOMPLETE,
     )
     assert world.supervisor.live_actors == 0
+
+
+async def test_a_sender_cancelled_after_telling_still_learns_its_message_was_taken(
+    world: World, autojump_clock
+) -> None:
+    # What an Idempotency-Key keeps for a retry depends on it: the message was accepted.
+    session = await world.new_session()
+    taken = None
+    with trio.move_on_after(0):  # cancelled at once, while the actor is deciding
+        taken = await world.service.send_message(world.who, world.org, session.id, "hi")
+    assert taken is not None
+    assert text_of(await read_all(taken)) == "Hello, world"
+    stored = await world.store.session_messages(world.org, session.id)
+    assert [m.content for m in stored] == ["hi", "Hello, world"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +55,13 @@ def table_names(url: str) -> set[str]:
     return {row[0] for row in rows}
 
 
-def rows_naming(url: str, names: Sequence[str]) -> list[tuple[str, tuple[Any, ...]]]:
-    """(table, row) of every row of every table in which any of `names` appears, in any
-    column (as text: a blob is searched as the bytes it holds)."""
+def rows_naming(
+    url: str, names: Sequence[str], *, unread: Collection[str] = ()
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """(table, row) of every row of every table but the `unread` ones in which any of
+    `names` appears, in any column (as text: a blob is searched as the bytes it holds)."""
     found = []
-    for table in sorted(table_names(url)):
+    for table in sorted(table_names(url) - set(unread)):
         for row in query(url, f'SELECT * FROM "{table}"'):
             text = " ".join(
                 value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -403,3 +403,22 @@ async def test_a_session_for_a_missing_conversation_is_refused(sql_url: str, val
         with pytest.raises(StorageUnavailable, match="missing conversation"):
             await store.add_session(values.session(values.conversation(org)))
         assert await store.count_orgs() == 1  # the actor is still serving
+
+
+async def test_an_error_no_asyncio_task_awaited_is_logged_and_stops_nothing(
+    sql_url: str, values: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # asyncpg can leave such an error behind (a pooled connection released in the background
+    # after a timeout); trio-asyncio's own handler would raise it into the loop's nursery and
+    # end every request the process serves.
+    org = values.org()
+    async with opened(sql_url) as store:
+        loop = trio_asyncio.current_loop.get()
+        assert loop is not None
+        loop.call_exception_handler(
+            {"message": "Task exception was never retrieved", "exception": TimeoutError()}
+        )
+        await trio.sleep(0.05)  # where the re-raised error would have ended the block
+        await store.add_org(org)
+        assert await store.get_org(org.id) == org
+    assert "background work failed: Task exception was never retrieved" in caplog.text

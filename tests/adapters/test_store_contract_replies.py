@@ -249,3 +249,28 @@ async def test_a_turn_begins_with_what_the_model_is_shown(store: Store, values: 
         0,
     )
     assert await begin(as_conversation, "six", 1) == (["FIVE"], 9)
+
+
+async def test_a_session_holds_one_reply_in_progress_at_most(store: Store, values: Any) -> None:
+    # Enforced by the database on SQL (the unique index one_reply_per_session), so that two
+    # instances can never write two replies of one session at once.
+    org, conversation, session = await org_with_session(store, values)
+    _, first = _turn(values, session, 2)
+    await store.add_message(first)
+    _, second = _turn(values, session, 3)
+    with pytest.raises(StaleVersion, match="reply in progress"):
+        await store.add_message(second)
+
+    user, third = _turn(values, session, 4)
+    responding = session.apply(SessionInput.SEND, values.at(4))
+    with pytest.raises(StaleVersion, match="reply in progress"):
+        await store.begin_reply(user, third, responding, history_limit=10)
+    page = await store.list_messages(org.id, conversation.id, limit=10, offset=0)
+    assert [m.id for m in page.items] == [first.id]  # nothing of either was written
+    assert await store.get_session(org.id, session.id) == session
+
+    other = values.session(conversation, created=5)  # another session is not held back
+    await store.add_session(other)
+    _, elsewhere = _turn(values, other, 6)
+    await store.add_message(elsewhere)
+    assert await store.get_message(org.id, elsewhere.id) == elsewhere

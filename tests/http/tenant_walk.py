@@ -89,6 +89,19 @@ WALK: dict[tuple[str, str], Route] = {
         fixed={"limit": "1000"},
         variants=({}, {"is_archived": "true"}, {"is_archived": "false"}),
     ),
+    ("GET", "/api/conversation/search"): Route(
+        action=READ,
+        fixed={"limit": "100"},
+        # Words B's titles and messages hold (and A's own); the live reply's words too.
+        variants=(
+            {"q": "secret text"},
+            {"q": "B archive", "is_archived": "true"},
+            {"q": "live"},
+            {"q": "w1 w2"},
+            {"q": "own words"},
+            {"q": "echo*", "is_archived": "false"},
+        ),
+    ),
     ("GET", "/api/conversation/get_with_sessions"): Route(action=READ, ids=("conversation_id",)),
     ("GET", "/api/conversation/messages"): Route(
         action=READ, ids=("conversation_id",), fixed={"limit": "100"}

@@ -123,6 +123,10 @@ async def test_an_organisation_round_trips_through_export_and_import(api: Api) -
     usage_a = (await api.get("/api/usage", a_admin)).json()
     usage_b = (await api.get("/api/usage", b_admin)).json()
     assert usage_a["models"] == usage_b["models"] and usage_a["total"] == usage_b["total"]
+    # Imported messages are searched as any others.
+    plans = next(line["id"] for line in lines if line.get("title") == "Plans ✓")
+    found = (await api.get(f"{API}/search", api.b, q="three")).json()["results"]
+    assert [r["conversation"]["id"] for r in found] == [mapping[plans]]
     # A's data is untouched, and the imported sessions take messages.
     assert (await export(api, api.a))[1][1:] == lines[1:]
     session = next(line for line in again if line["type"] == "session")

@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator
 from conversation_service.domain.feedback import Feedback
 from conversation_service.domain.model import ChatSession, Conversation, Message, Page, Usage
 from conversation_service.domain.rules import InputLimits
+from conversation_service.domain.search import SearchResult, Snippet, parse_query
 from conversation_service.domain.transfer import ImportReport
 from conversation_service.entrypoints.http import views
 from conversation_service.entrypoints.http.json_schema import Schemas, Shape
@@ -34,6 +35,7 @@ from conversation_service.entrypoints.http.routes import HttpSettings
 from conversation_service.ports.language_model import ModelInfo
 from conversation_service.ports.storage import ModelUsage
 from conversation_service.service_layer.conversation_service import ConversationWithSessions
+from conversation_service.service_layer.search import SearchPage
 
 DOCUMENT = build_openapi(HttpSettings(), InputLimits())
 SCALARS: dict[Any, st.SearchStrategy[Any]] = {
@@ -70,6 +72,18 @@ def page_of(kind: type) -> st.SearchStrategy[Page[Any]]:
         offset=values(int),
         has_more=values(bool),
     )
+
+
+QUERIES = st.sampled_from(["vector", 'AND "vector data"* -x', "ünïcode"]).map(parse_query)
+RESULTS = st.builds(
+    attrs.evolve, values(SearchResult), message_ids=st.lists(st.uuids(), max_size=20).map(tuple)
+)
+
+
+def _searched(result: SearchResult) -> dict[str, Any]:
+    """One result as the search answer shows it."""
+    page = Page(items=(result,), limit=1, offset=0, has_more=False)
+    return views.search_page(SearchPage(query=parse_query("x"), results=page))["results"][0]
 
 
 MODELS = st.builds(attrs.evolve, values(ModelInfo), scope=st.sampled_from(["global", "org"]))
@@ -115,6 +129,21 @@ RENDERED: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], Any]]] = {
             conversation_ids=st.lists(st.tuples(st.uuids(), st.uuids()), max_size=3).map(tuple),
         ),
         views.imported,
+    ),
+    "SearchPage": (
+        st.builds(SearchPage, query=QUERIES, results=page_of(SearchResult)),
+        views.search_page,
+    ),
+    "SearchResult": (RESULTS, lambda result: _searched(result)),
+    "Snippet": (
+        st.builds(attrs.evolve, RESULTS, snippet=values(Snippet)),
+        lambda result: _searched(result)["snippet"],
+    ),
+    "SnippetPart": (
+        st.builds(attrs.evolve, RESULTS, snippet=values(Snippet)).filter(
+            lambda result: bool(result.snippet.parts)
+        ),
+        lambda result: _searched(result)["snippet"]["parts"][0],
     ),
 }
 
