@@ -81,7 +81,9 @@ async def _first_run(services: Services, base_url: str) -> None:
         "First start: created organisation 'default' and an admin token.\n"
         f"  org_id: {org.id}\n"
         f"  token:  {issued.token}\n"
-        "The token is shown only this once. Try:\n"
+        "The token is shown only this once. Try it in the playground (paste both):\n"
+        f"  {base_url}/playground\n"
+        "or with curl:\n"
         f"  curl -X POST '{base_url}/api/conversation/create?org_id={org.id}' "
         f"-H 'Authorization: Bearer {issued.token}' -H 'Content-Type: application/json' "
         '-d \'{"title": "Hello"}\'',

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conversation_service.entrypoints.http.playground_routes import PLAYGROUND_ASSETS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,6 +40,8 @@ def test_the_wheel_has_one_top_level_package_holding_every_layer(wheel: Path) ->
         "domain/model.py", "ports/storage.py", "service_layer/conversation_service.py",
         "adapters/actors/session_actor.py", "adapters/llm/models.toml",
         "entrypoints/cli.py", "entrypoints/http/docs.html", "client/sync_client.py",
+        "entrypoints/http/playground/index.html",
+        *(f"entrypoints/http/playground/{name}" for name in PLAYGROUND_ASSETS),
     ):  # fmt: skip
         assert f"conversation_service/{module}" in names
     (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]

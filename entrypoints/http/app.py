@@ -19,6 +19,7 @@ from conversation_service.entrypoints.http.errors import (
     on_unexpected,
     request_id_for,
 )
+from conversation_service.entrypoints.http.playground_routes import build_playground_routes
 from conversation_service.entrypoints.http.routes import HttpDeps, build_routes
 from conversation_service.entrypoints.http.routes_transfer import IMPORT_PATH
 
@@ -43,6 +44,7 @@ def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartT
     )
     app.register_blueprint(build_routes(deps))
     app.register_blueprint(build_docs_routes(deps))
+    app.register_blueprint(build_playground_routes())
     app.register_error_handler(DomainError, on_domain_error)
     app.register_error_handler(HTTPException, on_http_error)
     app.register_error_handler(Exception, on_unexpected)

@@ -1,7 +1,8 @@
 """The API's OpenAPI 3.1 document, built from the running settings so its limits stay true.
 
-Every route of `routes.py` and `docs_routes.py` is here; tests/http/test_openapi.py fails
-when the app and this document disagree, and schemathesis checks the server against it.
+Every route of `routes.py`, `docs_routes.py` and `playground_routes.py` is here;
+tests/http/test_openapi.py fails when the app and this document disagree, and schemathesis
+checks the server against it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from conversation_service.entrypoints.http.openapi_keeping import (
 from conversation_service.entrypoints.http.openapi_paths import api_paths, operation
 from conversation_service.entrypoints.http.openapi_requests import request_bodies
 from conversation_service.entrypoints.http.openapi_schemas import response_bodies
+from conversation_service.entrypoints.http.playground_routes import PLAYGROUND_ASSETS
 from conversation_service.entrypoints.http.routes import HttpSettings
 
 # The Swagger UI files /docs loads (from the openapi-ui-bundles package), and their types.
@@ -50,22 +52,27 @@ TAGS = {
     "models": "Language models and what they cost.",
     "service": "The service itself.",
     "docs": "This documentation.",
+    "playground": "A page for trying the API in a browser.",
 }
 
 
-def _docs_paths() -> dict[str, Any]:
-    def ok(description: str, content: dict[str, Any]) -> dict[str, Any]:
-        headers = r.response_headers(rate=None)
-        return {"200": {"description": description, "headers": headers, "content": content}}
+def _ok(description: str, content: dict[str, Any], *extra: str) -> dict[str, Any]:
+    headers = r.response_headers(rate=None, extra=extra)
+    return {"200": {"description": description, "headers": headers, "content": content}}
 
-    assets: dict[str, Any] = {
-        media_type: {"schema": {}} for media_type in sorted(set(DOCS_ASSETS.values()))
+
+def _asset(
+    operation_id: str, summary: str, tag: str, files: dict[str, str], *headers: str
+) -> dict[str, Any]:
+    """GET .../assets/{name}: one of `files` (name: media type), else 404."""
+    content: dict[str, Any] = {
+        media_type: {"schema": {}} for media_type in sorted(set(files.values()))
     }
     asset = operation(
-        "getDocsAsset",
-        "A file of the docs page",
-        "docs",
-        {**ok("The file.", assets), **r.errors(404, 500)},
+        operation_id,
+        summary,
+        tag,
+        {**_ok("The file.", content, *headers), **r.errors(404, 500)},
         public=True,
     )
     asset["parameters"] = [
@@ -73,9 +80,13 @@ def _docs_paths() -> dict[str, Any]:
             "name": "name",
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "enum": sorted(DOCS_ASSETS)},
+            "schema": {"type": "string", "enum": sorted(files)},
         }
     ]
+    return asset
+
+
+def _docs_paths() -> dict[str, Any]:
     document = {"application/json": {"schema": {"type": "object"}}}
     page = {"text/html": {"schema": {"type": "string"}}}
     return {
@@ -84,7 +95,7 @@ def _docs_paths() -> dict[str, Any]:
                 "getOpenApi",
                 "This document",
                 "docs",
-                {**ok("OpenAPI 3.1.", document), **r.errors(500)},
+                {**_ok("OpenAPI 3.1.", document), **r.errors(500)},
                 public=True,
             )
         },
@@ -93,11 +104,50 @@ def _docs_paths() -> dict[str, Any]:
                 "getDocs",
                 "This document as a page (Swagger UI, served from here: works offline)",
                 "docs",
-                {**ok("HTML.", page), **r.errors(500)},
+                {**_ok("HTML.", page), **r.errors(500)},
                 public=True,
             )
         },
-        "/docs/assets/{name}": {"get": asset},
+        "/docs/assets/{name}": {
+            "get": _asset("getDocsAsset", "A file of the docs page", "docs", DOCS_ASSETS)
+        },
+    }
+
+
+def _playground_paths() -> dict[str, Any]:
+    page = {"text/html": {"schema": {"type": "string"}}}
+    found = {
+        "description": "The playground is at `playground`, relative to this URL.",
+        "headers": r.response_headers(rate=None, extra=("Location", "Content-Security-Policy")),
+    }
+    return {
+        "/": {
+            "get": operation(
+                "getRoot",
+                "Leads to the playground",
+                "playground",
+                {"302": found, **r.errors(500)},
+                public=True,
+            )
+        },
+        "/playground": {
+            "get": operation(
+                "getPlayground",
+                "A page for trying the API with a token (served from here: works offline)",
+                "playground",
+                {**_ok("HTML.", page, "Content-Security-Policy"), **r.errors(500)},
+                public=True,
+            )
+        },
+        "/playground/assets/{name}": {
+            "get": _asset(
+                "getPlaygroundAsset",
+                "A file of the playground",
+                "playground",
+                PLAYGROUND_ASSETS,
+                "Content-Security-Policy",
+            )
+        },
     }
 
 
@@ -112,7 +162,12 @@ def build_openapi(settings: HttpSettings, limits: InputLimits) -> dict[str, Any]
         },
         "security": [{"bearerAuth": []}],
         "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
-        "paths": {**api_paths(settings), **keeping_paths(settings), **_docs_paths()},
+        "paths": {
+            **api_paths(settings),
+            **keeping_paths(settings),
+            **_docs_paths(),
+            **_playground_paths(),
+        },
         "components": {
             "securitySchemes": {
                 "bearerAuth": {

@@ -142,6 +142,10 @@ HEADERS: dict[str, Schema] = {
     ),
     "Retry-After": _header({"type": "integer", "minimum": 1}, "Seconds to wait."),
     "Cache-Control": _header({"const": "no-cache"}, "Streams are never cached."),
+    "Location": _header({"type": "string"}, "Where the resource is (a relative URL)."),
+    "Content-Security-Policy": _header(
+        {"type": "string"}, "The page may load and call this server only."
+    ),
     "Idempotent-Replayed": _header(
         {"const": "true"}, "This is the kept answer to an earlier request with the same key."
     ),

@@ -29,7 +29,12 @@ PUBLIC: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/openapi.json"): {},
     ("GET", "/docs"): {},
     ("GET", "/docs/assets/<name>"): {"name": "swagger-ui.css"},
+    ("GET", "/"): {},
+    ("GET", "/playground"): {},
+    ("GET", "/playground/assets/<name>"): {"name": "app.js"},
 }
+# What a public route answers when it is not 200: / leads to the playground.
+PUBLIC_STATUS: dict[tuple[str, str], int] = {("GET", "/"): 302}
 
 STREAM_PEEK = 2.0  # seconds: how long an event stream that should not exist is read
 
