@@ -20,6 +20,7 @@ from tests.adapters.llm.openai_server import (
 )
 from tests.http.conftest import Api, open_api, settings_for
 from tests.http.instances import clients_of, close_all, instances, wait_for
+from tests.http.test_org_models_api import entry as org_model
 from tests.http.test_stream_api import OPENAI_MODEL, registry_with_upstream
 
 P = "conversation_service_"
@@ -194,6 +195,26 @@ async def test_upstream_errors_and_first_tokens_are_counted_by_model(tmp_path: P
     assert moved(before, after, "replies_total", **gpt, status="completed", finish_reason="stop")
     assert moved(before, after, "replies_total", **gpt, status="failed", finish_reason="error")
     assert moved(before, after, "upstream_errors_total", model="echo", code=code) == 0
+
+
+@pytest.mark.backends("sqlite")
+async def test_a_model_an_organisation_registered_is_counted_by_provider_not_name(
+    tmp_path: Path,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        upstream = await start_fake_openai(nursery, streaming_reply(["from the team"]))
+        async with open_api(settings_for(tmp_path, allow_private_model_urls=True)) as api:
+            admin = await api.tenant(AccessRole.ADMIN, org_id=api.a.org_id)
+            created = await api.post("/api/models", org_model(upstream.base_url), who=admin)
+            assert created.status_code == 201, created.text
+            session = await api.session((await api.conversation())["id"], created.json()["id"])
+            assert (await api.stream(session["id"], "hi"))[-1][1] == "end"
+            after = await scrape(api.client)
+        nursery.cancel_scope.cancel()
+    org_openai = {"model": "org:openai"}
+    assert value(after, "upstream_first_token_seconds_count", **org_openai) == 1
+    assert value(after, "replies_total", **org_openai, status="completed", finish_reason="stop")
+    assert not any("team-gpt" in label for _, pairs in after for _, label in pairs)
 
 
 @pytest.mark.backends("sqlite")
