@@ -143,10 +143,11 @@ class Edge:
         sent = 0
         open_streams = self.deps.metrics.open_streams
         open_streams.inc()
+        give_back = release
 
         def closed() -> None:
             open_streams.dec()
-            release()
+            give_back()
 
         release = _once(closed)
 

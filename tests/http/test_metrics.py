@@ -104,7 +104,9 @@ async def test_a_404_is_counted_under_its_route_template_never_its_path(api: Api
 async def test_open_streams_rise_during_a_stream_and_fall_when_it_ends_or_is_dropped(
     tmp_path: Path,
 ) -> None:
-    async with open_api(settings_for(tmp_path, echo_delay_ms=50)) as api:
+    # One stream at a time: each must also give its slot back as it closes.
+    settings = settings_for(tmp_path, echo_delay_ms=50, max_streams_per_org=1)
+    async with open_api(settings) as api:
         session = await api.session((await api.conversation())["id"])
         words = " ".join(f"w{i}" for i in range(60))  # 3 s of reply: still running when read
         assert value(await scrape(api.client), "open_streams") == 0
@@ -140,6 +142,7 @@ async def test_open_streams_rise_during_a_stream_and_fall_when_it_ends_or_is_dro
         assert await wait_for(
             lambda: _gauge_is(api.client, "open_streams", 0)
         )  # the server notices the hang-up on its next write
+        assert (await api.stream(session["id"], "last", multitask="interrupt"))[-1][1] == "end"
 
 
 async def _gauge_is(client: httpx.AsyncClient, name: str, expected: float) -> bool:
