@@ -29,6 +29,7 @@ PUBLIC: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/openapi.json"): {},
     ("GET", "/docs"): {},
     ("GET", "/docs/assets/<name>"): {"name": "swagger-ui.css"},
+    ("GET", "/metrics"): {},  # open unless the operator sets a metrics token (none here)
 }
 
 STREAM_PEEK = 2.0  # seconds: how long an event stream that should not exist is read
