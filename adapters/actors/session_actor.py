@@ -63,6 +63,7 @@ from conversation_service.domain.session_machine import SessionInput, SessionSta
 from conversation_service.ports.clock import Clock
 from conversation_service.ports.language_model import LanguageModel, ModelCatalog, ModelInfo
 from conversation_service.ports.storage import ConversationStore, StaleVersion, StorageUnavailable
+from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,10 @@ class SessionActor:
         predecessor: SessionActor | None = None,
         on_idle: Callable[[], None] = lambda: None,
         news: Callable[[UUID], Awaitable[None]] | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.org_id = org_id
+        self._telemetry = telemetry
         self._news = news
         self.session_id = session_id
         self.session: ChatSession | None = None  # None until loaded from storage
@@ -138,6 +141,11 @@ class SessionActor:
     @property
     def busy(self) -> bool:
         return self._running is not None or bool(self._queue) or bool(self._completing)
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting for the running reply to end."""
+        return len(self._queue)
 
     def find_reply(self, message_id: UUID) -> ReplyLog | None:
         """A running or waiting reply of this session."""
@@ -332,6 +340,7 @@ class SessionActor:
                 clock=self._clock,
                 flush=self._settings.flush,
                 news=self._news,
+                telemetry=self._telemetry,
             )
             await self._begin(turn, session, nursery)
 

@@ -18,12 +18,18 @@ import trio
 from conversation_service.adapters.actors.commands import Cancel, Complete, Send, Verdict
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.session_actor import ActorSettings, SessionActor
-from conversation_service.domain.errors import RateLimited, ShuttingDown, Unavailable
+from conversation_service.domain.errors import (
+    ModelNotFound,
+    RateLimited,
+    ShuttingDown,
+    Unavailable,
+)
 from conversation_service.domain.model import ChatSession
 from conversation_service.domain.replies import Multitask
 from conversation_service.ports.clock import Clock
 from conversation_service.ports.language_model import ModelCatalog
 from conversation_service.ports.storage import ConversationStore
+from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +46,10 @@ class SessionSupervisor:
         clock: Clock,
         settings: ActorSettings,
         news: Callable[[UUID], Awaitable[None]] | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._nursery = nursery
+        self._telemetry = telemetry
         # Said of a reply whenever its stored text or state changes (other instances follow
         # it); None when nobody else could.
         self._news = news
@@ -70,6 +78,7 @@ class SessionSupervisor:
             message_id=message_id, user_message_id=user_message_id, chat_session_id=session.id
         )
         self._hold_reply(session.org_id, reply)
+        self._report_end(session, reply)
         verdict: Verdict[None] = Verdict()
         actor.tell(Send(text, multitask, reply, verdict))
         await _verdict_of_a_send(verdict)
@@ -97,6 +106,19 @@ class SessionSupervisor:
                 del self._replies_by_org[org_id]
 
         reply.on_finished(release)
+
+    def _report_end(self, session: ChatSession, reply: ReplyLog) -> None:
+        """Tell the telemetry how the reply ended, once it has (a refused one never began)."""
+        try:
+            model = self._catalog.get(session.org_id, session.model_id)
+        except ModelNotFound:
+            return  # the actor refuses the message
+
+        def ended() -> None:
+            if reply.outcome is not None:
+                self._telemetry.reply_ended(model, reply.outcome)
+
+        reply.on_finished(ended)
 
     async def cancel(self, session: ChatSession, message_id: UUID | None) -> bool:
         actor = self.find(session.id)
@@ -126,6 +148,11 @@ class SessionSupervisor:
     @property
     def live_actors(self) -> int:
         return len(self._running)
+
+    @property
+    def queued_messages(self) -> int:
+        """Messages waiting behind a running reply, over every live session."""
+        return sum(actor.queued for actor in self._running)
 
     def find(self, session_id: UUID) -> SessionActor | None:
         """The live actor of a session, if it has one."""
@@ -163,6 +190,7 @@ class SessionSupervisor:
             predecessor=current,
             on_idle=self._notify,
             news=self._news,
+            telemetry=self._telemetry,
         )
         self._actors[session.id] = actor
         self._running.add(actor)
@@ -171,6 +199,7 @@ class SessionSupervisor:
         return actor
 
     async def _supervise(self, actor: SessionActor) -> None:
+        self._telemetry.session_task(actor.org_id, actor.session_id)
         try:
             await actor.run()
         except trio.Cancelled:
@@ -259,6 +288,7 @@ async def open_supervisor(
     clock: Clock,
     settings: ActorSettings | None = None,
     news: Callable[[UUID], Awaitable[None]] | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> AsyncIterator[SessionSupervisor]:
     """A running supervisor; on exit every actor is cancelled and has stored its state."""
     async with trio.open_nursery() as nursery:
@@ -270,6 +300,7 @@ async def open_supervisor(
             clock=clock,
             settings=settings or ActorSettings(),
             news=news,
+            telemetry=telemetry,
         )
         try:
             yield supervisor

@@ -18,6 +18,7 @@ from conversation_service.domain.access import Action, authorize
 from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.model import Principal
 from conversation_service.domain.replies import ResumedPastEnd
+from conversation_service.entrypoints import structured_logs
 from conversation_service.entrypoints.http import access_log, sse
 from conversation_service.entrypoints.http.idempotency import Answer, Idempotency
 from conversation_service.entrypoints.http.inputs import (
@@ -25,6 +26,7 @@ from conversation_service.entrypoints.http.inputs import (
     parse_event_id,
     query_uuid,
 )
+from conversation_service.entrypoints.metrics import Metrics
 from conversation_service.ports.session_runtime import ReplyStream
 from conversation_service.service_layer.conversation_service import ConversationService
 
@@ -44,6 +46,8 @@ class HttpSettings:
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none: CORS off
     search_default_limit: int = 20
     search_max_limit: int = 100
+    # GET /metrics asks for `Authorization: Bearer <this>`; None: it is open.
+    metrics_token: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -55,6 +59,7 @@ class HttpDeps:
     rate_limiter: RateLimiter
     stream_slots: StreamSlots
     idempotency: Idempotency
+    metrics: Metrics
     org_models: OrgModels | None = None  # None: this server does not manage org models
     settings: HttpSettings = HttpSettings()
 
@@ -79,6 +84,7 @@ class Edge:
         assert org_id is not None
         # Membership first, so a token of another org learns nothing from body validation.
         authorize(principal, org_id, Action.READ)
+        structured_logs.bind(org_id=org_id)
         check_query_names({"org_id", *accepted})
         return principal, org_id
 
@@ -101,6 +107,7 @@ class Edge:
     async def attach(
         self, who: Principal, org_id: UUID, session_id: UUID, message_id: UUID, after: int | None
     ) -> Response:
+        structured_logs.bind(session_id=session_id)
         slots = self.deps.stream_slots
         await slots.acquire(org_id)
         try:
@@ -136,7 +143,15 @@ class Edge:
         keepalive = self.settings.keepalive_interval
         method, path, started, request_id = access_log.stream_logger()
         sent = 0
-        release = _once(release)
+        open_streams = self.deps.metrics.open_streams
+        open_streams.inc()
+        give_back = release
+
+        def closed() -> None:
+            open_streams.dec()
+            give_back()
+
+        release = _once(closed)
 
         async def body() -> AsyncIterator[bytes]:
             nonlocal sent
@@ -156,7 +171,7 @@ class Edge:
                     yield b"".join(sse.frame(event) for event in batch)
             finally:
                 release()
-                access_log.line(method, path, 200, started, request_id, f" events={sent}")
+                access_log.line(method, path, 200, started, request_id, events=sent)
 
         response = Response(body(), status=200, headers=sse.HEADERS)
         response.timeout = None  # a reply may stream for longer than Quart's 60 s default

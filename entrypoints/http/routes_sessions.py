@@ -16,6 +16,7 @@ from conversation_service.entrypoints.http.request_bodies import (
     SessionRef,
     StreamChat,
 )
+from conversation_service.entrypoints.structured_logs import bind
 
 
 def register(api: Blueprint, edge: Edge) -> None:
@@ -41,6 +42,7 @@ def register(api: Blueprint, edge: Edge) -> None:
                 ),
                 context=body.context,
             )
+            bind(session_id=session.id)
             view = views.session(session)
             return Answer.json(view, 201)
 
@@ -52,6 +54,7 @@ def register(api: Blueprint, edge: Edge) -> None:
 
         async def handle() -> Answer:
             body = await read_json_body(StreamChat, settings.max_body_bytes)
+            bind(session_id=body.chat_session_id)
             slots = deps.stream_slots
             await slots.acquire(org_id)
             try:
@@ -84,6 +87,7 @@ def register(api: Blueprint, edge: Edge) -> None:
 
         async def handle() -> Answer:
             body = await read_json_body(SessionRef, settings.max_body_bytes)
+            bind(session_id=body.chat_session_id)
             stopped = await service.cancel(who, org_id, body.chat_session_id, body.message_id)
             view = views.cancelled(body.chat_session_id, stopped)
             return Answer.json(view)
@@ -96,6 +100,7 @@ def register(api: Blueprint, edge: Edge) -> None:
 
         async def handle() -> Answer:
             body = await read_json_body(CompleteSession, settings.max_body_bytes)
+            bind(session_id=body.chat_session_id)
             view = views.session(await service.complete_session(who, org_id, body.chat_session_id))
             return Answer.json(view)
 

@@ -32,6 +32,7 @@ PUBLIC: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/"): {},
     ("GET", "/playground"): {},
     ("GET", "/playground/assets/<name>"): {"name": "app.js"},
+    ("GET", "/metrics"): {},  # open unless the operator sets a metrics token (none here)
 }
 # What a public route answers when it is not 200: / leads to the playground.
 PUBLIC_STATUS: dict[tuple[str, str], int] = {("GET", "/"): 302}
