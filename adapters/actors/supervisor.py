@@ -15,9 +15,16 @@ from uuid import UUID
 
 import trio
 
-from conversation_service.adapters.actors.commands import Cancel, Complete, Send, Verdict
+from conversation_service.adapters.actors.commands import (
+    Cancel,
+    Complete,
+    SelectBranch,
+    Send,
+    Verdict,
+)
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.session_actor import ActorSettings, SessionActor
+from conversation_service.domain.branches import TurnRequest
 from conversation_service.domain.errors import RateLimited, ShuttingDown
 from conversation_service.domain.model import ChatSession
 from conversation_service.domain.replies import Multitask
@@ -59,11 +66,11 @@ class SessionSupervisor:
     async def send(
         self,
         session: ChatSession,
-        text: str,
+        request: TurnRequest,
         *,
         multitask: Multitask,
         message_id: UUID,
-        user_message_id: UUID,
+        user_message_id: UUID | None,
     ) -> ReplyLog:
         actor = self.actor_for(session)
         reply = ReplyLog(
@@ -71,7 +78,7 @@ class SessionSupervisor:
         )
         self._hold_reply(session.org_id, reply)
         verdict: Verdict[None] = Verdict()
-        actor.tell(Send(text, multitask, reply, verdict))
+        actor.tell(Send(request, multitask, reply, verdict))
         await verdict.wait()
         return reply
 
@@ -109,6 +116,11 @@ class SessionSupervisor:
     async def complete(self, session: ChatSession) -> ChatSession:
         verdict: Verdict[ChatSession] = Verdict()
         self.actor_for(session).tell(Complete(verdict))
+        return await verdict.wait()
+
+    async def select_branch(self, session: ChatSession, message_id: UUID) -> ChatSession:
+        verdict: Verdict[ChatSession] = Verdict()
+        self.actor_for(session).tell(SelectBranch(message_id, verdict))
         return await verdict.wait()
 
     def live_session(self, session_id: UUID) -> ChatSession | None:
