@@ -3,11 +3,47 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from conversation_service.adapters.sql import queries as q
+from conversation_service.adapters.sql import schema as sql_schema
 from conversation_service.adapters.sql.statements import positional
 from tests import postgres_server
+
+# The columns each migration added to a table the store writes, by the version that added them.
+_ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
+    5: {"messages": ("parent_id",), "chat_sessions": ("head_id",)},
+}
+
+
+@contextmanager
+def written_by_version(version: int) -> Iterator[None]:
+    """The store as the service of schema `version` was: it migrates no further, and adds
+    conversations, sessions and messages without the columns later migrations added."""
+    later = {
+        (table, column)
+        for added, tables in _ADDED_COLUMNS.items()
+        if added > version
+        for table, columns in tables.items()
+        for column in columns
+    }
+
+    def insert(table: str, columns: tuple[str, ...]) -> str:
+        kept = [c for c in columns if (table, c) not in later]
+        return (
+            f"INSERT INTO {table} ({', '.join(kept)}) VALUES ({', '.join(':' + c for c in kept)})"
+        )
+
+    with pytest.MonkeyPatch.context() as older:
+        older.setattr(sql_schema, "CURRENT_VERSION", version)
+        older.setattr(q, "INSERT_MESSAGE", insert("messages", q.MESSAGE_COLUMNS))
+        older.setattr(q, "INSERT_SESSION", insert("chat_sessions", q.SESSION_COLUMNS))
+        yield
 
 
 def is_postgres(url: str) -> bool:
