@@ -8,8 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from conversation_service.adapters.sql import queries as q
 from conversation_service.adapters.sql import schema as sql_schema
 from conversation_service.adapters.sql.statements import positional
@@ -23,8 +21,8 @@ _ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
 
 @contextmanager
 def written_by_version(version: int) -> Iterator[None]:
-    """The store as the service of schema `version` was: it migrates no further, and adds
-    conversations, sessions and messages without the columns later migrations added."""
+    """The store as the service of schema `version` was: it migrates no further, and adds and
+    reads conversations, sessions and messages without the columns later migrations added."""
     later = {
         (table, column)
         for added, tables in _ADDED_COLUMNS.items()
@@ -33,17 +31,26 @@ def written_by_version(version: int) -> Iterator[None]:
         for column in columns
     }
 
-    def insert(table: str, columns: tuple[str, ...]) -> str:
-        kept = [c for c in columns if (table, c) not in later]
-        return (
-            f"INSERT INTO {table} ({', '.join(kept)}) VALUES ({', '.join(':' + c for c in kept)})"
-        )
+    def kept(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(c for c in columns if (table, c) not in later)
 
-    with pytest.MonkeyPatch.context() as older:
-        older.setattr(sql_schema, "CURRENT_VERSION", version)
-        older.setattr(q, "INSERT_MESSAGE", insert("messages", q.MESSAGE_COLUMNS))
-        older.setattr(q, "INSERT_SESSION", insert("chat_sessions", q.SESSION_COLUMNS))
+    sessions = kept("chat_sessions", q.SESSION_COLUMNS)
+    older = {
+        "INSERT_MESSAGE": q._insert("messages", kept("messages", q.MESSAGE_COLUMNS)),
+        "INSERT_SESSION": q._insert("chat_sessions", sessions),
+        "GET_SESSION": q.GET_SESSION.replace(", ".join(q.SESSION_COLUMNS), ", ".join(sessions)),
+        "LIST_SESSIONS": q.LIST_SESSIONS.replace(", ".join(q.SESSION_COLUMNS), ", ".join(sessions)),
+    }
+    saved = {name: getattr(q, name) for name in older}, sql_schema.CURRENT_VERSION
+    for name, sql in older.items():
+        setattr(q, name, sql)
+    sql_schema.CURRENT_VERSION = version
+    try:
         yield
+    finally:
+        for name, sql in saved[0].items():
+            setattr(q, name, sql)
+        sql_schema.CURRENT_VERSION = saved[1]
 
 
 def is_postgres(url: str) -> bool:
