@@ -15,9 +15,16 @@ from uuid import UUID
 
 import trio
 
-from conversation_service.adapters.actors.commands import Cancel, Complete, Send, Verdict
+from conversation_service.adapters.actors.commands import (
+    Cancel,
+    Complete,
+    SelectBranch,
+    Send,
+    Verdict,
+)
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.session_actor import ActorSettings, SessionActor
+from conversation_service.domain.branches import TurnRequest
 from conversation_service.domain.errors import (
     ModelNotFound,
     RateLimited,
@@ -67,11 +74,11 @@ class SessionSupervisor:
     async def send(
         self,
         session: ChatSession,
-        text: str,
+        request: TurnRequest,
         *,
         multitask: Multitask,
         message_id: UUID,
-        user_message_id: UUID,
+        user_message_id: UUID | None,
     ) -> ReplyLog:
         actor = self.actor_for(session)
         reply = ReplyLog(
@@ -80,7 +87,7 @@ class SessionSupervisor:
         self._hold_reply(session.org_id, reply)
         self._report_end(session, reply)
         verdict: Verdict[None] = Verdict()
-        actor.tell(Send(text, multitask, reply, verdict))
+        actor.tell(Send(request, multitask, reply, verdict))
         await _verdict_of_a_send(verdict)
         return reply
 
@@ -131,6 +138,11 @@ class SessionSupervisor:
     async def complete(self, session: ChatSession) -> ChatSession:
         verdict: Verdict[ChatSession] = Verdict()
         self.actor_for(session).tell(Complete(verdict))
+        return await verdict.wait()
+
+    async def select_branch(self, session: ChatSession, message_id: UUID) -> ChatSession:
+        verdict: Verdict[ChatSession] = Verdict()
+        self.actor_for(session).tell(SelectBranch(message_id, verdict))
         return await verdict.wait()
 
     def live_session(self, session_id: UUID) -> ChatSession | None:

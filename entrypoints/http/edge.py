@@ -27,7 +27,7 @@ from conversation_service.entrypoints.http.inputs import (
     query_uuid,
 )
 from conversation_service.entrypoints.metrics import Metrics
-from conversation_service.ports.session_runtime import ReplyStream
+from conversation_service.ports.session_runtime import LiveReply, ReplyStream
 from conversation_service.service_layer.conversation_service import ConversationService
 
 
@@ -124,6 +124,24 @@ class Edge:
             slots.release(org_id)
             return Response(b"", status=204)
         return self.event_stream(follower, lambda: slots.release(org_id))
+
+    async def stream_reply(self, org_id: UUID, start: Callable[[], Awaitable[LiveReply]]) -> Answer:
+        """A new reply's stream (stream_chat, regenerate, edit): an open-stream slot taken
+        first, `start` handing the turn to its session; kept under the Idempotency-Key as the
+        reply, which a retry re-attaches to."""
+        slots = self.deps.stream_slots
+        await slots.acquire(org_id)
+        try:
+            reply = await start()
+        except BaseException:
+            slots.release(org_id)
+            raise
+        response = self.event_stream(reply.follow(None), lambda: slots.release(org_id))
+        stream = {
+            "chat_session_id": str(reply.chat_session_id),
+            "message_id": str(reply.message_id),
+        }
+        return Answer(response=response, stream=stream)
 
     def last_event_id(self) -> int | None:
         """The id after which to resume: the Last-Event-ID header, else ?after= (the same

@@ -11,7 +11,10 @@ from conversation_service.entrypoints.http.request_bodies import (
     CompleteSession,
     CreateConversation,
     CreateSession,
+    EditMessage,
+    RegenerateReply,
     RegisterModel,
+    SelectBranch,
     SessionParams,
     SessionRef,
     StreamChat,
@@ -24,6 +27,9 @@ BODIES: dict[str, type] = {
     "StreamChat": StreamChat,
     "CancelReply": SessionRef,
     "CompleteSession": CompleteSession,
+    "RegenerateReply": RegenerateReply,
+    "EditMessage": EditMessage,
+    "SelectBranch": SelectBranch,
     "RegisterModel": RegisterModel,
 }
 SESSION = {"chat_session_id": EXAMPLE_ID}
@@ -33,6 +39,9 @@ EXAMPLES = {
     "StreamChat": {**SESSION, "message": "Can you explain how vector databases work?"},
     "CancelReply": SESSION,
     "CompleteSession": SESSION,
+    "RegenerateReply": SESSION,
+    "EditMessage": {**SESSION, "message_id": EXAMPLE_ID, "content": "And how are they indexed?"},
+    "SelectBranch": {**SESSION, "message_id": EXAMPLE_ID},
     "RegisterModel": {
         "name": "llama-3.1-8b",
         "provider": "vllm",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Blueprint
 
 from conversation_service.entrypoints.http import (
+    routes_branches,
     routes_conversations,
     routes_models,
     routes_search,
@@ -20,6 +21,7 @@ def build_routes(deps: HttpDeps) -> Blueprint:
     edge = Edge(deps)
     routes_conversations.register(api, edge)
     routes_sessions.register(api, edge)
+    routes_branches.register(api, edge)
     routes_models.register(api, edge)
     routes_search.register(api, edge)
     return api

@@ -20,7 +20,7 @@ from conversation_service.entrypoints.structured_logs import bind
 
 
 def register(api: Blueprint, edge: Edge) -> None:
-    service, settings, deps = edge.service, edge.settings, edge.deps
+    service, settings = edge.service, edge.settings
 
     @api.post("/api/conversation/create_session")
     async def create_session() -> Response:
@@ -55,21 +55,12 @@ def register(api: Blueprint, edge: Edge) -> None:
         async def handle() -> Answer:
             body = await read_json_body(StreamChat, settings.max_body_bytes)
             bind(session_id=body.chat_session_id)
-            slots = deps.stream_slots
-            await slots.acquire(org_id)
-            try:
-                reply = await service.send_message(
+            return await edge.stream_reply(
+                org_id,
+                lambda: service.send_message(
                     who, org_id, body.chat_session_id, body.message, multitask=body.multitask
-                )
-            except BaseException:
-                slots.release(org_id)
-                raise
-            response = edge.event_stream(reply.follow(None), lambda: slots.release(org_id))
-            stream = {
-                "chat_session_id": str(reply.chat_session_id),
-                "message_id": str(reply.message_id),
-            }
-            return Answer(response=response, stream=stream)
+                ),
+            )
 
         return await edge.once(who, org_id, handle)
 

@@ -16,6 +16,7 @@ from uuid import UUID
 import attrs
 import cattrs
 
+from conversation_service.domain.branches import ListedMessage
 from conversation_service.domain.model import (
     ChatSession,
     Conversation,
@@ -85,14 +86,45 @@ LATENCY = Shape(
     "came) and in all.",
 )
 CONVERSATION = Shape(kind=Conversation, hidden=("org_id",))
-SESSION = Shape(kind=ChatSession, hidden=("org_id", "version"))  # version: storage's check
+SESSION = Shape(
+    kind=ChatSession,
+    hidden=("org_id", "version"),  # version: storage's check
+    notes={
+        "head_id": note(
+            "The last message of the session's current branch: what its next message follows "
+            "and what `messages` shows of it; null before its first message."
+        )
+    },
+)
+# A message is always shown with its place among the alternatives (ListedMessage): `message`
+# renders one, never the converter's hook for Message alone (it lacks the place).
 MESSAGE = Shape(
     kind=Message,
     hidden=("org_id", "error_code", "error_message"),
-    added={"error": (ReplyFailure | None, _failure)},
+    added={
+        "error": (ReplyFailure | None, _failure),
+        "sibling_count": (int, None),
+        "sibling_index": (int, None),
+    },
     notes={
         "model_id": note("null for the user's messages."),
         "finish_reason": note(FINISH_REASONS),
+        "parent_id": note(
+            "The message it follows in its chat session: a reply the user message it "
+            "answers, a user message the reply before it; null for a session's first message "
+            "(and each edit of it)."
+        ),
+        "sibling_count": note(
+            "How many alternatives its place has (messages of its session with the same "
+            "parent: regenerated replies, edited questions), itself included; 1 when nobody "
+            "branched there.",
+            minimum=1,
+        ),
+        "sibling_index": note(
+            "Which of them it is, 1 for the oldest: `messages?leaf_id=` with another's id "
+            "shows that one's branch.",
+            minimum=1,
+        ),
     },
 )
 MODEL = Shape(
@@ -145,7 +177,10 @@ CONVERSATION_PAGE = Shape(
     notes={"limit": note(minimum=1)},
 )
 MESSAGE_PAGE = attrs.evolve(
-    CONVERSATION_PAGE, added={"messages": (tuple[Message, ...], lambda page: page.items)}
+    CONVERSATION_PAGE,
+    added={"messages": (tuple[Message, ...], None)},
+    description="A page of a conversation's messages: the current branch of each of its chat "
+    "sessions (or the one asked for), in the order they were added.",
 )
 SEARCH_PAGE = Shape(
     kind=Page,
@@ -230,16 +265,21 @@ def session(value: ChatSession) -> dict[str, Any]:
     return _render(SESSION, value)
 
 
-def message(value: Message) -> dict[str, Any]:
-    return _render(MESSAGE, value)
+def message(value: ListedMessage) -> dict[str, Any]:
+    return _render(
+        MESSAGE,
+        value.message,
+        sibling_count=value.sibling_count,
+        sibling_index=value.sibling_index,
+    )
 
 
 def conversation_page(value: Page[Conversation]) -> dict[str, Any]:
     return _render(CONVERSATION_PAGE, value)
 
 
-def message_page(value: Page[Message]) -> dict[str, Any]:
-    return _render(MESSAGE_PAGE, value)
+def message_page(value: Page[ListedMessage]) -> dict[str, Any]:
+    return _render(MESSAGE_PAGE, value, messages=[message(item) for item in value.items])
 
 
 def search_page(value: SearchPage) -> dict[str, Any]:

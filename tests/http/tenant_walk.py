@@ -39,7 +39,7 @@ PUBLIC_STATUS: dict[tuple[str, str], int] = {("GET", "/"): 302}
 
 STREAM_PEEK = 2.0  # seconds: how long an event stream that should not exist is read
 
-ID_KINDS = ("conversation_id", "chat_session_id", "message_id", "model_id")
+ID_KINDS = ("conversation_id", "chat_session_id", "message_id", "model_id", "leaf_id")
 
 
 @attrs.frozen(kw_only=True)
@@ -81,13 +81,31 @@ WALK: dict[tuple[str, str], Route] = {
     ),
     ("GET", "/api/conversation/get_with_sessions"): Route(action=READ, ids=("conversation_id",)),
     ("GET", "/api/conversation/messages"): Route(
-        action=READ, ids=("conversation_id",), fixed={"limit": "100"}
+        action=READ,
+        ids=("conversation_id", "leaf_id"),
+        optional=frozenset({"leaf_id"}),
+        fixed={"limit": "100"},
     ),
     ("POST", "/api/conversation/stream_chat"): Route(
         action=WRITE,
         ids=("chat_session_id",),
         fixed={"message": "a message walked in"},
         variants=({}, {"multitask": "interrupt"}, {"multitask": "reject"}),
+    ),
+    ("POST", "/api/conversation/regenerate"): Route(
+        action=WRITE,
+        ids=("chat_session_id", "message_id"),
+        optional=frozenset({"message_id"}),
+        variants=({}, {"multitask": "interrupt"}, {"multitask": "reject"}),
+    ),
+    ("POST", "/api/conversation/edit"): Route(
+        action=WRITE,
+        ids=("chat_session_id", "message_id"),
+        fixed={"content": "an edit walked in"},
+        variants=({}, {"multitask": "interrupt"}),
+    ),
+    ("POST", "/api/conversation/select_branch"): Route(
+        action=WRITE, ids=("chat_session_id", "message_id")
     ),
     ("GET", "/api/conversation/stream"): Route(
         action=READ, ids=("chat_session_id", "message_id"), fixed={"after": "-1"}

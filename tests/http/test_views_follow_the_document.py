@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from conversation_service.domain.branches import ListedMessage
 from conversation_service.domain.model import ChatSession, Conversation, Message, Page, Usage
 from conversation_service.domain.rules import InputLimits
 from conversation_service.domain.search import SearchResult, Snippet, parse_query
@@ -84,6 +85,15 @@ def _searched(result: SearchResult) -> dict[str, Any]:
     return views.search_page(SearchPage(query=parse_query("x"), results=page))["results"][0]
 
 
+# A message with its place among the alternatives: at least 1 of at least 1.
+LISTED = st.builds(
+    lambda message, count, index: ListedMessage(
+        message=message, sibling_count=count, sibling_index=min(index, count)
+    ),
+    values(Message),
+    st.integers(1, 2**31),
+    st.integers(1, 2**31),
+)
 MODELS = st.builds(attrs.evolve, values(ModelInfo), scope=st.sampled_from(["global", "org"]))
 
 # Component -> the values a view renders under it, and the view.
@@ -92,9 +102,18 @@ RENDERED: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], Any]]] = {
     "Conversation": (values(Conversation), views.conversation),
     "ChatSession": (values(ChatSession), views.session),
     "ConversationWithSessions": (values(ConversationWithSessions), views.with_sessions),
-    "Message": (values(Message), views.message),
+    "Message": (LISTED, views.message),
     "ConversationPage": (page_of(Conversation), views.conversation_page),
-    "MessagePage": (page_of(Message), views.message_page),
+    "MessagePage": (
+        st.builds(
+            Page,
+            items=st.lists(LISTED, max_size=3).map(tuple),
+            limit=st.integers(1, 1000),
+            offset=values(int),
+            has_more=values(bool),
+        ),
+        views.message_page,
+    ),
     "Model": (MODELS, views.model),
     "ModelList": (st.lists(MODELS, max_size=3), views.models),
     "ModelUsage": (
