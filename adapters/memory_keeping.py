@@ -165,6 +165,7 @@ class KeepingInMemory:
         feedback: dict[UUID, Feedback] = {}
         conversation_ids: dict[UUID, UUID] = {}  # id in the file -> id stored
         session_ids: dict[UUID, UUID] = {}
+        message_ids: dict[UUID, UUID] = {}  # those renamed: parents and heads follow them
         renamed = 0
 
         def fresh(old: UUID, stored: Mapping[UUID, object], added: Mapping[UUID, object]) -> UUID:
@@ -189,17 +190,24 @@ class KeepingInMemory:
                 case MessageRecord():
                     message = record.message
                     new = fresh(message.id, self._messages, messages)
+                    if new != message.id:
+                        message_ids[message.id] = new
+                    parent = message.parent_id
                     message = attrs.evolve(
                         message,
                         id=new,
                         conversation_id=conversation_ids[message.conversation_id],
                         chat_session_id=session_ids[message.chat_session_id],
+                        parent_id=message_ids.get(parent, parent) if parent else None,
                     )
                     messages[new] = message
                     if record.feedback is not None:
                         feedback[new] = attrs.evolve(
                             record.feedback, message_id=new, conversation_id=message.conversation_id
                         )
+        for new, session in sessions.items():  # a head comes after its session: now known
+            if session.head_id in message_ids:
+                sessions[new] = attrs.evolve(session, head_id=message_ids[session.head_id])
         self._conversations.update(conversations)
         self._sessions.update(sessions)
         self._messages.update(messages)

@@ -13,6 +13,7 @@ from uuid import UUID
 import attrs
 
 from conversation_service.adapters.memory_keeping import KeepingInMemory
+from conversation_service.domain.branches import ListedMessage, MessageTree
 from conversation_service.domain.feedback import Feedback
 from conversation_service.domain.model import (
     AccessRole,
@@ -183,32 +184,53 @@ class InMemoryStore(KeepingInMemory):
 
     # Each checks everything before it changes anything: one transaction, as in SQL.
     async def begin_reply(
-        self, user: Message, reply: Message, session: ChatSession, *, history_limit: int
+        self, user: Message | None, reply: Message, session: ChatSession, *, history_limit: int
     ) -> History:
         self._check_session(session)
-        for message in (user, reply):
+        for message in (reply,) if user is None else (user, reply):
             if message.id in self._messages:
                 raise StorageUnavailable(f"message {message.id} exists already")
             self._check_one_reply(message)
-        history = [
-            m
-            for m in self._messages.values()
-            if m.org_id == session.org_id
-            and (
-                m.conversation_id == session.conversation_id
-                if session.context is ContextScope.CONVERSATION
-                else m.chat_session_id == session.id
-            )
-            and m.status is not MessageStatus.IN_PROGRESS
-            and not (m.role is MessageRole.ASSISTANT and not m.content)
-        ]
-        await self.add_message(user)
+        question = user
+        if question is None and reply.parent_id is not None:
+            question = self._messages.get(reply.parent_id)  # answered again
+        if question is None or question.org_id != session.org_id:
+            raise StorageUnavailable(f"reply {reply.id} answers no stored message")
+        history = self._shown_before(question, session) if history_limit > 0 else []
+        if user is not None:
+            await self.add_message(user)
         await self.add_message(reply)
         self._sessions[session.id] = session
         if history_limit <= 0:
             return History(messages=(), not_read=0)
         read = history[-history_limit:]
         return History(messages=tuple(read), not_read=len(history) - len(read))
+
+    def _shown_before(self, question: Message, session: ChatSession) -> list[Message]:
+        """What a reply to `question` is shown (ConversationStore.begin_reply)."""
+        tree = MessageTree(self._in_conversation(session.org_id, session.conversation_id))
+        branch = tree.lineage(question.parent_id)
+        if session.context is ContextScope.CONVERSATION:
+            order = {message_id: n for n, message_id in enumerate(self._messages)}
+            before = order.get(question.id, len(order))
+            for other in self._sessions.values():
+                if other.conversation_id == session.conversation_id and other.id != session.id:
+                    theirs = tree.lineage(other.head_id)
+                    branch += [m for m in theirs if order[m.id] < before]
+            branch.sort(key=lambda m: order[m.id])
+        return [
+            m
+            for m in branch
+            if m.status is not MessageStatus.IN_PROGRESS
+            and not (m.role is MessageRole.ASSISTANT and not m.content)
+        ]
+
+    def _in_conversation(self, org_id: UUID, conversation_id: UUID) -> list[Message]:
+        return [
+            m
+            for m in self._messages.values()
+            if m.org_id == org_id and m.conversation_id == conversation_id
+        ]
 
     async def end_reply(self, reply: Message, session: ChatSession) -> None:
         self._check_in_progress(reply)
@@ -237,6 +259,44 @@ class InMemoryStore(KeepingInMemory):
             if m.org_id == org_id and m.conversation_id == conversation_id
         ]
         return _page(mine, limit, offset)
+
+    async def list_branch(
+        self,
+        org_id: UUID,
+        conversation_id: UUID,
+        *,
+        through: Message | None,
+        limit: int,
+        offset: int,
+    ) -> Page[ListedMessage]:
+        mine = self._in_conversation(org_id, conversation_id)
+        tree = MessageTree(mine)
+        leaves = {
+            s.id: s.head_id
+            for s in self._sessions.values()
+            if s.org_id == org_id and s.conversation_id == conversation_id
+        }
+        if through is not None:
+            leaf = tree.newest_leaf(through.id)
+            leaves[through.chat_session_id] = None if leaf is None else leaf.id
+        shown = {m.id for leaf_id in leaves.values() for m in tree.lineage(leaf_id)}
+        return _page([tree.listed(m) for m in mine if m.id in shown], limit, offset)
+
+    async def on_branch(self, org_id: UUID, leaf_id: UUID, message_id: UUID) -> bool:
+        leaf = await self.get_message(org_id, leaf_id)
+        if leaf is None:
+            return False
+        tree = MessageTree(self._in_conversation(org_id, leaf.conversation_id))
+        return tree.on_branch(leaf_id, message_id)
+
+    async def newest_leaf(self, org_id: UUID, message_id: UUID) -> UUID | None:
+        message = await self.get_message(org_id, message_id)
+        if message is None:
+            return None
+        leaf = MessageTree(self._in_conversation(org_id, message.conversation_id)).newest_leaf(
+            message_id
+        )
+        return None if leaf is None else leaf.id
 
     async def session_messages(self, org_id: UUID, session_id: UUID) -> Sequence[Message]:
         return [

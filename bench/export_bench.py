@@ -109,22 +109,23 @@ def records(
     made = 0
     while made < messages:
         at = start + timedelta(seconds=made)
+        ids = [uuid4() for _ in range(min(per_conversation, messages - made))]
         conversation = Conversation(
             id=uuid4(), org_id=org_id, title=f"Conversation {made // per_conversation}",
             is_archived=False, created_at=at, updated_at=at,
         )  # fmt: skip
         session = ChatSession(
             id=uuid4(), org_id=org_id, conversation_id=conversation.id, model_id=ECHO,
-            status=SessionState.ACTIVE, created_at=at, updated_at=at,
+            status=SessionState.ACTIVE, created_at=at, updated_at=at, head_id=ids[-1],
         )  # fmt: skip
         yield conversation
         yield session
-        for _ in range(min(per_conversation, messages - made)):
+        for index, message_id in enumerate(ids):
             at = start + timedelta(seconds=made)
             reply = made % 2 == 1
             message = Message(
-                id=uuid4(), org_id=org_id, conversation_id=conversation.id,
-                chat_session_id=session.id,
+                id=message_id, org_id=org_id, conversation_id=conversation.id,
+                chat_session_id=session.id, parent_id=ids[index - 1] if index else None,
                 role=MessageRole.ASSISTANT if reply else MessageRole.USER,
                 content=f"Echo: {text}" if reply else text, status=MessageStatus.COMPLETED,
                 model_id=ECHO if reply else None, created_at=at, updated_at=at,

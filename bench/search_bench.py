@@ -49,6 +49,7 @@ from conversation_service.adapters.sql.opening import DATABASE_FILE  # noqa: E40
 from conversation_service.adapters.sql.rows import format_timestamp  # noqa: E402
 from conversation_service.domain.model import Message, MessageRole, MessageStatus  # noqa: E402
 from conversation_service.service_layer.search import search_conversations  # noqa: E402
+from tests.adapters.sql_databases import written_by_version  # noqa: E402
 
 SYLLABLES = "ka lo mi ne ru ta vi so pe du ga ri mo le si na tu be ko fa".split()
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -152,11 +153,8 @@ async def main(messages: int, per: int, rounds: int, writes: int, seed: int, kee
 
     # 1. The database as it was before search, filled with plain inserts; then writes through
     # the store without the index, for comparison.
-    known, schema.CURRENT_VERSION = (
-        schema.CURRENT_VERSION,
-        schema.MIGRATIONS.index(schema.SEARCH_INDEX),
-    )
-    try:
+    # (The store as that version was: without the columns later migrations added.)
+    with written_by_version(schema.MIGRATIONS.index(schema.SEARCH_INDEX)):
         async with trio_asyncio.open_loop(), open_sql_store(url) as store:
             started = time.perf_counter()
             with sqlite3.connect(file) as db:
@@ -167,8 +165,6 @@ async def main(messages: int, per: int, rounds: int, writes: int, seed: int, kee
             print(f"loaded {2 * messages:,} messages in {time.perf_counter() - started:.1f} s: "
                   f"{_mib(file)} MiB")  # fmt: skip
             print(f"writes without the index: {await _writes(store, orgs[1], text, writes)}")
-    finally:
-        schema.CURRENT_VERSION = known
 
     async with trio_asyncio.open_loop():
         # 2. The search migration builds the index.

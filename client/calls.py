@@ -161,15 +161,16 @@ def get_conversation(conversation_id: UUID | str) -> Call[ConversationWithSessio
     )
 
 
-def list_messages(conversation_id: UUID | str, limit: int, offset: int) -> Call[Page[Message]]:
+def list_messages(
+    conversation_id: UUID | str, limit: int, offset: int, leaf_id: UUID | str | None = None
+) -> Call[Page[Message]]:
+    params = {"conversation_id": str(conversation_id), "limit": str(limit), "offset": str(offset)}
+    if leaf_id is not None:
+        params["leaf_id"] = str(leaf_id)
     return Call(
         method="GET",
         path="/api/conversation/messages",
-        params={
-            "conversation_id": str(conversation_id),
-            "limit": str(limit),
-            "offset": str(offset),
-        },
+        params=params,
         read=_page("messages", Message),
     )
 
@@ -204,6 +205,37 @@ def stream_chat(
     if multitask is not None:
         body["multitask"] = str(multitask)
     return Call(method="POST", path="/api/conversation/stream_chat", body=body, read=_nothing)
+
+
+def regenerate(
+    session_id: UUID | str, message_id: UUID | str | None, multitask: Multitask | str | None
+) -> Call[None]:
+    """The POST that asks for another reply; its answer is the new reply's stream."""
+    body = {"chat_session_id": str(session_id)}
+    if message_id is not None:
+        body["message_id"] = str(message_id)
+    if multitask is not None:
+        body["multitask"] = str(multitask)
+    return Call(method="POST", path="/api/conversation/regenerate", body=body, read=_nothing)
+
+
+def edit_message(
+    session_id: UUID | str, message_id: UUID | str, content: str, multitask: Multitask | str | None
+) -> Call[None]:
+    """The POST that sends a new version of a user message; its answer is the reply's stream."""
+    body = {"chat_session_id": str(session_id), "message_id": str(message_id), "content": content}
+    if multitask is not None:
+        body["multitask"] = str(multitask)
+    return Call(method="POST", path="/api/conversation/edit", body=body, read=_nothing)
+
+
+def select_branch(session_id: UUID | str, message_id: UUID | str) -> Call[ChatSession]:
+    return Call(
+        method="POST",
+        path="/api/conversation/select_branch",
+        body={"chat_session_id": str(session_id), "message_id": str(message_id)},
+        read=_one(ChatSession),
+    )
 
 
 def reattach(session_id: UUID | str, message_id: UUID | str) -> Call[None]:

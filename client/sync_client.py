@@ -152,11 +152,17 @@ class Client:
         return self._run(calls.get_conversation(conversation_id))
 
     def list_messages(
-        self, conversation_id: UUID | str, *, page_size: int = 100, offset: int = 0
+        self,
+        conversation_id: UUID | str,
+        *,
+        leaf_id: UUID | str | None = None,
+        page_size: int = 100,
+        offset: int = 0,
     ) -> Pager[Message]:
-        """A conversation's messages, oldest first."""
+        """A conversation's messages, oldest first: each session's current branch, or with
+        `leaf_id` that message's branch of its session (down its newest children)."""
         return Pager(
-            lambda limit, at: self._run(calls.list_messages(conversation_id, limit, at)),
+            lambda limit, at: self._run(calls.list_messages(conversation_id, limit, at, leaf_id)),
             page_size,
             offset,
         )
@@ -181,6 +187,35 @@ class Client:
         """Send a message and follow its reply: `with client.stream_chat(id, "hi") as s:`."""
         opening = calls.stream_chat(session_id, message, multitask)
         return self._stream(ReplyTracker(session_id=session_id, opening=opening))
+
+    def regenerate(
+        self,
+        session_id: UUID | str,
+        message_id: UUID | str | None = None,
+        *,
+        multitask: Multitask | str | None = None,
+    ) -> ChatStream:
+        """Another reply to the question `message_id` answered (None: the session's last
+        reply), streamed like stream_chat's; the first reply is kept beside it."""
+        opening = calls.regenerate(session_id, message_id, multitask)
+        return self._stream(ReplyTracker(session_id=session_id, opening=opening))
+
+    def edit_message(
+        self,
+        session_id: UUID | str,
+        message_id: UUID | str,
+        content: str,
+        *,
+        multitask: Multitask | str | None = None,
+    ) -> ChatStream:
+        """A new version of user message `message_id`, answered and streamed like
+        stream_chat's reply; the first version is kept on its own branch."""
+        opening = calls.edit_message(session_id, message_id, content, multitask)
+        return self._stream(ReplyTracker(session_id=session_id, opening=opening))
+
+    def select_branch(self, session_id: UUID | str, message_id: UUID | str) -> ChatSession:
+        """Make the branch through `message_id` the session's current one; the session."""
+        return self._run(calls.select_branch(session_id, message_id))
 
     def attach(
         self, session_id: UUID | str, message_id: UUID | str, *, after: int | None = None

@@ -88,6 +88,9 @@ class ChatSession:
     system_prompt: str | None = None
     params: GenerationParams = GenerationParams()
     context: ContextScope = ContextScope.SESSION
+    # The last message of the session's current branch (what its next message follows);
+    # None before its first message.
+    head_id: UUID | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -145,6 +148,11 @@ class Message:
     usage: Usage | None = None
     latency: Latency | None = None
     error: ReplyFailure | None = None
+    # Branches: the message it follows in its session (None for a session's first), and its
+    # place among the alternatives there (regenerated replies, edited questions).
+    parent_id: UUID | None = None
+    sibling_count: int = 1
+    sibling_index: int = 1
 
 
 @attrs.frozen(kw_only=True)

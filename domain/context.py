@@ -119,8 +119,10 @@ def check_message_fits(
     model_name: str,
     context_window: int,
     max_output_tokens: int,
+    field: str = "message",
 ) -> None:
-    """InvalidField on `message` when it cannot fit the model's context with the system prompt.
+    """InvalidField on `field` when the text cannot fit the model's context with the system
+    prompt.
 
     Older messages are trimmed to make room, but the new one and the system prompt never are.
     """
@@ -132,7 +134,7 @@ def check_message_fits(
     reserve = reserve_for_reply(session, max_output_tokens)
     if needed > context_window - reserve:
         raise InvalidField(
-            "message",
+            field,
             f"is too long for model {model_name}: about {needed} tokens with the system "
             f"prompt, and the model reads {context_window} of which {reserve} are kept "
             "for its reply",

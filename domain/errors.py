@@ -100,6 +100,36 @@ class SessionBusy(Conflict):
         super().__init__(f"chat session {session_id} is already generating a reply")
 
 
+class NotOnCurrentBranch(Conflict):
+    """The message is on another branch of its session than the current one."""
+
+    code = "not_on_current_branch"
+
+    def __init__(self, message_id: object) -> None:
+        super().__init__(
+            f"message {message_id} is not on the chat session's current branch; "
+            "select_branch it first"
+        )
+
+
+class ReplyInProgress(Conflict):
+    """The reply is still being written: it can be regenerated once it has ended."""
+
+    code = "reply_in_progress"
+
+    def __init__(self, message_id: object) -> None:
+        super().__init__(f"reply {message_id} is still being written; cancel it or wait")
+
+
+class NothingToRegenerate(Conflict):
+    """The chat session's current branch does not end with a reply."""
+
+    code = "nothing_to_regenerate"
+
+    def __init__(self, session_id: object) -> None:
+        super().__init__(f"chat session {session_id} has no reply to regenerate")
+
+
 class ModelUnavailable(Conflict):
     """The session's model is no longer offered (its organisation removed it)."""
 

@@ -108,6 +108,9 @@ class ChatSession:
     system_prompt: str | None = None
     params: GenerationParams = GenerationParams()
     context: ContextScope = ContextScope.SESSION
+    # The last message of the session's current branch (domain/branches.py); None before its
+    # first message. Stored with the version, like the status.
+    head_id: UUID | None = None
     # Grows by one with every transition. A store writes a session only over the version
     # before it, so a writer holding a stale copy fails instead of overwriting a newer state.
     version: int = 1
@@ -118,6 +121,15 @@ class ChatSession:
         return attrs.evolve(
             self, status=next_state(self.status, event), updated_at=at, version=self.version + 1
         )
+
+    def at_head(self, head_id: UUID) -> ChatSession:
+        """The session whose current branch now ends at `head_id` (stored with the version of
+        the transition it comes with)."""
+        return attrs.evolve(self, head_id=head_id)
+
+    def moved_to(self, head_id: UUID, at: datetime) -> ChatSession:
+        """The session switched to another branch, one version on; its state is unchanged."""
+        return attrs.evolve(self, head_id=head_id, updated_at=at, version=self.version + 1)
 
 
 @attrs.frozen(kw_only=True)
@@ -160,6 +172,10 @@ class Message:
     error_code: str | None = None  # why a reply failed or stopped early, as its stream said
     error_message: str | None = None
     latency: Latency | None = None
+    # The message it follows in its session's tree of branches (domain/branches.py): a reply
+    # follows the user message it answers, a user message the reply before it; None for a
+    # session's first message (and for each edit of it).
+    parent_id: UUID | None = None
 
     def with_content(self, content: str, at: datetime) -> Message:
         """The reply with the text generated so far."""

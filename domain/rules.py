@@ -145,9 +145,9 @@ def check_params(params: GenerationParams, max_output_tokens: int | None) -> Non
             )
 
 
-def check_message(text: str, limits: InputLimits) -> str:
-    """The user's message text if acceptable; InvalidField naming `message` otherwise."""
-    return _text("message", text, limits.max_message_chars)
+def check_message(text: str, limits: InputLimits, *, field: str = "message") -> str:
+    """The user's message text if acceptable; InvalidField naming `field` otherwise."""
+    return _text(field, text, limits.max_message_chars)
 
 
 def check_can_take_message(session: ChatSession) -> None:
@@ -156,8 +156,15 @@ def check_can_take_message(session: ChatSession) -> None:
         raise SessionCompleted(session.id)
 
 
-def user_message(*, id: UUID, session: ChatSession, text: str, at: datetime) -> Message:  # noqa: A002
-    """The stored form of what the user sent."""
+def user_message(
+    *,
+    id: UUID,  # noqa: A002
+    session: ChatSession,
+    text: str,
+    at: datetime,
+    parent_id: UUID | None = None,
+) -> Message:
+    """The stored form of what the user sent, following `parent_id`."""
     return Message(
         id=id,
         org_id=session.org_id,
@@ -169,11 +176,18 @@ def user_message(*, id: UUID, session: ChatSession, text: str, at: datetime) -> 
         model_id=None,
         created_at=at,
         updated_at=at,
+        parent_id=parent_id,
     )
 
 
-def assistant_message(*, id: UUID, session: ChatSession, at: datetime) -> Message:  # noqa: A002
-    """An empty reply, in progress, from the session's model."""
+def assistant_message(
+    *,
+    id: UUID,  # noqa: A002
+    session: ChatSession,
+    at: datetime,
+    parent_id: UUID | None = None,
+) -> Message:
+    """An empty reply, in progress, from the session's model, answering `parent_id`."""
     return Message(
         id=id,
         org_id=session.org_id,
@@ -185,4 +199,5 @@ def assistant_message(*, id: UUID, session: ChatSession, at: datetime) -> Messag
         model_id=session.model_id,
         created_at=at,
         updated_at=at,
+        parent_id=parent_id,
     )

@@ -88,17 +88,19 @@ class ImportCheck:
     InvalidField naming the field at fault.
 
     Each object appears once; each session after its conversation; each message after its
-    session, in the same conversation; texts as the API takes them (titles, system prompts,
-    user messages and comments within the service's limits; no text with NUL, which no
-    database stores); sampling parameters in range. It keeps the ids it has seen: a few
-    dozen bytes per message.
+    session, in the same conversation, and after its parent (a message of the same session);
+    each session's head a message of that session, after it (`heads_missing` says which never
+    came); texts as the API takes them (titles, system prompts, user messages and comments
+    within the service's limits; no text with NUL, which no database stores); sampling
+    parameters in range. It keeps the ids it has seen: a few dozen bytes per message.
     """
 
     def __init__(self, limits: InputLimits) -> None:
         self._limits = limits
         self._conversations: set[UUID] = set()
         self._sessions: dict[UUID, UUID] = {}  # session -> its conversation
-        self._messages: set[bytes] = set()
+        self._messages: dict[bytes, bytes] = {}  # message -> its session
+        self._heads: dict[UUID, UUID] = {}  # session -> its head, until the head comes
 
     def take(self, record: TransferRecord) -> None:
         limits = self._limits
@@ -120,6 +122,8 @@ class ImportCheck:
                     )
                 check_params(record.params, None)
                 self._sessions[record.id] = record.conversation_id
+                if record.head_id is not None:
+                    self._heads[record.id] = record.head_id
             case MessageRecord():
                 self._take_message(record)
 
@@ -131,6 +135,9 @@ class ImportCheck:
             raise InvalidField("chat_session_id", "no session with this id before")
         if self._sessions[message.chat_session_id] != message.conversation_id:
             raise InvalidField("conversation_id", "is not the conversation of its session")
+        session = message.chat_session_id.bytes
+        if message.parent_id is not None and self._messages.get(message.parent_id.bytes) != session:
+            raise InvalidField("parent_id", "no message of this session with this id before")
         if message.role is MessageRole.USER:
             check_text("content", message.content, self._limits.max_message_chars)
         elif "\x00" in message.content:
@@ -149,4 +156,10 @@ class ImportCheck:
                 check_text(
                     "feedback.comment", record.feedback.comment, self._limits.max_comment_chars
                 )
-        self._messages.add(message.id.bytes)
+        self._messages[message.id.bytes] = session
+        if self._heads.get(message.chat_session_id) == message.id:
+            del self._heads[message.chat_session_id]
+
+    def heads_missing(self) -> list[UUID]:
+        """The sessions whose head_id named no message of theirs (so far)."""
+        return list(self._heads)

@@ -30,7 +30,10 @@ from conversation_service.domain.titles import TITLE_MAX_CHARS
 from conversation_service.entrypoints.clustering import open_membership, run_membership
 from conversation_service.entrypoints.http.idempotency import Idempotency
 from conversation_service.entrypoints.http.routes import HttpDeps, HttpSettings
+from conversation_service.entrypoints.metrics import Metrics
 from conversation_service.entrypoints.settings import Settings, SettingsError
+from conversation_service.entrypoints.telemetry import ServiceTelemetry
+from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
 from conversation_service.service_layer.conversation_service import ConversationService
 
 KEY_RETENTION = timedelta(hours=25)  # Idempotency-Key answers: "at least 24 h"
@@ -47,9 +50,11 @@ def secret_key_path(settings: Settings) -> Path:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[SqlStore]:
+async def open_store(
+    settings: Settings, telemetry: Telemetry = NO_TELEMETRY
+) -> AsyncIterator[SqlStore]:
     """The SQL store alone (for the CLI's org and token commands). Needs a trio-asyncio loop."""
-    async with open_sql_store(database_url(settings)) as store:
+    async with open_sql_store(database_url(settings), telemetry=telemetry) as store:
         yield store
 
 
@@ -78,10 +83,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     echo_delay = None if settings.echo_delay_ms is None else settings.echo_delay_ms / 1000
     clock, ids = SystemClock(), RandomIds()
     url = database_url(settings)
+    metrics = Metrics()  # this instance's own figures (GET /metrics)
+    telemetry = ServiceTelemetry(metrics)
     # On PostgreSQL, several instances may share the database; SQLite has one.
     clustered = dialect_of(url) == POSTGRESQL
     async with (
-        open_store(settings) as store,
+        open_store(settings, telemetry) as store,
         open_membership(
             store, clock, clustered=clustered, lease_timeout=settings.lease_timeout
         ) as membership,
@@ -111,8 +118,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                     max_chars=min(TITLE_MAX_CHARS, settings.max_title_chars),
                 ),
                 news=news,
+                telemetry=telemetry,
             ) as supervisor,
         ):
+            metrics.watch_sessions(supervisor)
             runtime = ClusterRuntime(local=supervisor, cluster=membership.cluster, store=store)
             service = ConversationService(
                 store=store,
@@ -159,6 +168,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                         rate_limiter=membership.rate_limiter(settings.rate_limit),
                         stream_slots=stream_slots,
                         idempotency=Idempotency(store, clock),
+                        metrics=metrics,
                         org_models=org_models,
                         settings=HttpSettings(
                             max_body_bytes=settings.max_body_bytes,
@@ -166,6 +176,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                             max_import_bytes=settings.max_import_bytes,
                             import_body_timeout=settings.import_body_timeout,
                             cors_origins=settings.cors_origins,
+                            metrics_token=settings.metrics_token,
                         ),
                     ),
                 )

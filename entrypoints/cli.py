@@ -20,7 +20,12 @@ from conversation_service.domain.errors import DomainError
 from conversation_service.domain.model import AccessRole
 from conversation_service.entrypoints import chat
 from conversation_service.entrypoints.bootstrap import open_store
-from conversation_service.entrypoints.settings import Settings, SettingsError, load_settings
+from conversation_service.entrypoints.settings import (
+    LOG_FORMATS,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 
 
 def _storage_flags(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--flush-interval", type=float, help="seconds between stores of a streaming reply's text"
+    )
+    serve.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="text (the default) or json: one object a line"
+    )
+    serve.add_argument(
+        "--metrics-token",
+        help="GET /metrics asks for this bearer token (open when unset); the environment "
+        "variable keeps it out of the process list",
     )
 
     org = commands.add_parser("org", help="manage organisations").add_subparsers(
@@ -140,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from conversation_service.entrypoints.server import configure_logging, run
 
-            configure_logging()
+            configure_logging(settings.log_format)
             return run(settings)
         if args.command == "org":
             org = _with_admin(settings, lambda admin: admin.create_org(args.name))

@@ -31,6 +31,12 @@ from conversation_service.entrypoints.http.app import create_app
 from conversation_service.entrypoints.http.connection import CLOSE_DEADLINE
 from conversation_service.entrypoints.http.hypercorn_worker import HttpServer, open_http_server
 from conversation_service.entrypoints.settings import Settings, SettingsError
+from conversation_service.entrypoints.structured_logs import (
+    TEXT_FORMAT,
+    ContextFields,
+    JsonLines,
+    QueuedRecords,
+)
 
 log = logging.getLogger("conversation_service")
 
@@ -155,23 +161,25 @@ def run(settings: Settings) -> int:
     return 0
 
 
-def configure_logging() -> None:
-    """Log lines to stderr, written by a thread of their own.
+def configure_logging(log_format: str = "text") -> None:
+    """Log lines to stderr, written by a thread of their own: `text` (one line a record, as
+    TEXT_FORMAT says) or `json` (one JSON object a line, see structured_logs.JsonLines).
 
     A line a request (the access log) written and flushed on the event loop cost about a
-    twentieth of a cheap request's time; queued, the loop only formats it. The queue is
-    drained at exit (atexit), so the last lines are not lost.
+    twentieth of a cheap request's time; queued, the loop only makes the message. The queue
+    is drained at exit (atexit), so the last lines are not lost. The ids a line is about are
+    taken from the context as it is logged (structured_logs.ContextFields).
     """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter = JsonLines() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(formatter)
     lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(lines, handler)
     listener.start()
     atexit.register(listener.stop)
-    queued = logging.handlers.QueueHandler(lines)
-    # It formats the message (the arguments merged in) and the listener's handler the line:
-    # left to basicConfig, the queue would get a formatter of its own and lines two prefixes.
-    queued.setFormatter(logging.Formatter("%(message)s"))
+    # It makes the message (the arguments merged in) and the listener's handler the line.
+    queued = QueuedRecords(lines)
+    queued.addFilter(ContextFields())
     logging.basicConfig(level=logging.INFO, handlers=[queued])
     # httpx logs every upstream request at INFO: a line per reply, and its formatting showed
     # in profiles. Failures are the service's own log lines.

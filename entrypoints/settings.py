@@ -47,6 +47,9 @@ class Settings:
     import_body_timeout: float = 300.0  # seconds for an import's file to arrive
     max_title_chars: int = 500
     max_message_chars: int = 100_000
+    # GET /metrics: open (None), or only with `Authorization: Bearer <this>`. Not an API token.
+    metrics_token: str | None = attrs.field(default=None, repr=False)
+    log_format: str = "text"  # or "json": one JSON object per line
 
 
 def parse_bool(raw: str) -> bool:
@@ -57,6 +60,16 @@ def parse_bool(raw: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(raw)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def parse_log_format(raw: str) -> str:
+    """text or json."""
+    if raw not in LOG_FORMATS:
+        raise ValueError(raw)
+    return raw
 
 
 def parse_origins(raw: str) -> tuple[str, ...]:
@@ -98,6 +111,8 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "import_body_timeout": ("import_body_timeout", float),
     "max_title_chars": ("max_title_chars", int),
     "max_message_chars": ("max_message_chars", int),
+    "metrics_token": ("metrics_token", str),
+    "log_format": ("log_format", parse_log_format),
 }
 
 
@@ -157,3 +172,12 @@ def _check(settings: Settings) -> None:
         or settings.send_timeout <= 0
     ):
         raise SettingsError("shutdown_grace must be >= 0, actor_idle_timeout and send_timeout > 0")
+    if settings.log_format not in LOG_FORMATS:
+        raise SettingsError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
+    token = settings.metrics_token
+    if token is not None and not re.fullmatch(r"[!-~]{16,}", token):
+        # A Bearer token travels in a header: printable ASCII without spaces. Short ones are
+        # more likely a mistake (METRICS_TOKEN=1) than a secret.
+        raise SettingsError(
+            "metrics_token must be at least 16 printable ASCII characters, no spaces"
+        )

@@ -22,7 +22,7 @@ class SessionRequest:
     id: UUID
     session_id: UUID
     org_id: UUID
-    kind: str  # "send", "cancel", "complete" or "retire"
+    kind: str  # "send", "regenerate", "edit", "select_branch", "cancel", "complete" or "retire"
     body: Mapping[str, Any]  # JSON: what the command says (the text, the ids, the multitask)
     sender: str  # the instance that asked, where the answer goes
 

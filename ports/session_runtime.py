@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 from uuid import UUID
 
+from conversation_service.domain.branches import TurnRequest
 from conversation_service.domain.model import ChatSession
 from conversation_service.domain.replies import Multitask, ReplyEvent
 
@@ -51,17 +52,28 @@ class SessionRuntime(Protocol):
     async def send(
         self,
         session: ChatSession,
-        text: str,
+        request: TurnRequest,
         *,
         multitask: Multitask,
         message_id: UUID,
-        user_message_id: UUID,
+        user_message_id: UUID | None,
     ) -> LiveReply:
-        """Accept a user message for the session; its reply's events appear on the result.
+        """Accept a turn for the session (a new user message, a regenerate or an edit); its
+        reply's events appear on the result. `user_message_id` is the new user message's (None
+        for a regenerate: its reply answers a stored one).
 
         Raises when the session refuses it: SessionCompleted, SessionBusy (with REJECT),
-        RateLimited (too many waiting), ModelUnavailable, Unavailable (stopping).
+        RateLimited (too many waiting), ModelUnavailable, Unavailable (stopping); for a
+        branch begun at once, what domain.branches refuses (MessageNotFound,
+        NotOnCurrentBranch, ReplyInProgress, NothingToRegenerate, InvalidField). A queued
+        one checked when its turn comes ends with `error` and `end` instead.
         """
+        ...
+
+    async def select_branch(self, session: ChatSession, message_id: UUID) -> ChatSession:
+        """Make the branch through `message_id` the session's current one: its head the
+        newest leaf below the message. SessionBusy while the session replies or has turns
+        waiting; MessageNotFound for a message not of this session."""
         ...
 
     async def cancel(self, session: ChatSession, message_id: UUID | None) -> bool:

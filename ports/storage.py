@@ -9,6 +9,7 @@ from uuid import UUID
 
 import attrs
 
+from conversation_service.domain.branches import ListedMessage
 from conversation_service.domain.errors import Conflict, DomainError
 from conversation_service.domain.feedback import Feedback
 from conversation_service.domain.model import (
@@ -114,7 +115,7 @@ class ConversationStore(Protocol):
     async def add_session(self, session: ChatSession) -> None: ...
 
     async def update_session(self, session: ChatSession) -> None:
-        """Store the session's status, updated_at and version over version - 1.
+        """Store the session's status, head_id, updated_at and version over version - 1.
 
         StaleVersion when the stored session is not at `session.version - 1` (a stale copy
         was changed) or does not exist: nothing is written then.
@@ -144,16 +145,20 @@ class ConversationStore(Protocol):
         ...
 
     async def begin_reply(
-        self, user: Message, reply: Message, session: ChatSession, *, history_limit: int
+        self, user: Message | None, reply: Message, session: ChatSession, *, history_limit: int
     ) -> History:
-        """In one transaction: read what the reply's model is shown before `user`, add the
-        user's message and the reply (in progress), and update the session (as
-        update_session, StaleVersion included: then nothing is written).
+        """In one transaction: read what the reply's model is shown before the user message
+        it answers, add `user` (None: the reply answers a stored one again, its parent) and
+        the reply (in progress), and update the session (as update_session, StaleVersion
+        included: then nothing is written).
 
-        What is shown: the session's earlier messages, or with a CONVERSATION context every
-        session's in the conversation; never an empty reply or one still in progress; the
-        newest `history_limit` of them, oldest first, and how many older ones were not read
-        (with `history_limit` 0, nothing is read and nothing is counted).
+        What is shown: the branch that leads to the user message (its ancestors, walking
+        parent ids up from its parent); with a CONVERSATION context, also the current
+        branches (the heads' ancestors) of the conversation's other sessions, as far as they
+        were added before the user message; merged in the order they were added. Never an
+        empty reply or one still in progress; the newest `history_limit` of them, oldest
+        first, and how many older ones were not read (with `history_limit` 0, nothing is
+        read and nothing is counted).
         """
         ...
 
@@ -175,7 +180,34 @@ class ConversationStore(Protocol):
     async def list_messages(
         self, org_id: UUID, conversation_id: UUID, *, limit: int, offset: int
     ) -> Page[Message]:
-        """The conversation's messages in the order they were added (oldest first)."""
+        """Every message of the conversation, every branch's, in the order they were added
+        (oldest first)."""
+        ...
+
+    async def list_branch(
+        self,
+        org_id: UUID,
+        conversation_id: UUID,
+        *,
+        through: Message | None,
+        limit: int,
+        offset: int,
+    ) -> Page[ListedMessage]:
+        """The current branch of each of the conversation's sessions, merged in the order
+        the messages were added, each with its sibling count and index.
+
+        For `through`'s session, the branch through that message instead: from its first
+        message down to it, then on down its newest children (domain.branches).
+        """
+        ...
+
+    async def on_branch(self, org_id: UUID, leaf_id: UUID, message_id: UUID) -> bool:
+        """Whether `message_id` is `leaf_id` or one of its ancestors."""
+        ...
+
+    async def newest_leaf(self, org_id: UUID, message_id: UUID) -> UUID | None:
+        """The end of the branch down from `message_id` through its newest children (itself
+        when it has none); None when there is no such message."""
         ...
 
     async def session_messages(self, org_id: UUID, session_id: UUID) -> Sequence[Message]:

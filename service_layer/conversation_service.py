@@ -13,7 +13,9 @@ from uuid import UUID
 
 import attrs
 
+from conversation_service.domain import branches
 from conversation_service.domain.access import Action, authorize
+from conversation_service.domain.branches import Edit, ListedMessage, NewQuestion, Regenerate
 from conversation_service.domain.context import check_message_fits
 from conversation_service.domain.errors import (
     ConversationNotFound,
@@ -27,7 +29,6 @@ from conversation_service.domain.model import (
     ContextScope,
     Conversation,
     GenerationParams,
-    Message,
     MessageRole,
     Page,
     Principal,
@@ -130,11 +131,22 @@ class ConversationService(KeepingUseCases):
         org_id: UUID,
         conversation_id: UUID,
         *,
+        leaf_id: UUID | None = None,
         limit: int = 20,
         offset: int = 0,
-    ) -> Page[Message]:
+    ) -> Page[ListedMessage]:
+        """The current branch of each of the conversation's sessions, oldest first, each
+        message with the alternatives at its place; with `leaf_id`, that message's session
+        shows the branch through it instead (down to it, then its newest children)."""
         await self.get_conversation(who, org_id, conversation_id)
-        return await self.store.list_messages(org_id, conversation_id, limit=limit, offset=offset)
+        through = None
+        if leaf_id is not None:
+            through = await self.store.get_message(org_id, leaf_id)
+            if through is None or through.conversation_id != conversation_id:
+                raise MessageNotFound(leaf_id)
+        return await self.store.list_branch(
+            org_id, conversation_id, through=through, limit=limit, offset=offset
+        )
 
     async def search(
         self,
@@ -221,21 +233,84 @@ class ConversationService(KeepingUseCases):
         text = check_message(text, self.limits)
         session = await self.get_session(who, org_id, session_id)
         check_can_take_message(session)
-        model = self._session_model(session)
-        check_message_fits(
-            session,
-            text,
-            model_name=model.name,
-            context_window=model.context_window,
-            max_output_tokens=model.max_output_tokens,
-        )
+        self._check_fits(session, text, "message")
         return await self.runtime.send(
             session,
-            text,
+            NewQuestion(text=text),
             multitask=multitask,
             message_id=self._ids.new_id(),
             user_message_id=self._ids.new_id(),
         )
+
+    async def regenerate(
+        self,
+        who: Principal,
+        org_id: UUID,
+        session_id: UUID,
+        reply_id: UUID | None = None,
+        *,
+        multitask: Multitask = Multitask.ENQUEUE,
+    ) -> LiveReply:
+        """A new reply to the user message `reply_id` answered (None: the session's head
+        reply), beside it; the session's current branch moves to it. Streamed like a reply
+        to send_message; the reply must be on the current branch and finished."""
+        authorize(who, org_id, Action.WRITE)
+        session = await self.get_session(who, org_id, session_id)
+        if reply_id is not None:
+            target = await self.store.get_message(org_id, reply_id)
+            branches.check_reply_to_regenerate(
+                session, branches.check_in_session(session, target, reply_id)
+            )
+        check_can_take_message(session)
+        self._session_model(session)
+        return await self.runtime.send(
+            session,
+            Regenerate(reply_id=reply_id),
+            multitask=multitask,
+            message_id=self._ids.new_id(),
+            user_message_id=None,
+        )
+
+    async def edit_message(
+        self,
+        who: Principal,
+        org_id: UUID,
+        session_id: UUID,
+        message_id: UUID,
+        text: str,
+        *,
+        multitask: Multitask = Multitask.ENQUEUE,
+    ) -> LiveReply:
+        """A new version of the user message `message_id` (beside it: the first stays),
+        answered anew; the session's current branch moves to it. InvalidField names
+        `content` for a text send_message would refuse as `message`."""
+        authorize(who, org_id, Action.WRITE)
+        text = check_message(text, self.limits, field="content")
+        session = await self.get_session(who, org_id, session_id)
+        target = await self.store.get_message(org_id, message_id)
+        branches.check_message_to_edit(
+            session, branches.check_in_session(session, target, message_id)
+        )
+        check_can_take_message(session)
+        self._check_fits(session, text, "content")
+        return await self.runtime.send(
+            session,
+            Edit(message_id=message_id, text=text),
+            multitask=multitask,
+            message_id=self._ids.new_id(),
+            user_message_id=self._ids.new_id(),
+        )
+
+    async def select_branch(
+        self, who: Principal, org_id: UUID, session_id: UUID, message_id: UUID
+    ) -> ChatSession:
+        """Make the branch through `message_id` the session's current one (its head the
+        newest leaf below the message); the session as it is then."""
+        authorize(who, org_id, Action.WRITE)
+        session = await self.get_session(who, org_id, session_id)
+        branches.check_in_session(session, await self.store.get_message(org_id, message_id),
+                                  message_id)  # fmt: skip
+        return await self.runtime.select_branch(session, message_id)
 
     async def cancel(
         self, who: Principal, org_id: UUID, session_id: UUID, message_id: UUID | None = None
@@ -274,12 +349,8 @@ class ConversationService(KeepingUseCases):
             or message.role is not MessageRole.ASSISTANT
         ):
             raise MessageNotFound(message_id)
-        history = await self.store.session_messages(org_id, session_id)
-        user_message_id = None
-        for earlier, current in zip(history, history[1:], strict=False):
-            if current.id == message_id and earlier.role is MessageRole.USER:
-                user_message_id = earlier.id
-        events = stored_reply_events(message, user_message_id=user_message_id, after=after)
+        # A reply follows the user message it answers.
+        events = stored_reply_events(message, user_message_id=message.parent_id, after=after)
         return None if events is None else StoredReplyStream(events)
 
     async def usage(
@@ -291,6 +362,18 @@ class ConversationService(KeepingUseCases):
 
     def _live(self, session: ChatSession) -> ChatSession:
         return self.runtime.live_session(session.id) or session
+
+    def _check_fits(self, session: ChatSession, text: str, field: str) -> None:
+        """InvalidField on `field` for a user message the session's model cannot read."""
+        model = self._session_model(session)
+        check_message_fits(
+            session,
+            text,
+            model_name=model.name,
+            context_window=model.context_window,
+            max_output_tokens=model.max_output_tokens,
+            field=field,
+        )
 
     def _session_model(self, session: ChatSession) -> ModelInfo:
         try:

@@ -21,6 +21,7 @@ from conversation_service.adapters.actors.remote_reply import RemoteReply, dropp
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.supervisor import SessionSupervisor
 from conversation_service.domain import errors
+from conversation_service.domain.branches import Edit, NewQuestion, Regenerate, TurnRequest
 from conversation_service.domain.model import ChatSession, MessageStatus
 from conversation_service.domain.replies import Multitask
 from conversation_service.ports.cluster import Cluster, SessionAnswer, SessionRequest
@@ -46,41 +47,41 @@ class ClusterRuntime:
     async def send(
         self,
         session: ChatSession,
-        text: str,
+        request: TurnRequest,
         *,
         multitask: Multitask,
         message_id: UUID,
-        user_message_id: UUID,
+        user_message_id: UUID | None,
     ) -> LiveReply:
-        body = {
-            "text": text,
+        kind, body = _turn_body(request)
+        body.update({
             "multitask": multitask.value,
             "message_id": str(message_id),
-            "user_message_id": str(user_message_id),
-        }
+            "user_message_id": None if user_message_id is None else str(user_message_id),
+        })  # fmt: skip
         for _ in range(_ATTEMPTS):
             owner = await self._owner(session)
             if owner is None:
                 return await self.local.send(
-                    session, text, multitask=multitask,
+                    session, request, multitask=multitask,
                     message_id=message_id, user_message_id=user_message_id,
                 )  # fmt: skip
-            request = self._request(session, "send", body)
+            asked = self._request(session, kind, body)
             # As for a local send: its answer is awaited even by a cancelled sender.
             with trio.CancelScope(shield=True):
-                answer = await self._cluster.ask(owner, request)
+                answer = await self._cluster.ask(owner, asked)
             if answer.moved:
                 continue
             _raise(answer)
             return RemoteReply(
                 message_id=message_id,
-                user_message_id=user_message_id,
+                user_message_id=user_message_id,  # a regenerate's: read from its row
                 chat_session_id=session.id,
                 org_id=session.org_id,
                 model_id=session.model_id,
                 store=self._store,
                 wait_change=self._cluster.wait_reply_change,
-                dropped=functools.partial(self._dropped, request.id),
+                dropped=functools.partial(self._dropped, asked.id),
             )
         raise errors.Unavailable("the chat session is moving between instances; try again")
 
@@ -95,6 +96,16 @@ class ClusterRuntime:
         answer = await self._remote_or(session, "complete", {})
         if answer is None:
             return await self.local.complete(session)
+        return await self._stored(session)
+
+    async def select_branch(self, session: ChatSession, message_id: UUID) -> ChatSession:
+        answer = await self._remote_or(session, "select_branch", {"target": str(message_id)})
+        if answer is None:
+            return await self.local.select_branch(session, message_id)
+        return await self._stored(session)
+
+    async def _stored(self, session: ChatSession) -> ChatSession:
+        """The session as the instance running it stored it."""
         stored = await self._store.get_session(session.org_id, session.id)
         if stored is None:
             raise errors.SessionNotFound(session.id)
@@ -149,10 +160,9 @@ class ClusterRuntime:
             return None
         if stored.status is not MessageStatus.IN_PROGRESS:
             return None
-        user_message_id = None  # the writer's start event had it; a row does not
         return RemoteReply(
             message_id=message_id,
-            user_message_id=user_message_id,
+            user_message_id=stored.parent_id,  # the user message it answers
             chat_session_id=session.id,
             org_id=session.org_id,
             model_id=stored.model_id,
@@ -241,12 +251,16 @@ class ClusterRuntime:
         if request.kind == "complete":
             await self.local.complete(session)
             return SessionAnswer(value=True)
+        if request.kind == "select_branch":
+            await self.local.select_branch(session, UUID(body["target"]))
+            return SessionAnswer(value=True)
+        asked = body.get("user_message_id")
         reply = await self.local.send(
             session,
-            str(body["text"]),
+            _turn_of(request.kind, body),
             multitask=Multitask(body["multitask"]),
             message_id=UUID(body["message_id"]),
-            user_message_id=UUID(body["user_message_id"]),
+            user_message_id=None if asked is None else UUID(asked),
         )
         reply.on_finished(lambda: self._report_if_dropped(request, reply))
         return SessionAnswer(value={})
@@ -282,10 +296,32 @@ class ClusterRuntime:
         return taken
 
 
+def _turn_body(request: TurnRequest) -> tuple[str, dict[str, Any]]:
+    """The command kind and body that carry a turn to another instance."""
+    match request:
+        case NewQuestion(text=text):
+            return "send", {"text": text}
+        case Regenerate(reply_id=reply_id):
+            return "regenerate", {"target": None if reply_id is None else str(reply_id)}
+        case Edit(message_id=message_id, text=text):
+            return "edit", {"target": str(message_id), "text": text}
+
+
+def _turn_of(kind: str, body: Mapping[str, Any]) -> TurnRequest:
+    target = body.get("target")
+    if kind == "regenerate":
+        return Regenerate(reply_id=None if target is None else UUID(target))
+    if kind == "edit":
+        return Edit(message_id=UUID(str(target)), text=str(body["text"]))
+    return NewQuestion(text=str(body["text"]))
+
+
 def _said(error: errors.DomainError) -> dict[str, Any]:
     said: dict[str, Any] = {"code": error.code, "message": error.message}
     if isinstance(error, errors.RateLimited):
         said["retry_after"] = error.retry_after
+    if isinstance(error, errors.InvalidField):
+        said.update(field=error.field, reason=error.reason)
     return said
 
 
@@ -296,7 +332,8 @@ _ERRORS: dict[str, type[errors.DomainError]] = {
     for cls in (
         errors.SessionCompleted, errors.SessionBusy, errors.ModelUnavailable,
         errors.InvalidTransition, errors.ShuttingDown, errors.Unavailable, errors.NotFound,
-        StorageUnavailable,
+        StorageUnavailable, errors.NotOnCurrentBranch, errors.ReplyInProgress,
+        errors.NothingToRegenerate,
     )
 }  # fmt: skip
 
@@ -308,6 +345,8 @@ def _raise(answer: SessionAnswer) -> None:
     code, message = str(said.get("code")), str(said.get("message"))
     if code == errors.RateLimited.code:
         raise errors.RateLimited(message, retry_after=float(said.get("retry_after") or 1.0))
+    if code == errors.InvalidField.code:
+        raise errors.InvalidField(str(said.get("field")), str(said.get("reason")))
     cls = _ERRORS.get(code, errors.Unavailable)
     error = cls.__new__(cls)
     errors.DomainError.__init__(error, message)  # each class's own __init__ builds a message

@@ -9,7 +9,8 @@ import attrs
 import trio
 
 from conversation_service.adapters.actors.reply_log import ReplyLog
-from conversation_service.domain.model import ChatSession
+from conversation_service.domain.branches import TurnRequest
+from conversation_service.domain.model import ChatSession, Message
 from conversation_service.domain.replies import Multitask, ReplyOutcome
 
 if TYPE_CHECKING:
@@ -45,14 +46,25 @@ class Verdict(Generic[T]):
         return cast(T, self._value)
 
 
+@attrs.frozen
+class Fork:
+    """What storage says of the message a regenerate or an edit starts from."""
+
+    target: Message
+    question: Message | None  # the target's parent (for a regenerate: what it answers)
+    on_branch: bool  # whether the target is on the session's current branch
+
+
 @attrs.define(eq=False)
 class Send:
-    """A user message for the model; `reply` is where its answer will appear."""
+    """A turn for the model: a new user message, or a branch off an earlier one (regenerate,
+    edit); `reply` is where its answer will appear."""
 
-    text: str
+    request: TurnRequest
     multitask: Multitask
     reply: ReplyLog
     verdict: Verdict[None]
+    fork: Fork | None = None  # read when the turn was accepted by an idle session
 
 
 @attrs.define(eq=False)
@@ -80,6 +92,15 @@ class Retire:
 
 
 @attrs.define(eq=False)
+class SelectBranch:
+    """Make the branch through a message the current one (its newest leaf the head).
+    Answers the session."""
+
+    message_id: UUID
+    verdict: Verdict[ChatSession]
+
+
+@attrs.define(eq=False)
 class Generated:
     """Reported by a turn's generation task: the model is done with the reply."""
 
@@ -87,4 +108,4 @@ class Generated:
     outcome: ReplyOutcome
 
 
-Command = Send | Cancel | Complete | Retire | Generated
+Command = Send | Cancel | Complete | Retire | SelectBranch | Generated

@@ -81,7 +81,8 @@ class RemoteFollower:
         events: list[ReplyEvent] = [
             ReplyStarted(
                 message_id=reply.message_id,
-                user_message_id=reply.user_message_id,
+                # A regenerate's asker does not know it; the row does.
+                user_message_id=reply.user_message_id or stored.parent_id,
                 chat_session_id=reply.chat_session_id,
                 model_id=stored.model_id,
             )

@@ -115,12 +115,20 @@ class ReplyLog:
         return str(self._text)
 
     def start(
-        self, model_id: UUID | None, *, included: int | None = None, trimmed: int | None = None
+        self,
+        model_id: UUID | None,
+        *,
+        answers: UUID | None = None,
+        included: int | None = None,
+        trimmed: int | None = None,
     ) -> None:
-        """The reply begins; `included`/`trimmed`: messages in the model's context, and
+        """The reply begins; `answers`: the user message it answers (known by now when a
+        regenerate chose it); `included`/`trimmed`: messages in the model's context, and
         older ones left out to fit it."""
         if self._head or self._ends or self._tail:
             raise RuntimeError("a reply starts once, first")
+        if answers is not None:
+            self.user_message_id = answers
         self._head.append(
             ReplyStarted(
                 message_id=self.message_id,

@@ -28,19 +28,25 @@ from conversation_service.adapters.actors.commands import (
     Cancel,
     Command,
     Complete,
+    Fork,
     Generated,
     Retire,
+    SelectBranch,
     Send,
     Verdict,
 )
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.shown_history import ShownHistory
 from conversation_service.adapters.actors.turn import FlushPolicy, Turn
+from conversation_service.domain import branches
+from conversation_service.domain.branches import Edit, NewQuestion, Regenerate, TurnStart
 from conversation_service.domain.context import history_limit, plan_prompt, reserve_for_reply
 from conversation_service.domain.errors import (
     DomainError,
+    MessageNotFound,
     ModelNotFound,
     ModelUnavailable,
+    NothingToRegenerate,
     RateLimited,
     SessionBusy,
     SessionCompleted,
@@ -48,22 +54,19 @@ from conversation_service.domain.errors import (
     ShuttingDown,
     Unavailable,
 )
-from conversation_service.domain.model import ChatSession, ContextScope, Message
+from conversation_service.domain.model import ChatSession, ContextScope, Message, MessageRole
 from conversation_service.domain.replies import (
     INTERNAL_ERROR,
     SHUTTING_DOWN,
     Multitask,
     ReplyOutcome,
 )
-from conversation_service.domain.rules import (
-    assistant_message,
-    check_can_take_message,
-    user_message,
-)
+from conversation_service.domain.rules import check_can_take_message
 from conversation_service.domain.session_machine import SessionInput, SessionState
 from conversation_service.ports.clock import Clock
 from conversation_service.ports.language_model import LanguageModel, ModelCatalog, ModelInfo
 from conversation_service.ports.storage import ConversationStore, StaleVersion, StorageUnavailable
+from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +117,10 @@ class SessionActor:
         on_idle: Callable[[], None] = lambda: None,
         on_reply_stored: Callable[[Message], None] = lambda _: None,
         news: Callable[[UUID], Awaitable[None]] | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.org_id = org_id
+        self._telemetry = telemetry
         self._news = news
         self.session_id = session_id
         self.session: ChatSession | None = None  # None until loaded from storage
@@ -147,6 +152,11 @@ class SessionActor:
             or bool(self._completing)
             or bool(self._retiring)
         )
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting for the running reply to end."""
+        return len(self._queue)
 
     def find_reply(self, message_id: UUID) -> ReplyLog | None:
         """A running or waiting reply of this session."""
@@ -246,6 +256,8 @@ class SessionActor:
                 await self._on_complete(command)
             case Retire():
                 self._on_retire(command)
+            case SelectBranch():
+                await self._on_select(command)
             case Generated():
                 await self._on_generated(command, nursery)
 
@@ -277,6 +289,11 @@ class SessionActor:
                     retry_after=1.0,
                 )
             self._model_for(session)
+            if not self.busy and not isinstance(send.request, NewQuestion):
+                # Begun at once: what it starts from is checked now, so that a refusal is
+                # the request's answer (a queued one is checked when its turn comes).
+                send.fork = await self._fork_of(send.request, session)
+                self._turn_start(send, session, send.fork)
         except DomainError as error:
             send.verdict.refuse(error)
             send.reply.abandon()
@@ -362,34 +379,45 @@ class SessionActor:
                 clock=self._clock,
                 flush=self._settings.flush,
                 news=self._news,
+                telemetry=self._telemetry,
             )
             await self._begin(turn, session, nursery)
 
     async def _begin(self, turn: Turn, session: ChatSession, nursery: trio.Nursery) -> None:
-        at = self._clock.now()
-        reply = turn.reply
-        assert reply.user_message_id is not None  # a live reply always has its user message
-        user = user_message(id=reply.user_message_id, session=session, text=turn.send.text, at=at)
-        assistant = assistant_message(id=reply.message_id, session=session, at=at)
-        responding = session.apply(SessionInput.SEND, at)
-        self.session = responding
+        send = turn.send
+        try:
+            fork = send.fork or await self._fork_of(send.request, session)
+            start = self._turn_start(send, session, fork)
+        except DomainError as error:  # the branch moved since it was accepted, or storage
+            self._drop(send, ReplyOutcome.failed(error.code, error.message))
+            return
+        self.session = start.session
         self._running = turn
-        # A session-scoped context known from the last turn is not read again.
-        known = self._shown.known and session.context is ContextScope.SESSION
+        question = start.question
+        # A session-scoped context known from the last turn is not read again, as long as
+        # the new question continues the branch it was the history of.
+        known = (
+            self._shown.follows(question.parent_id)
+            and start.asked
+            and session.context is ContextScope.SESSION
+        )
         limit = 0 if known else history_limit(
             session,
             context_window=turn.model_info.context_window,
             max_output_tokens=turn.model_info.max_output_tokens,
         )  # fmt: skip
+        user = question if start.asked else None
         try:
-            read = await self._store.begin_reply(user, assistant, responding, history_limit=limit)
+            read = await self._store.begin_reply(
+                user, start.reply, start.session, history_limit=limit
+            )
         except (StorageUnavailable, StaleVersion) as error:
             self._running = None
             self._drop(turn.send, ReplyOutcome.failed(*UNSTORED))
             raise _OutOfStep(error) from error
-        turn.assistant = assistant
+        turn.assistant = start.reply
         shown = self._shown.history() if known else read
-        candidates = [*shown.messages, user]
+        candidates = [*shown.messages, question]
         plan = plan_prompt(
             system_prompt=session.system_prompt,
             history=candidates,
@@ -399,12 +427,83 @@ class SessionActor:
         if session.context is ContextScope.SESSION:
             self._shown.planned(candidates, plan.included, shown.not_read)
         trimmed = plan.trimmed + shown.not_read
-        reply.start(session.model_id, included=plan.included, trimmed=trimmed)
-        self._announce(reply.message_id, nursery)
+        turn.reply.start(
+            session.model_id, answers=question.id, included=plan.included, trimmed=trimmed
+        )
+        self._announce(turn.reply.message_id, nursery)
         nursery.start_soon(
             turn.generate, plan.messages, session.params, self._mailbox.clone(),
-            name=f"reply-{reply.message_id}",
+            name=f"reply-{turn.reply.message_id}",
         )  # fmt: skip
+
+    async def _fork_of(self, request: branches.TurnRequest, session: ChatSession) -> Fork | None:
+        """What storage says of the message a regenerate or an edit starts from (None for a
+        new question): read before the turn's synchronous step."""
+        if isinstance(request, NewQuestion):
+            return None
+        head = session.head_id
+        target_id = request.message_id if isinstance(request, Edit) else request.reply_id or head
+        if target_id is None:
+            raise NothingToRegenerate(session.id)
+        found = await self._store.get_message(session.org_id, target_id)
+        target = branches.check_in_session(session, found, target_id)
+        if isinstance(request, Regenerate) and request.reply_id is None:
+            if target.role is not MessageRole.ASSISTANT:
+                raise NothingToRegenerate(session.id)  # the branch ends with a question
+        on_branch = target_id == head or (
+            head is not None and await self._store.on_branch(session.org_id, head, target_id)
+        )
+        question = None
+        if isinstance(request, Regenerate) and target.parent_id is not None:
+            question = await self._store.get_message(session.org_id, target.parent_id)
+        return Fork(target=target, question=question, on_branch=on_branch)
+
+    def _turn_start(self, send: Send, session: ChatSession, fork: Fork | None) -> TurnStart:
+        """The turn's messages and the session after it (the domain's rules): synchronous."""
+        at, request, reply = self._clock.now(), send.request, send.reply
+        if isinstance(request, NewQuestion):
+            assert reply.user_message_id is not None  # a new question comes with its id
+            return branches.ask(
+                session, text=request.text, question_id=reply.user_message_id,
+                reply_id=reply.message_id, at=at,
+            )  # fmt: skip
+        assert fork is not None
+        if isinstance(request, Regenerate):
+            return branches.regenerate(
+                session, target=fork.target, question=fork.question, on_branch=fork.on_branch,
+                reply_id=reply.message_id, at=at,
+            )  # fmt: skip
+        assert reply.user_message_id is not None
+        return branches.edit(
+            session, target=fork.target, on_branch=fork.on_branch, text=request.text,
+            question_id=reply.user_message_id, reply_id=reply.message_id, at=at,
+        )  # fmt: skip
+
+    async def _on_select(self, select: SelectBranch) -> None:
+        session = self._session
+        try:
+            if self.busy:
+                raise SessionBusy(session.id)
+            found = await self._store.get_message(session.org_id, select.message_id)
+            target = branches.check_in_session(session, found, select.message_id)
+            leaf = await self._store.newest_leaf(session.org_id, target.id)
+            if leaf is None:
+                raise MessageNotFound(select.message_id)
+        except DomainError as error:
+            select.verdict.refuse(error)
+            return
+        if leaf == session.head_id:
+            select.verdict.accept(session)  # already the current branch: nothing changes
+            return
+        moved = session.moved_to(leaf, self._clock.now())
+        self.session = moved
+        self._shown.forget()  # another branch's history
+        try:
+            await self._store.update_session(moved)
+        except (StorageUnavailable, StaleVersion) as error:
+            select.verdict.refuse(StorageUnavailable("the branch could not be stored; try again"))
+            raise _OutOfStep(error) from error
+        select.verdict.accept(moved)
 
     async def _on_generated(self, generated: Generated, nursery: trio.Nursery) -> None:
         turn, outcome = generated.turn, generated.outcome
@@ -477,7 +576,10 @@ class SessionActor:
                 break
             if isinstance(command, Retire):
                 command.verdict.accept(None)  # it has stopped: what Retire asks
-            elif isinstance(command, Send | Cancel | Complete) and not command.verdict.decided:
+            elif (
+                isinstance(command, Send | Cancel | Complete | SelectBranch)
+                and not command.verdict.decided
+            ):
                 command.verdict.refuse(ending.refusal)
             if isinstance(command, Send):
                 command.reply.abandon()

@@ -15,11 +15,20 @@ from uuid import UUID
 
 import trio
 
-from conversation_service.adapters.actors.commands import Cancel, Complete, Retire, Send, Verdict
+from conversation_service.adapters.actors.commands import (
+    Cancel,
+    Complete,
+    Retire,
+    SelectBranch,
+    Send,
+    Verdict,
+)
 from conversation_service.adapters.actors.reply_log import ReplyLog
 from conversation_service.adapters.actors.session_actor import ActorSettings, SessionActor
 from conversation_service.adapters.actors.titles import TitleSettings, TitleWriter
+from conversation_service.domain.branches import TurnRequest
 from conversation_service.domain.errors import (
+    ModelNotFound,
     RateLimited,
     SessionNotFound,
     ShuttingDown,
@@ -30,6 +39,7 @@ from conversation_service.domain.replies import Multitask
 from conversation_service.ports.clock import Clock
 from conversation_service.ports.language_model import ModelCatalog
 from conversation_service.ports.storage import ConversationStore
+from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +62,10 @@ class SessionSupervisor:
         settings: ActorSettings,
         titles: TitleSettings | None = None,
         news: Callable[[UUID], Awaitable[None]] | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._nursery = nursery
+        self._telemetry = telemetry
         # Said of a reply whenever its stored text or state changes (other instances follow
         # it); None when nobody else could.
         self._news = news
@@ -75,19 +87,20 @@ class SessionSupervisor:
     async def send(
         self,
         session: ChatSession,
-        text: str,
+        request: TurnRequest,
         *,
         multitask: Multitask,
         message_id: UUID,
-        user_message_id: UUID,
+        user_message_id: UUID | None,
     ) -> ReplyLog:
         actor = self.actor_for(session)
         reply = ReplyLog(
             message_id=message_id, user_message_id=user_message_id, chat_session_id=session.id
         )
         self._hold_reply(session.org_id, reply)
+        self._report_end(session, reply)
         verdict: Verdict[None] = Verdict()
-        actor.tell(Send(text, multitask, reply, verdict))
+        actor.tell(Send(request, multitask, reply, verdict))
         await _verdict_of_a_send(verdict)
         return reply
 
@@ -114,6 +127,19 @@ class SessionSupervisor:
 
         reply.on_finished(release)
 
+    def _report_end(self, session: ChatSession, reply: ReplyLog) -> None:
+        """Tell the telemetry how the reply ended, once it has (a refused one never began)."""
+        try:
+            model = self._catalog.get(session.org_id, session.model_id)
+        except ModelNotFound:
+            return  # the actor refuses the message
+
+        def ended() -> None:
+            if reply.outcome is not None:
+                self._telemetry.reply_ended(model, reply.outcome)
+
+        reply.on_finished(ended)
+
     async def cancel(self, session: ChatSession, message_id: UUID | None) -> bool:
         actor = self.find(session.id)
         if actor is None:
@@ -125,6 +151,11 @@ class SessionSupervisor:
     async def complete(self, session: ChatSession) -> ChatSession:
         verdict: Verdict[ChatSession] = Verdict()
         self.actor_for(session).tell(Complete(verdict))
+        return await verdict.wait()
+
+    async def select_branch(self, session: ChatSession, message_id: UUID) -> ChatSession:
+        verdict: Verdict[ChatSession] = Verdict()
+        self.actor_for(session).tell(SelectBranch(message_id, verdict))
         return await verdict.wait()
 
     async def retire(self, session: ChatSession) -> None:
@@ -170,6 +201,11 @@ class SessionSupervisor:
     def live_actors(self) -> int:
         return len(self._running)
 
+    @property
+    def queued_messages(self) -> int:
+        """Messages waiting behind a running reply, over every live session."""
+        return sum(actor.queued for actor in self._running)
+
     def find(self, session_id: UUID) -> SessionActor | None:
         """The live actor of a session, if it has one."""
         actor = self._actors.get(session_id)
@@ -212,6 +248,7 @@ class SessionSupervisor:
             on_idle=self._notify,
             on_reply_stored=self._titles.reply_stored,
             news=self._news,
+            telemetry=self._telemetry,
         )
         self._actors[session.id] = actor
         self._running.add(actor)
@@ -220,6 +257,7 @@ class SessionSupervisor:
         return actor
 
     async def _supervise(self, actor: SessionActor) -> None:
+        self._telemetry.session_task(actor.org_id, actor.session_id)
         try:
             await actor.run()
         except trio.Cancelled:
@@ -309,6 +347,7 @@ async def open_supervisor(
     settings: ActorSettings | None = None,
     titles: TitleSettings | None = None,
     news: Callable[[UUID], Awaitable[None]] | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> AsyncIterator[SessionSupervisor]:
     """A running supervisor; on exit every actor is cancelled and has stored its state.
 
@@ -325,6 +364,7 @@ async def open_supervisor(
             settings=settings or ActorSettings(),
             titles=titles,
             news=news,
+            telemetry=telemetry,
         )
         try:
             yield supervisor

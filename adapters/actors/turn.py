@@ -23,6 +23,7 @@ from conversation_service.domain.replies import INTERNAL_ERROR, ReplyOutcome
 from conversation_service.ports.clock import Clock
 from conversation_service.ports.language_model import LanguageModel, ModelFailure, ModelInfo
 from conversation_service.ports.storage import ConversationStore, StorageUnavailable
+from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ class Turn:
         clock: Clock,
         flush: FlushPolicy,
         news: Callable[[UUID], Awaitable[None]] | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.send = send
+        self._telemetry = telemetry
         self._news = news
         self.reply: ReplyLog = send.reply
         self.model_info = info
@@ -88,6 +91,14 @@ class Turn:
             try:
                 result = await self._model.generate(prompt, self._emit, params)
             except ModelFailure as failure:
+                self._telemetry.model_failed(self.model_info, failure.code)
+                log.warning(
+                    "reply %s: model %s failed: %s: %s",
+                    self.message_id,
+                    self.model_info.name,
+                    failure.code,
+                    failure,
+                )
                 outcome = ReplyOutcome.failed(failure.code, failure.message)
             except Exception:
                 # A bug in a provider, or a store call that broke in a way it should not:
@@ -112,6 +123,8 @@ class Turn:
         first = self._first_token_at is None
         if first:
             self._first_token_at = trio.current_time()
+            assert self._started_at is not None
+            self._telemetry.first_token(self.model_info, self._first_token_at - self._started_at)
         self.reply.content(chunk)
         if first:
             # A model whose reply arrives in one burst would otherwise be parsed whole

@@ -30,6 +30,14 @@ written in the SQL both speak. What differs, and why:
 - Text order: PostgreSQL compares TEXT by the database's collation, SQLite byte by byte. Ids
   and timestamps are fixed-width ASCII with their separators at fixed places, so both order
   them alike (digits before letters, each in its usual order) under any usual collation.
+- Branches (queries.py): one text for both. The walks up and down a session's tree are
+  recursive CTEs (WITH RECURSIVE, several starting SELECTs before the recursive one:
+  SQLite 3.34, any PostgreSQL), a page is computed once before its sibling counts
+  (AS MATERIALIZED: SQLite 3.35, PostgreSQL 12), and a reply's history is counted by a
+  window (COUNT(*) OVER ()). Each starting point is a SELECT of its own: one condition that
+  named several made SQLite read every message of the organisation. Both compare a parent
+  with `=` and `IS NULL` apart (a first message has none), never `IS NOT DISTINCT FROM`
+  (SQLite 3.39).
 - Search (search_schema.py, search_queries.py): the one part whose SQL differs.
   - The index: SQLite's FTS5 (two contentless tables, kept by triggers) and PostgreSQL's
     tsvector columns (generated, GIN-indexed); the schema step is each dialect's own.

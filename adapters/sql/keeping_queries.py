@@ -105,6 +105,7 @@ EXPORT_MESSAGES = (
 # -- import: which of a batch's ids are taken already ----------------------------------------
 IDS_PER_BATCH = 500
 _BATCH_IDS = ", ".join(f":id{n}" for n in range(IDS_PER_BATCH))
+SET_IMPORTED_HEAD = "UPDATE chat_sessions SET head_id = :head_id WHERE id = :id"
 TAKEN_IDS = {
     table: f"SELECT id FROM {table} WHERE id IN ({_BATCH_IDS})"
     for table in ("conversations", "chat_sessions", "messages")

@@ -154,6 +154,7 @@ class KeepingSql:
                     await importing.store(batch)
                     batch = []
             await importing.store(batch)
+            await importing.finish()
             return importing.report()
 
         report: ImportReport = await self._actor.call(store_all)
@@ -175,6 +176,8 @@ class _Import:
         self._new_id = new_id
         self._conversations: dict[UUID, UUID] = {}  # id in the file -> id stored
         self._sessions: dict[UUID, UUID] = {}
+        self._messages: dict[UUID, UUID] = {}  # those renamed: parents and heads follow them
+        self._heads: dict[str, UUID] = {}  # session as stored -> its head in the file
         self._counts = {"messages": 0, "feedback": 0, "new_ids": 0}
 
     async def store(self, batch: list[TransferRecord]) -> None:
@@ -221,13 +224,20 @@ class _Import:
                 row = to_row(record)
                 row["id"] = self._renamed(record.id, taken["chat_sessions"], self._sessions)
                 row["conversation_id"] = str(self._conversations[record.conversation_id])
+                if record.head_id is not None:
+                    self._heads[row["id"]] = record.head_id  # renamed, if it is, later
                 return "chat_sessions", row
             case MessageRecord():
                 message: Message = record.message
                 row = to_row(message)
                 row["id"] = self._renamed(message.id, taken["messages"], None)
+                if row["id"] != str(message.id):
+                    self._messages[message.id] = UUID(row["id"])
                 row["conversation_id"] = str(self._conversations[message.conversation_id])
                 row["chat_session_id"] = str(self._sessions[message.chat_session_id])
+                parent = message.parent_id
+                if parent is not None:
+                    row["parent_id"] = str(self._messages.get(parent, parent))
                 self._counts["messages"] += 1
                 return "messages", row
 
@@ -239,6 +249,17 @@ class _Import:
         if kept is not None:
             kept[old] = new
         return str(new)
+
+    async def finish(self) -> None:
+        """Point the sessions whose head was renamed at its new id (a head comes after its
+        session in the file, so its session was stored with the old one)."""
+        moved = [
+            {"id": session_id, "head_id": str(self._messages[head])}
+            for session_id, head in self._heads.items()
+            if head in self._messages
+        ]
+        if moved:
+            await self._connection.execute_many(k.SET_IMPORTED_HEAD, moved)
 
     async def _taken(self, table: str, ids: list[str]) -> set[str]:
         if not ids:

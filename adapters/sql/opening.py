@@ -33,6 +33,7 @@ from conversation_service.adapters.sql.schema import prepare_database
 from conversation_service.adapters.sql.sql_store import SqlStore
 from conversation_service.adapters.sql.storage_actor import StorageActor
 from conversation_service.ports.storage import StorageUnavailable
+from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ def sqlite_url_for_dir(data_dir: Path) -> str:
 
 
 @asynccontextmanager
-async def open_sql_store(url: str) -> AsyncIterator[SqlStore]:
+async def open_sql_store(
+    url: str, *, telemetry: Telemetry = NO_TELEMETRY
+) -> AsyncIterator[SqlStore]:
     """Connect, migrate and serve the store until the block ends; then close it cleanly.
 
     Requests still queued at the end are answered; after that every call raises
@@ -66,6 +69,7 @@ async def open_sql_store(url: str) -> AsyncIterator[SqlStore]:
         lambda: databases.Database(normalised, **options),
         setup=functools.partial(prepare_database, dialect=dialect),
         reconnect_deadline=RECONNECT_DEADLINE,
+        telemetry=telemetry,
     )
     not_opened: StorageUnavailable | None = None
     async with trio.open_nursery() as nursery:

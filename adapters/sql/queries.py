@@ -14,12 +14,13 @@ TOKEN_INFO_COLUMNS = ("id", "org_id", "role", "created_at", "expires_at", "revok
 CONVERSATION_COLUMNS = ("id", "org_id", "title", "is_archived", "created_at", "updated_at")
 SESSION_COLUMNS = (
     "id", "org_id", "conversation_id", "model_id", "status", "created_at", "updated_at",
-    "system_prompt", "temperature", "top_p", "max_tokens", "context", "version",
+    "system_prompt", "temperature", "top_p", "max_tokens", "context", "version", "head_id",
 )  # fmt: skip
 MESSAGE_COLUMNS = (
     "id", "org_id", "conversation_id", "chat_session_id", "role", "content", "status",
     "model_id", "finish_reason", "prompt_tokens", "completion_tokens", "usage_estimated",
     "error_code", "error_message", "first_token_ms", "total_ms", "created_at", "updated_at",
+    "parent_id",
 )  # fmt: skip
 MESSAGE_UPDATE_COLUMNS = (
     "content", "status", "finish_reason", "prompt_tokens", "completion_tokens",
@@ -75,7 +76,8 @@ INSERT_SESSION = _insert("chat_sessions", SESSION_COLUMNS)
 # Written only over the version before it; RETURNING tells whether a row was (rowcount is
 # not portable across drivers). SQLite has RETURNING from 3.35, PostgreSQL always.
 UPDATE_SESSION = (
-    "UPDATE chat_sessions SET status = :status, updated_at = :updated_at, version = :version "
+    "UPDATE chat_sessions SET status = :status, head_id = :head_id, updated_at = :updated_at, "
+    "version = :version "
     "WHERE id = :id AND org_id = :org_id AND version = :version - 1 RETURNING version"
 )
 SESSION_VERSION = "SELECT version FROM chat_sessions WHERE id = :id AND org_id = :org_id"
@@ -111,18 +113,85 @@ SESSION_MESSAGES = _select(
     MESSAGE_COLUMNS,
     "WHERE chat_session_id = :chat_session_id AND org_id = :org_id ORDER BY seq",
 )
-# What a model is shown, newest first (reversed by the store): never an empty reply or one
-# still being written; no more than a prompt could hold.
-_SHOWN = f"AND status <> '{IN_PROGRESS}' AND NOT (role = 'assistant' AND content = '')"
-_IN_SESSION = "WHERE chat_session_id = :chat_session_id AND org_id = :org_id"
-_IN_CONVERSATION = "WHERE conversation_id = :conversation_id AND org_id = :org_id"
-_NEWEST = "ORDER BY seq DESC LIMIT :limit"
-SESSION_HISTORY = _select("messages", MESSAGE_COLUMNS, f"{_IN_SESSION} {_SHOWN} {_NEWEST}")
-CONVERSATION_HISTORY = _select(
-    "messages", MESSAGE_COLUMNS, f"{_IN_CONVERSATION} {_SHOWN} {_NEWEST}"
+# -- branches (domain/branches.py) -----------------------------------------------------------
+# Each message follows its parent_id within its session; the walks below are recursive CTEs
+# over the unique index on id (up) and messages_by_parent (down, and siblings).
+_M = ", ".join(f"m.{column}" for column in MESSAGE_COLUMNS)
+# The ancestors of `seed`'s messages (id, parent_id), themselves included, up to the first.
+_UP = (
+    "up(id, parent_id) AS ({seed} "
+    "UNION ALL SELECT m.id, m.parent_id FROM messages AS m JOIN up ON m.id = up.parent_id "
+    "WHERE m.org_id = :org_id{stop})"
 )
-SESSION_HISTORY_COUNT = f"SELECT COUNT(*) FROM messages {_IN_SESSION} {_SHOWN}"
-CONVERSATION_HISTORY_COUNT = f"SELECT COUNT(*) FROM messages {_IN_CONVERSATION} {_SHOWN}"
+_ONE = "SELECT id, parent_id FROM messages WHERE id = {id} AND org_id = :org_id"
+# The heads of the conversation's sessions but :leaf_session, and the message `{id}`. (Two
+# starting points, each found by its own index: one condition that named both made SQLite
+# read every message of the organisation.)
+_HEADS_AND = (
+    "SELECT m.id, m.parent_id FROM chat_sessions AS s JOIN messages AS m ON m.id = s.head_id "
+    "WHERE s.conversation_id = :conversation_id AND s.org_id = :org_id "
+    "AND s.id <> :leaf_session UNION ALL " + _ONE
+)
+
+# What a model is shown, newest first (reversed by the store), with how many there are in all:
+# the branch up from :start (the parent of the message answered); never an empty reply or one
+# still being written; no more than a prompt could hold.
+_SHOWN = f"m.status <> '{IN_PROGRESS}' AND NOT (m.role = 'assistant' AND m.content = '')"
+_HISTORY = (
+    "WITH RECURSIVE {up} SELECT " + _M + ", COUNT(*) OVER () AS shown_count "
+    "FROM messages AS m JOIN up ON m.id = up.id WHERE " + _SHOWN + "{more} "
+    "ORDER BY m.seq DESC LIMIT :limit"
+)
+SESSION_HISTORY = _HISTORY.format(up=_UP.format(seed=_ONE.format(id=":start"), stop=""), more="")
+# With a CONVERSATION context, the other sessions' current branches too (:leaf_session is the
+# session answering), as far as they were added before the message answered (:before, its seq).
+CONVERSATION_HISTORY = _HISTORY.format(
+    up=_UP.format(seed=_HEADS_AND.format(id=":start"), stop=""),
+    more=" AND (m.chat_session_id = :leaf_session OR m.seq < :before)",
+)
+# The message a regenerated reply answers again: where its branch goes up, and its place.
+QUESTION = "SELECT parent_id, seq FROM messages WHERE id = :id AND org_id = :org_id"
+
+# Whether :message_id is :leaf or above it (the walk stops there).
+ON_BRANCH = (
+    "WITH RECURSIVE "
+    + _UP.format(seed=_ONE.format(id=":leaf"), stop=" AND up.id <> :message_id")
+    + " SELECT COUNT(*) FROM up WHERE id = :message_id"
+)
+# The end of the branch down from :message_id through the newest child at each step.
+NEWEST_LEAF = (
+    "WITH RECURSIVE down(id, chat_session_id, depth) AS ("
+    "SELECT id, chat_session_id, 0 FROM messages WHERE id = :message_id AND org_id = :org_id "
+    "UNION ALL SELECT (SELECT c.id FROM messages AS c WHERE c.chat_session_id = "
+    "down.chat_session_id AND c.parent_id = down.id ORDER BY c.seq DESC LIMIT 1), "
+    "down.chat_session_id, down.depth + 1 FROM down WHERE down.id IS NOT NULL) "
+    "SELECT id FROM down WHERE id IS NOT NULL ORDER BY depth DESC LIMIT 1"
+)
+
+
+def _siblings(before: str) -> str:
+    """How many messages share the page row's place (its session and parent), `before` it."""
+    same = "s.chat_session_id = page.chat_session_id"
+    return (
+        f"CASE WHEN page.parent_id IS NULL "
+        f"THEN (SELECT COUNT(*) FROM messages AS s WHERE {same} AND s.parent_id IS NULL{before}) "
+        f"ELSE (SELECT COUNT(*) FROM messages AS s WHERE {same} "
+        f"AND s.parent_id = page.parent_id{before}) END"
+    )
+
+
+# A page of the conversation's current branches (:leaf's branch for :leaf_session), oldest
+# first; the siblings are counted for the page's rows only.
+LIST_BRANCH = (
+    "WITH RECURSIVE "
+    + _UP.format(seed=_HEADS_AND.format(id=":leaf"), stop="")
+    + ", page AS MATERIALIZED (SELECT "
+    + _M
+    + ", m.seq FROM messages AS m JOIN up ON m.id = up.id ORDER BY m.seq "
+    "LIMIT :limit OFFSET :offset) "
+    f"SELECT page.*, {_siblings('')} AS sibling_count, "
+    f"{_siblings(' AND s.seq <= page.seq')} AS sibling_index FROM page ORDER BY page.seq"
+)
 
 # -- recovery after a restart (literal statuses, to match the partial indexes) ----------------
 COUNT_IN_PROGRESS = f"SELECT COUNT(*) FROM messages WHERE status = '{IN_PROGRESS}'"

@@ -99,6 +99,7 @@ def _make_converter() -> cattrs.Converter:
             latency=None
             if total_ms is None
             else Latency(first_token_ms=row["first_token_ms"], total_ms=total_ms),
+            parent_id=None if row["parent_id"] is None else UUID(row["parent_id"]),
         )
 
     converter.register_unstructure_hook(Message, message_to_row)

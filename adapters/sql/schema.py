@@ -201,6 +201,27 @@ MIGRATIONS: tuple[Step, ...] = (
     ),
     # Conversation search: the full-text index of titles and messages, kept by the database.
     SEARCH_INDEX,
+    # Branches (domain/branches.py): each message follows its parent in its session, and a
+    # session's current branch ends at its head. Until now every session was one path: a
+    # message follows the one added before it in its session, and the head is the last.
+    (
+        "ALTER TABLE messages ADD COLUMN parent_id TEXT NULL",
+        "ALTER TABLE chat_sessions ADD COLUMN head_id TEXT NULL",
+        Slow(
+            """UPDATE messages SET parent_id = (
+                SELECT before.id FROM messages AS before
+                WHERE before.chat_session_id = messages.chat_session_id
+                AND before.seq < messages.seq ORDER BY before.seq DESC LIMIT 1)"""
+        ),
+        Slow(
+            """UPDATE chat_sessions SET head_id = (
+                SELECT last.id FROM messages AS last
+                WHERE last.chat_session_id = chat_sessions.id ORDER BY last.seq DESC LIMIT 1)"""
+        ),
+        # A message's children (and siblings), oldest first: the newest child of a message,
+        # the alternatives at a place, and the order among them.
+        Slow("CREATE INDEX messages_by_parent ON messages (chat_session_id, parent_id, seq)"),
+    ),
     (
         # Conversations people keep (issue 12). A conversation created without a title keeps
         # '' in `title` until it gets one (rows.py reads it as None): the column stays NOT NULL,

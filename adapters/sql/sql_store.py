@@ -20,6 +20,7 @@ from conversation_service.adapters.sql.keeping_store import KeepingSql
 from conversation_service.adapters.sql.rows import format_timestamp, from_row, to_row
 from conversation_service.adapters.sql.statements import Statements, Work
 from conversation_service.adapters.sql.storage_actor import StorageActor
+from conversation_service.domain.branches import ListedMessage
 from conversation_service.domain.model import (
     AccessRole,
     ChatSession,
@@ -38,6 +39,7 @@ from conversation_service.ports.storage import (
     ModelUsage,
     SearchHit,
     StaleVersion,
+    StorageUnavailable,
     StoredModel,
     TokenInfo,
 )
@@ -154,39 +156,46 @@ class SqlStore(KeepingSql):
         await self._actor.call(_reply_update(message))
 
     async def begin_reply(
-        self, user: Message, reply: Message, session: ChatSession, *, history_limit: int
+        self, user: Message | None, reply: Message, session: ChatSession, *, history_limit: int
     ) -> History:
         """What the model is shown, then the user's message, the reply in progress and the
         session: one transaction, one trip to the storage actor."""
+        values: dict[str, Any] = {
+            "org_id": str(session.org_id),
+            "leaf_session": str(session.id),
+            "limit": history_limit,
+        }
         if session.context is ContextScope.CONVERSATION:
-            read_sql, count_sql = q.CONVERSATION_HISTORY, q.CONVERSATION_HISTORY_COUNT
-            scope = {"conversation_id": str(session.conversation_id)}
+            read_sql = q.CONVERSATION_HISTORY
+            values["conversation_id"] = str(session.conversation_id)
         else:
-            read_sql, count_sql = q.SESSION_HISTORY, q.SESSION_HISTORY_COUNT
-            scope = {"chat_session_id": str(session.id)}
-        scope["org_id"] = str(session.org_id)
-        insert_both = _execute(
-            (q.INSERT_MESSAGE, to_row(user)),
-            (q.INSERT_MESSAGE, to_row(reply)),
-            _touch(reply.conversation_id, reply.created_at),
-        )
-        write = _together(insert_both, _versioned_session(session))
+            read_sql = q.SESSION_HISTORY
+        inserts = [] if user is None else [(q.INSERT_MESSAGE, to_row(user))]
+        inserts.append((q.INSERT_MESSAGE, to_row(reply)))
+        insert = _execute(*inserts, _touch(reply.conversation_id, reply.created_at))
+        write = _together(insert, _versioned_session(session))
 
-        async def begin(connection: Statements) -> tuple[list[dict[str, Any]], int]:
+        async def begin(connection: Statements) -> list[dict[str, Any]]:
             if history_limit <= 0:  # the caller knows the history already
                 await write(connection)
-                return [], 0
-            rows = await connection.fetch_all(read_sql, {**scope, "limit": history_limit})
-            # Counted only when the limit cut the read short: the start event says how many
-            # older messages were left out.
-            total = len(rows)
-            if total >= history_limit:
-                total = await connection.fetch_val(count_sql, scope)
+                return []
+            if user is None:  # answered again: its branch, and what came before it
+                names = {"id": str(reply.parent_id), "org_id": values["org_id"]}
+                found = await connection.fetch_all(q.QUESTION, names)
+                if not found:
+                    raise StorageUnavailable(f"reply {reply.id} answers no stored message")
+                start, before = found[0]["parent_id"], found[0]["seq"]
+            else:
+                start, before = _str(user.parent_id), _AFTER_EVERY_ROW
+            rows = await connection.fetch_all(
+                read_sql, {**values, "start": start, "before": before}
+            )
             await write(connection)
-            return list(reversed(rows)), total
+            return rows
 
-        rows, total = await self._actor.call(begin)
-        messages = tuple(from_row(Message, row) for row in rows)
+        rows = await self._actor.call(begin)
+        total = rows[0]["shown_count"] if rows else 0
+        messages = tuple(from_row(Message, row) for row in reversed(rows))
         return History(messages=messages, not_read=total - len(messages))
 
     async def end_reply(self, reply: Message, session: ChatSession) -> None:
@@ -213,6 +222,54 @@ class SqlStore(KeepingSql):
         """The conversation's messages in the order they were added (oldest first)."""
         values = {"conversation_id": str(conversation_id), "org_id": str(org_id)}
         return await self._page(Message, q.LIST_MESSAGES, values, limit, offset)
+
+    async def list_branch(
+        self,
+        org_id: UUID,
+        conversation_id: UUID,
+        *,
+        through: Message | None,
+        limit: int,
+        offset: int,
+    ) -> Page[ListedMessage]:
+        """The conversation's current branches (through `through` for its session)."""
+        if limit < 0 or offset < 0:
+            raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
+        values: dict[str, Any] = {
+            "org_id": str(org_id),
+            "conversation_id": str(conversation_id),
+            "leaf_session": "" if through is None else str(through.chat_session_id),
+            "limit": limit + 1,  # one past the page: whether more follow
+            "offset": offset,
+        }
+
+        async def read(connection: Statements) -> list[dict[str, Any]]:
+            leaf = None
+            if through is not None:
+                names = {"message_id": str(through.id), "org_id": values["org_id"]}
+                leaf = await connection.fetch_val(q.NEWEST_LEAF, names)
+            return await connection.fetch_all(q.LIST_BRANCH, {**values, "leaf": leaf})
+
+        rows = await self._actor.call(read)
+        items = tuple(
+            ListedMessage(
+                message=from_row(Message, row),
+                sibling_count=int(row["sibling_count"]),
+                sibling_index=int(row["sibling_index"]),
+            )
+            for row in rows[:limit]
+        )
+        return Page(items=items, limit=limit, offset=offset, has_more=len(rows) > limit)
+
+    async def on_branch(self, org_id: UUID, leaf_id: UUID, message_id: UUID) -> bool:
+        values = {"org_id": str(org_id), "leaf": str(leaf_id), "message_id": str(message_id)}
+        found = await self._actor.call(_value(q.ON_BRANCH, values))
+        return bool(found)
+
+    async def newest_leaf(self, org_id: UUID, message_id: UUID) -> UUID | None:
+        values = {"org_id": str(org_id), "message_id": str(message_id)}
+        found = await self._actor.call(_value(q.NEWEST_LEAF, values))
+        return None if found is None else UUID(found)
 
     async def session_messages(self, org_id: UUID, session_id: UUID) -> Sequence[Message]:
         """All of one session's messages, in the order they were added."""
@@ -346,6 +403,14 @@ class SqlStore(KeepingSql):
 
 
 # -- work for the actor (runs on the asyncio side) -------------------------------------------
+# A `seq` beyond every row's: a new message's history is read before it is added.
+_AFTER_EVERY_ROW = 2**62
+
+
+def _str(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def _interrupted_values(at: str) -> dict[str, Any]:
     assert _INTERRUPTED.error is not None
     return {
@@ -359,7 +424,9 @@ def _interrupted_values(at: str) -> dict[str, Any]:
 
 def _versioned_session(session: ChatSession) -> Work:
     row = to_row(session)
-    values = {key: row[key] for key in ("id", "org_id", "status", "updated_at", "version")}
+    values = {
+        key: row[key] for key in ("id", "org_id", "status", "head_id", "updated_at", "version")
+    }
 
     async def work(connection: Statements) -> None:
         if await connection.fetch_val(q.UPDATE_SESSION, values) is None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +35,7 @@ from conversation_service.adapters.sql.dialects import (
 from conversation_service.adapters.sql.statements import DriverConnection, Work
 from conversation_service.domain.errors import DomainError
 from conversation_service.ports.storage import StaleVersion, StorageUnavailable
+from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ class StorageActor:
     `open_database` makes a new, unconnected `databases.Database` for each connection the
     actor opens; `setup` runs on each new connection before any request (the migrations).
     Reopening a lost connection gives up after `reconnect_deadline` seconds (None: no limit);
-    the first opening has none, so that a long migration can finish.
+    the first opening has none, so that a long migration can finish. Each batch's size and
+    time are reported to `telemetry`.
     """
 
     def __init__(
@@ -68,8 +71,10 @@ class StorageActor:
         setup: Callable[[Connection], Awaitable[None]],
         *,
         reconnect_deadline: float | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._open_database = open_database
+        self._telemetry = telemetry
         self._setup = setup
         self._reconnect_deadline = reconnect_deadline
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
@@ -166,7 +171,9 @@ class StorageActor:
                 batch.append(self._queue.get_nowait())
             self._in_flight = [request for request in batch if request is not None]
             if self._in_flight and await self._connected():
+                started = time.perf_counter()
                 await self._run_batch(self._in_flight)
+                self._telemetry.storage_batch(len(self._in_flight), time.perf_counter() - started)
             for request in self._in_flight:
                 request.done.set()
             self._in_flight = []

@@ -1,6 +1,9 @@
-"""The Quart-Trio application: routes, error handlers, request ids and rate-limit headers."""
+"""The Quart-Trio application: routes, error handlers, request ids, rate-limit headers and
+the request metrics."""
 
 from __future__ import annotations
+
+import time
 
 from quart import Response, g, request
 from quart_cors import cors
@@ -8,6 +11,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestHeaderFieldsTooLarge
 
 from conversation_service.domain.errors import DomainError
+from conversation_service.entrypoints import structured_logs
 from conversation_service.entrypoints.http import access_log
 from conversation_service.entrypoints.http.answer_guard import STOPPING_MESSAGE, HttpLifecycle
 from conversation_service.entrypoints.http.body_caps import BodyCap, capped_requests
@@ -19,6 +23,7 @@ from conversation_service.entrypoints.http.errors import (
     on_unexpected,
     request_id_for,
 )
+from conversation_service.entrypoints.http.metrics_routes import build_metrics_routes
 from conversation_service.entrypoints.http.playground_routes import build_playground_routes
 from conversation_service.entrypoints.http.routes import HttpDeps, build_routes
 from conversation_service.entrypoints.http.routes_transfer import IMPORT_PATH
@@ -45,6 +50,7 @@ def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartT
     app.register_blueprint(build_routes(deps))
     app.register_blueprint(build_docs_routes(deps))
     app.register_blueprint(build_playground_routes())
+    app.register_blueprint(build_metrics_routes(deps))
     app.register_error_handler(DomainError, on_domain_error)
     app.register_error_handler(HTTPException, on_http_error)
     app.register_error_handler(Exception, on_unexpected)
@@ -53,6 +59,7 @@ def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartT
     async def assign_request_id() -> None:
         access_log.start_request()
         g.request_id = request_id_for(request.headers.get("X-Request-Id"))
+        structured_logs.bind_request(g.request_id)  # for every line logged while it is handled
         # Hypercorn's h11 layer caps a head still arriving (connection.py gives its 431 the
         # JSON body); one that arrives whole is capped here.
         size = sum(len(name) + len(value) + 4 for name, value in request.headers.items())
@@ -88,6 +95,13 @@ def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartT
             response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
             response.headers["X-RateLimit-Reset"] = str(max(0, round(rate.reset_after)))
         access_log.finish_request(response)
+        rule = request.url_rule  # the route's rule, never the path: no ids in the labels
+        deps.metrics.request_answered(
+            request.method,
+            None if rule is None else rule.rule,
+            response.status_code,
+            time.perf_counter() - getattr(g, "started", time.perf_counter()),
+        )
         return response
 
     return app

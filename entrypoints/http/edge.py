@@ -18,6 +18,7 @@ from conversation_service.domain.access import Action, authorize
 from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.model import Principal
 from conversation_service.domain.replies import ResumedPastEnd
+from conversation_service.entrypoints import structured_logs
 from conversation_service.entrypoints.http import access_log, sse
 from conversation_service.entrypoints.http.idempotency import Answer, Idempotency
 from conversation_service.entrypoints.http.inputs import (
@@ -25,7 +26,8 @@ from conversation_service.entrypoints.http.inputs import (
     parse_event_id,
     query_uuid,
 )
-from conversation_service.ports.session_runtime import ReplyStream
+from conversation_service.entrypoints.metrics import Metrics
+from conversation_service.ports.session_runtime import LiveReply, ReplyStream
 from conversation_service.service_layer.conversation_service import ConversationService
 
 
@@ -46,6 +48,8 @@ class HttpSettings:
     import_body_timeout: float = 300.0  # seconds for an import's file to arrive
     search_default_limit: int = 20
     search_max_limit: int = 100
+    # GET /metrics asks for `Authorization: Bearer <this>`; None: it is open.
+    metrics_token: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -57,6 +61,7 @@ class HttpDeps:
     rate_limiter: RateLimiter
     stream_slots: StreamSlots
     idempotency: Idempotency
+    metrics: Metrics
     org_models: OrgModels | None = None  # None: this server does not manage org models
     settings: HttpSettings = HttpSettings()
 
@@ -81,6 +86,7 @@ class Edge:
         assert org_id is not None
         # Membership first, so a token of another org learns nothing from body validation.
         authorize(principal, org_id, Action.READ)
+        structured_logs.bind(org_id=org_id)
         check_query_names({"org_id", *accepted})
         return principal, org_id
 
@@ -103,6 +109,7 @@ class Edge:
     async def attach(
         self, who: Principal, org_id: UUID, session_id: UUID, message_id: UUID, after: int | None
     ) -> Response:
+        structured_logs.bind(session_id=session_id)
         slots = self.deps.stream_slots
         await slots.acquire(org_id)
         try:
@@ -119,6 +126,24 @@ class Edge:
             slots.release(org_id)
             return Response(b"", status=204)
         return self.event_stream(follower, lambda: slots.release(org_id))
+
+    async def stream_reply(self, org_id: UUID, start: Callable[[], Awaitable[LiveReply]]) -> Answer:
+        """A new reply's stream (stream_chat, regenerate, edit): an open-stream slot taken
+        first, `start` handing the turn to its session; kept under the Idempotency-Key as the
+        reply, which a retry re-attaches to."""
+        slots = self.deps.stream_slots
+        await slots.acquire(org_id)
+        try:
+            reply = await start()
+        except BaseException:
+            slots.release(org_id)
+            raise
+        response = self.event_stream(reply.follow(None), lambda: slots.release(org_id))
+        stream = {
+            "chat_session_id": str(reply.chat_session_id),
+            "message_id": str(reply.message_id),
+        }
+        return Answer(response=response, stream=stream)
 
     def last_event_id(self) -> int | None:
         """The id after which to resume: the Last-Event-ID header, else ?after= (the same
@@ -138,7 +163,15 @@ class Edge:
         keepalive = self.settings.keepalive_interval
         method, path, started, request_id = access_log.stream_logger()
         sent = 0
-        release = _once(release)
+        open_streams = self.deps.metrics.open_streams
+        open_streams.inc()
+        give_back = release
+
+        def closed() -> None:
+            open_streams.dec()
+            give_back()
+
+        release = _once(closed)
 
         async def body() -> AsyncIterator[bytes]:
             nonlocal sent
@@ -158,7 +191,7 @@ class Edge:
                     yield b"".join(sse.frame(event) for event in batch)
             finally:
                 release()
-                access_log.line(method, path, 200, started, request_id, f" events={sent}")
+                access_log.line(method, path, 200, started, request_id, events=sent)
 
         response = Response(body(), status=200, headers=sse.HEADERS)
         response.timeout = None  # a reply may stream for longer than Quart's 60 s default

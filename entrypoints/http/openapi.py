@@ -1,7 +1,7 @@
 """The API's OpenAPI 3.1 document, built from the running settings so its limits stay true.
 
-Every route of `routes.py`, `docs_routes.py` and `playground_routes.py` is here;
-tests/http/test_openapi.py fails when the app and this document disagree, and schemathesis
+Every route of `routes.py`, `docs_routes.py`, `metrics_routes.py` and `playground_routes.py` is
+here; tests/http/test_openapi.py fails when the app and this document disagree, and schemathesis
 checks the server against it.
 """
 
@@ -151,6 +151,53 @@ def _playground_paths() -> dict[str, Any]:
     }
 
 
+def _metrics_paths(settings: HttpSettings) -> dict[str, Any]:
+    guarded = settings.metrics_token is not None
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    found = operation(
+        "getMetrics",
+        "This instance's metrics, for Prometheus",
+        "service",
+        {
+            "200": {
+                "description": "Prometheus' text exposition format (version 0.0.4).",
+                "headers": r.response_headers(rate=None),
+                "content": text,
+            },
+            **r.errors(*((401,) if guarded else ()), 500, 503),
+        },
+        public=True,
+        description="This instance's own figures (in a cluster, scrape every instance). "
+        + (
+            "Takes the operator's metrics token, not an API token."
+            if guarded
+            else "Open: no token (the operator may set a metrics token)."
+        ),
+    )
+    if guarded:
+        found["security"] = [{"metricsToken": []}]
+    return {"/metrics": {"get": found}}
+
+
+def _security_schemes(settings: HttpSettings) -> dict[str, Any]:
+    schemes: dict[str, Any] = {
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token from `conversation-service token create` (or "
+            "printed on the first start): `cs_` and 43 url-safe characters.",
+        }
+    }
+    if settings.metrics_token is not None:
+        schemes["metricsToken"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The operator's metrics token (CONVERSATION_SERVICE_METRICS_TOKEN), "
+            "for GET /metrics only.",
+        }
+    return schemes
+
+
 def build_openapi(settings: HttpSettings, limits: InputLimits) -> dict[str, Any]:
     """The OpenAPI 3.1 document of a server with these settings and limits."""
     return {
@@ -165,18 +212,12 @@ def build_openapi(settings: HttpSettings, limits: InputLimits) -> dict[str, Any]
         "paths": {
             **api_paths(settings),
             **keeping_paths(settings),
+            **_metrics_paths(settings),
             **_docs_paths(),
             **_playground_paths(),
         },
         "components": {
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "A token from `conversation-service token create` (or "
-                    "printed on the first start): `cs_` and 43 url-safe characters.",
-                }
-            },
+            "securitySchemes": _security_schemes(settings),
             "parameters": {
                 **r.parameters(settings),
                 "ExportConversationId": export_conversation_parameter(),

@@ -43,7 +43,9 @@ def event_data() -> dict[str, Schema]:
                 "message_id": {**UUID, "description": "The reply (assistant message)."},
                 "user_message_id": {
                     **nullable(UUID),
-                    "description": "The message it answers; null only when replayed and gone.",
+                    "description": "The user message it answers (a regenerated reply: the "
+                    "one answered again, an edit's: the new version); null only when replayed "
+                    "and gone.",
                 },
                 "chat_session_id": UUID,
                 "model_id": UUID,

@@ -220,10 +220,12 @@ def export_lines() -> dict[str, Schema]:
                 }
             ),
             "context": _enum(ContextScope),
+            "head_id": nullable(UUID),
             "created_at": moment,
             "updated_at": moment,
         },
-        "A chat session of the conversation before it.",
+        "A chat session of the conversation before it. `head_id`: the last message of its "
+        "current branch (one of its messages, after it in the file); null before its first.",
     )
     message = _line(
         "message",
@@ -231,6 +233,7 @@ def export_lines() -> dict[str, Schema]:
             "id": UUID,
             "conversation_id": UUID,
             "chat_session_id": UUID,
+            "parent_id": nullable(UUID),
             "role": _enum(MessageRole),
             "content": text,
             "status": _enum(MessageStatus),
@@ -267,7 +270,9 @@ def export_lines() -> dict[str, Schema]:
                 )
             ),
         },
-        "A message of a session before it, with the feedback on it.",
+        "A message of a session before it, with the feedback on it. `parent_id`: the message "
+        "it follows in its session (before it in the file); messages with the same parent are "
+        "the alternatives at that place (regenerated replies, edited questions).",
     )
     end = _line(
         "end",

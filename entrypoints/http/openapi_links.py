@@ -65,13 +65,38 @@ def created_session() -> dict[str, Any]:
 
 def message_page() -> dict[str, Any]:
     """listMessages' 200; its second message is the reply to the first, once one streamed."""
-    reply = "$response.body#/messages/1"
+    reply, question = "$response.body#/messages/1", "$response.body#/messages/0"
     links = {
         "FollowReply": _link(
             "reattachStream",
             "Follow the first reply again.",
             chat_session_id=f"{reply}/chat_session_id",
             message_id=f"{reply}/id",
-        )
+        ),
+        "Regenerate": _link(
+            "regenerateReply",
+            "Answer the first question again.",
+            body={"chat_session_id": f"{reply}/chat_session_id", "message_id": f"{reply}/id"},
+        ),
+        "Edit": _link(
+            "editMessage",
+            "Ask the first question another way.",
+            body={
+                "chat_session_id": f"{question}/chat_session_id",
+                "message_id": f"{question}/id",
+                "content": "Put another way?",
+            },
+        ),
+        "SelectBranch": _link(
+            "selectBranch",
+            "Go back to the first reply's branch.",
+            body={"chat_session_id": f"{reply}/chat_session_id", "message_id": f"{reply}/id"},
+        ),
+        "ListBranch": _link(
+            "listMessages",
+            "The first reply's branch.",
+            conversation_id=f"{reply}/conversation_id",
+            leaf_id=f"{reply}/id",
+        ),
     }
     return {**r.json_response("A page.", "MessagePage"), "links": links}

@@ -101,10 +101,16 @@ def api_paths(settings: HttpSettings) -> dict[str, Any]:
         f"{API}/messages": {
             "get": operation(
                 "listMessages",
-                "A conversation's messages, oldest first",
+                "A conversation's messages, oldest first: each session's current branch",
                 "conversations",
                 {"200": links.message_page(), **r.errors(*GUARDED, 404)},
-                params=("ConversationId", "MessagesLimit", "Offset"),
+                params=("ConversationId", "LeafId", "MessagesLimit", "Offset"),
+                description="Each chat session's current branch (down to its `head_id`), "
+                "merged in the order the messages were added: every message when nobody "
+                "regenerated or edited. Each message says how many alternatives its place has "
+                "(`sibling_count`) and which it is (`sibling_index`); `leaf_id` shows another "
+                "branch of its session instead. 404: no such conversation, or `leaf_id` is no "
+                "message of it.",
             )
         },
         f"{API}/create_session": {
@@ -128,6 +134,52 @@ def api_paths(settings: HttpSettings) -> dict[str, Any]:
                 "event, and answered as a JSON error. The user message is stored before "
                 "`start`; a client that disconnects does not stop the reply. 409: the session "
                 "is completed, or busy with `multitask: reject`.",
+            )
+        },
+        f"{API}/regenerate": {
+            "post": operation(
+                "regenerateReply",
+                "Regenerate a reply: another answer to the same question, streamed",
+                "streaming",
+                {"200": stream, **r.errors(*GUARDED, 404, 409, 413)},
+                body="RegenerateReply",
+                description="Streamed, checked and retried exactly as streamChat (the same "
+                "events; `start` names the user message answered again). The first reply is "
+                "kept beside the new one, which ends the session's current branch. 400 "
+                "(`message_id`): not a reply; 404: not a message of this session; 409: the "
+                "session is completed or busy (`multitask: reject`), the reply is not on the "
+                "current branch (`not_on_current_branch`), or there is none "
+                "(`nothing_to_regenerate`).",
+            )
+        },
+        f"{API}/edit": {
+            "post": operation(
+                "editMessage",
+                "Edit a user message: a new version beside it, answered and streamed",
+                "streaming",
+                {"200": stream, **r.errors(*GUARDED, 404, 409, 413)},
+                body="EditMessage",
+                description="Streamed, checked and retried exactly as streamChat. The new "
+                "version follows what the edited message followed; the first and its replies "
+                "stay on their own branch. 400 (`message_id`): not a user message; 404: not a "
+                "message of this session; 409: the session is completed or busy, or the message "
+                "is not on the current branch (`not_on_current_branch`).",
+            )
+        },
+        f"{API}/select_branch": {
+            "post": operation(
+                "selectBranch",
+                "Choose a session's current branch",
+                "sessions",
+                {
+                    "200": ok("The session, its `head_id` moved.", "ChatSession"),
+                    **r.errors(*GUARDED, 404, 409, 413),
+                },  # fmt: skip
+                body="SelectBranch",
+                description="The branch through the message, down its newest children, "
+                "becomes the current one: the session's next message follows it, and "
+                "`messages` shows it. 404: not a message of this session; 409 "
+                "(`session_busy`): the session is replying or has messages waiting.",
             )
         },
         f"{API}/stream": {

@@ -54,6 +54,12 @@ def parameters(settings: HttpSettings) -> dict[str, Schema]:
             "The reply: `message_id` of its `start` event.",
             required=True,
         ),
+        "LeafId": _query(
+            "leaf_id",
+            UUID,
+            "Show this message's branch of its chat session, down its newest children, "
+            "instead of the session's current branch (other sessions show theirs).",
+        ),
         "ListLimit": limit(settings.list_default_limit, settings.list_max_limit),
         "MessagesLimit": limit(settings.messages_default_limit, settings.messages_max_limit),
         "Offset": _query(

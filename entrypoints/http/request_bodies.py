@@ -79,6 +79,12 @@ class CreateSession:
     )
 
 
+_MULTITASK = (
+    "What to do while the session is still replying: `enqueue` waits its turn (429 when the "
+    "session's queue is full), `reject` answers 409, `interrupt` cancels the running reply."
+)
+
+
 @attrs.frozen(kw_only=True)
 class StreamChat:
     """A user message for a chat session, whose reply streams back. The message must also
@@ -89,14 +95,53 @@ class StreamChat:
 
     chat_session_id: UUID
     message: str = attrs.field(metadata=about("The user's message", text_limit="max_message_chars"))
-    multitask: Multitask = attrs.field(
-        default=Multitask.ENQUEUE,
+    multitask: Multitask = attrs.field(default=Multitask.ENQUEUE, metadata=about(_MULTITASK))
+
+
+@attrs.frozen(kw_only=True)
+class RegenerateReply:
+    """Another reply to the user message a reply answered, streamed back as stream_chat
+    streams one. The first reply stays (a sibling: `messages?leaf_id=` shows it); the new one
+    becomes the end of the session's current branch. No new user message is stored.
+    """
+
+    chat_session_id: UUID
+    message_id: UUID | None = attrs.field(
+        default=None,
         metadata=about(
-            "What to do while the session is still replying: `enqueue` waits its turn (429 "
-            "when the session's queue is full), `reject` answers 409, `interrupt` cancels the "
-            "running reply."
+            "The reply to regenerate: an assistant message on the session's current branch "
+            "(409 `not_on_current_branch` otherwise), finished. Absent or null: the last reply "
+            "of the current branch (its `head_id`), the one running included once it has ended."
         ),
     )
+    multitask: Multitask = attrs.field(default=Multitask.ENQUEUE, metadata=about(_MULTITASK))
+
+
+@attrs.frozen(kw_only=True)
+class EditMessage:
+    """A new version of a user message, answered anew and streamed back as stream_chat
+    streams a reply. The first version and what followed it stay (a sibling branch); the new
+    one becomes the session's current branch. `content` must fit the model's context window
+    as stream_chat's `message` must (400 naming `content`).
+    """
+
+    chat_session_id: UUID
+    message_id: UUID = attrs.field(
+        metadata=about("The user message to edit: on the session's current branch.")
+    )
+    content: str = attrs.field(
+        metadata=about("The new text of the message", text_limit="max_message_chars")
+    )
+    multitask: Multitask = attrs.field(default=Multitask.ENQUEUE, metadata=about(_MULTITASK))
+
+
+@attrs.frozen(kw_only=True)
+class SelectBranch:
+    """Choose the session's current branch: the one through a message, down its newest
+    children. The session's next message follows it, and `messages` shows it."""
+
+    chat_session_id: UUID
+    message_id: UUID = attrs.field(metadata=about("Any message of the session."))
 
 
 @attrs.frozen(kw_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Blueprint
 
 from conversation_service.entrypoints.http import (
+    routes_branches,
     routes_conversations,
     routes_keeping,
     routes_models,
@@ -22,6 +23,7 @@ def build_routes(deps: HttpDeps) -> Blueprint:
     edge = Edge(deps)
     routes_conversations.register(api, edge)
     routes_sessions.register(api, edge)
+    routes_branches.register(api, edge)
     routes_models.register(api, edge)
     routes_keeping.register(api, edge)
     routes_transfer.register(api, edge)

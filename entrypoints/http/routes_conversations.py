@@ -1,4 +1,4 @@
-"""Conversations: create, list, get with sessions, page through messages."""
+"""Conversations: create, list, get with sessions, page through messages (a branch)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def register(api: Blueprint, edge: Edge) -> None:
 
     @api.get("/api/conversation/messages")
     async def list_messages() -> Response:
-        who, org_id = await edge.caller("conversation_id", "limit", "offset")
+        who, org_id = await edge.caller("conversation_id", "leaf_id", "limit", "offset")
         conversation_id = query_uuid("conversation_id")
         assert conversation_id is not None
         limit = query_int(
@@ -65,6 +65,13 @@ def register(api: Blueprint, edge: Edge) -> None:
             maximum=settings.messages_max_limit,
         )
         offset = query_int("offset", default=0, minimum=0, maximum=2**31)
-        page = await service.list_messages(who, org_id, conversation_id, limit=limit, offset=offset)
-        feedback = await service.feedback_for(who, org_id, [m.id for m in page.items])
+        page = await service.list_messages(
+            who,
+            org_id,
+            conversation_id,
+            leaf_id=query_uuid("leaf_id", required=False),
+            limit=limit,
+            offset=offset,
+        )
+        feedback = await service.feedback_for(who, org_id, [m.message.id for m in page.items])
         return jsonify(views.message_page(page, feedback))

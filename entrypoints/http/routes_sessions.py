@@ -16,10 +16,11 @@ from conversation_service.entrypoints.http.request_bodies import (
     SessionRef,
     StreamChat,
 )
+from conversation_service.entrypoints.structured_logs import bind
 
 
 def register(api: Blueprint, edge: Edge) -> None:
-    service, settings, deps = edge.service, edge.settings, edge.deps
+    service, settings = edge.service, edge.settings
 
     @api.post("/api/conversation/create_session")
     async def create_session() -> Response:
@@ -41,6 +42,7 @@ def register(api: Blueprint, edge: Edge) -> None:
                 ),
                 context=body.context,
             )
+            bind(session_id=session.id)
             view = views.session(session)
             return Answer.json(view, 201)
 
@@ -52,21 +54,13 @@ def register(api: Blueprint, edge: Edge) -> None:
 
         async def handle() -> Answer:
             body = await read_json_body(StreamChat, settings.max_body_bytes)
-            slots = deps.stream_slots
-            await slots.acquire(org_id)
-            try:
-                reply = await service.send_message(
+            bind(session_id=body.chat_session_id)
+            return await edge.stream_reply(
+                org_id,
+                lambda: service.send_message(
                     who, org_id, body.chat_session_id, body.message, multitask=body.multitask
-                )
-            except BaseException:
-                slots.release(org_id)
-                raise
-            response = edge.event_stream(reply.follow(None), lambda: slots.release(org_id))
-            stream = {
-                "chat_session_id": str(reply.chat_session_id),
-                "message_id": str(reply.message_id),
-            }
-            return Answer(response=response, stream=stream)
+                ),
+            )
 
         return await edge.once(who, org_id, handle)
 
@@ -84,6 +78,7 @@ def register(api: Blueprint, edge: Edge) -> None:
 
         async def handle() -> Answer:
             body = await read_json_body(SessionRef, settings.max_body_bytes)
+            bind(session_id=body.chat_session_id)
             stopped = await service.cancel(who, org_id, body.chat_session_id, body.message_id)
             view = views.cancelled(body.chat_session_id, stopped)
             return Answer.json(view)
@@ -96,6 +91,7 @@ def register(api: Blueprint, edge: Edge) -> None:
 
         async def handle() -> Answer:
             body = await read_json_body(CompleteSession, settings.max_body_bytes)
+            bind(session_id=body.chat_session_id)
             view = views.session(await service.complete_session(who, org_id, body.chat_session_id))
             return Answer.json(view)
 

@@ -6,14 +6,18 @@ Version 1 of the format, in order:
      "exported_at": ..., "org_id": ..., "conversation_id": ... or null}
     {"type": "conversation", "id", "title", "is_archived", "created_at", "updated_at"}
     {"type": "session", "id", "conversation_id", "model_id", "status", "system_prompt",
-     "params": {"temperature", "max_tokens", "top_p"}, "context", "created_at", "updated_at"}
-    {"type": "message", "id", "conversation_id", "chat_session_id", "role", "content",
-     "status", "model_id", "finish_reason", "usage", "error", "latency", "created_at",
-     "updated_at", "feedback": {"rating", "comment", "created_at", "updated_at"} or null}
+     "params": {"temperature", "max_tokens", "top_p"}, "context", "head_id", "created_at",
+     "updated_at"}
+    {"type": "message", "id", "conversation_id", "chat_session_id", "parent_id", "role",
+     "content", "status", "model_id", "finish_reason", "usage", "error", "latency",
+     "created_at", "updated_at",
+     "feedback": {"rating", "comment", "created_at", "updated_at"} or null}
     ...
     {"type": "end", "conversations": n, "sessions": n, "messages": n}
 
 Each conversation comes with its sessions, then its messages, in the order they were stored.
+Branches are the messages' `parent_id`s (each names an earlier message of its session) and
+each session's `head_id` (the last message of its current branch, a message after it).
 The end line counts what came before it: a file cut short (a dropped download) has none,
 and is refused whole. Field values are as the API shows them (views.py).
 """
@@ -117,6 +121,7 @@ def _session(s: ChatSession) -> dict[str, Any]:
         "system_prompt": s.system_prompt,
         "params": attrs.asdict(s.params),
         "context": s.context.value,
+        "head_id": None if s.head_id is None else str(s.head_id),
         "created_at": timestamp(s.created_at),
         "updated_at": timestamp(s.updated_at),
     }
@@ -129,6 +134,7 @@ def _message(record: MessageRecord) -> dict[str, Any]:
         "id": str(m.id),
         "conversation_id": str(m.conversation_id),
         "chat_session_id": str(m.chat_session_id),
+        "parent_id": None if m.parent_id is None else str(m.parent_id),
         "role": m.role.value,
         "content": m.content,
         "status": m.status.value,
@@ -210,6 +216,7 @@ class SessionLine:
     system_prompt: str | None = None
     params: ParamsLine = ParamsLine()
     context: ContextScope = ContextScope.SESSION
+    head_id: UUID | None
     created_at: str = _moment_field()
     updated_at: str = _moment_field()
 
@@ -246,6 +253,7 @@ class MessageLine:
     id: UUID
     conversation_id: UUID
     chat_session_id: UUID
+    parent_id: UUID | None
     role: MessageRole
     content: str
     status: MessageStatus
@@ -343,6 +351,7 @@ def _record(kind: str, line: Any) -> TransferRecord:
                 system_prompt=line.system_prompt,
                 params=GenerationParams(**attrs.asdict(line.params)),
                 context=line.context,
+                head_id=line.head_id,
             )
     return _message_record(line)
 
@@ -353,6 +362,7 @@ def _message_record(line: MessageLine) -> MessageRecord:
         org_id=_NOBODY,
         conversation_id=line.conversation_id,
         chat_session_id=line.chat_session_id,
+        parent_id=line.parent_id,
         role=line.role,
         content=line.content,
         status=line.status,
@@ -395,6 +405,7 @@ def check_file(body: bytes, limits: InputLimits) -> Checked:
     InvalidField naming `lines[<number>].<field>` at the first problem."""
     check = ImportCheck(limits)
     counts = {"conversations": 0, "sessions": 0, "messages": 0}
+    session_lines: dict[UUID, int] = {}  # those with a head: where to say it never came
     ended = 0
     number = 0
     for number, raw in _lines(body):
@@ -409,6 +420,9 @@ def check_file(body: bytes, limits: InputLimits) -> Checked:
         if kind == "header":
             raise _problem(number, "type", "a header comes first only")
         if kind == "end":
+            for session_id in check.heads_missing():
+                at = session_lines[session_id]
+                raise _problem(at, "head_id", "names no message of this session after it")
             for name, found in counts.items():
                 if getattr(line, name) != found:
                     raise _problem(
@@ -421,6 +435,8 @@ def check_file(body: bytes, limits: InputLimits) -> Checked:
         except InvalidField as error:
             raise _problem(number, error.field, error.reason) from None
         counts[f"{kind}s"] += 1
+        if kind == "session" and line.head_id is not None:
+            session_lines[line.id] = number
     if number == 0:
         raise InvalidField("body", "is empty: an export file starts with its header line")
     if not ended:

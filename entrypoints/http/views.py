@@ -16,6 +16,7 @@ from uuid import UUID
 import attrs
 import cattrs
 
+from conversation_service.domain.branches import ListedMessage
 from conversation_service.domain.feedback import Feedback
 from conversation_service.domain.model import (
     ChatSession,
@@ -103,15 +104,47 @@ FEEDBACK = Shape(
     hidden=("org_id",),
     notes={"created_at": note("When feedback was first given on this reply.")},
 )
-SESSION = Shape(kind=ChatSession, hidden=("org_id", "version"))  # version: storage's check
+SESSION = Shape(
+    kind=ChatSession,
+    hidden=("org_id", "version"),  # version: storage's check
+    notes={
+        "head_id": note(
+            "The last message of the session's current branch: what its next message follows "
+            "and what `messages` shows of it; null before its first message."
+        )
+    },
+)
+# A message is always shown with its place among the alternatives (ListedMessage): `message`
+# renders one, never the converter's hook for Message alone (it lacks the place).
 MESSAGE = Shape(
     kind=Message,
     hidden=("org_id", "error_code", "error_message"),
-    added={"error": (ReplyFailure | None, _failure), "feedback": (Feedback | None, None)},
+    added={
+        "error": (ReplyFailure | None, _failure),
+        "sibling_count": (int, None),
+        "sibling_index": (int, None),
+        "feedback": (Feedback | None, None),
+    },
     notes={
         "model_id": note("null for the user's messages."),
         "finish_reason": note(FINISH_REASONS),
         "feedback": note("The rating given to this reply (POST feedback); null: none."),
+        "parent_id": note(
+            "The message it follows in its chat session: a reply the user message it "
+            "answers, a user message the reply before it; null for a session's first message "
+            "(and each edit of it)."
+        ),
+        "sibling_count": note(
+            "How many alternatives its place has (messages of its session with the same "
+            "parent: regenerated replies, edited questions), itself included; 1 when nobody "
+            "branched there.",
+            minimum=1,
+        ),
+        "sibling_index": note(
+            "Which of them it is, 1 for the oldest: `messages?leaf_id=` with another's id "
+            "shows that one's branch.",
+            minimum=1,
+        ),
     },
 )
 MODEL = Shape(
@@ -164,7 +197,12 @@ CONVERSATION_PAGE = Shape(
     added={"conversations": (tuple[Conversation, ...], lambda page: page.items)},
     notes={"limit": note(minimum=1)},
 )
-MESSAGE_PAGE = attrs.evolve(CONVERSATION_PAGE, added={"messages": (tuple[Message, ...], None)})
+MESSAGE_PAGE = attrs.evolve(
+    CONVERSATION_PAGE,
+    added={"messages": (tuple[Message, ...], None)},
+    description="A page of a conversation's messages: the current branch of each of its chat "
+    "sessions (or the one asked for), in the order they were added.",
+)
 SEARCH_PAGE = Shape(
     kind=Page,
     hidden=("items",),
@@ -304,8 +342,14 @@ def session(value: ChatSession) -> dict[str, Any]:
     return _render(SESSION, value)
 
 
-def message(value: Message, feedback: Feedback | None = None) -> dict[str, Any]:
-    return _render(MESSAGE, value, feedback=feedback)
+def message(value: ListedMessage, feedback: Feedback | None = None) -> dict[str, Any]:
+    return _render(
+        MESSAGE,
+        value.message,
+        sibling_count=value.sibling_count,
+        sibling_index=value.sibling_index,
+        feedback=feedback,
+    )
 
 
 def conversation_page(value: Page[Conversation]) -> dict[str, Any]:
@@ -313,10 +357,10 @@ def conversation_page(value: Page[Conversation]) -> dict[str, Any]:
 
 
 def message_page(
-    value: Page[Message], feedback: Mapping[UUID, Feedback] | None = None
+    value: Page[ListedMessage], feedback: Mapping[UUID, Feedback] | None = None
 ) -> dict[str, Any]:
     given = feedback or {}
-    messages = [message(m, given.get(m.id)) for m in value.items]
+    messages = [message(item, given.get(item.message.id)) for item in value.items]
     return _render(MESSAGE_PAGE, value, messages=messages)
 
 

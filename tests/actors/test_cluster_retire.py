@@ -16,6 +16,7 @@ from conversation_service.adapters.actors.cluster_runtime import ClusterRuntime
 from conversation_service.adapters.actors.supervisor import SessionSupervisor, open_supervisor
 from conversation_service.adapters.memory_store import InMemoryStore
 from conversation_service.adapters.system import RandomIds, SystemClock
+from conversation_service.domain.branches import NewQuestion
 from conversation_service.domain.errors import DomainError, NotFound
 from conversation_service.domain.model import AccessRole, ChatSession, Principal
 from conversation_service.domain.replies import Multitask
@@ -101,7 +102,11 @@ async def running_on_a(instances: Instances) -> tuple[ChatSession, Any]:
     )
     instances.catalog.model.default = Script(chunks=["a "] * 2, delay=1.0, hang=True)
     reply = await instances.a.send(
-        session, "hi", multitask=Multitask.ENQUEUE, message_id=uuid4(), user_message_id=uuid4()
+        session,
+        NewQuestion(text="hi"),
+        multitask=Multitask.ENQUEUE,
+        message_id=uuid4(),
+        user_message_id=uuid4(),
     )
     await trio.sleep(2.5)
     assert instances.leases.holders[session.id] == "a"
@@ -122,7 +127,7 @@ async def test_retire_sent_to_another_instance_stops_the_reply_its_lease_holder_
         for runtime in (instances.a, instances.b):
             with pytest.raises(NotFound):
                 await runtime.send(
-                    session, "more", multitask=Multitask.ENQUEUE,
+                    session, NewQuestion(text="more"), multitask=Multitask.ENQUEUE,
                     message_id=uuid4(), user_message_id=uuid4(),
                 )  # fmt: skip
 

@@ -3,12 +3,54 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from conversation_service.adapters.sql import queries as q
+from conversation_service.adapters.sql import schema as sql_schema
 from conversation_service.adapters.sql.statements import positional
 from tests import postgres_server
+
+# The columns each migration added to a table the store writes, by the version that added them.
+_ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
+    5: {"messages": ("parent_id",), "chat_sessions": ("head_id",)},
+}
+
+
+@contextmanager
+def written_by_version(version: int) -> Iterator[None]:
+    """The store as the service of schema `version` was: it migrates no further, and adds and
+    reads conversations, sessions and messages without the columns later migrations added."""
+    later = {
+        (table, column)
+        for added, tables in _ADDED_COLUMNS.items()
+        if added > version
+        for table, columns in tables.items()
+        for column in columns
+    }
+
+    def kept(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(c for c in columns if (table, c) not in later)
+
+    sessions = kept("chat_sessions", q.SESSION_COLUMNS)
+    older = {
+        "INSERT_MESSAGE": q._insert("messages", kept("messages", q.MESSAGE_COLUMNS)),
+        "INSERT_SESSION": q._insert("chat_sessions", sessions),
+        "GET_SESSION": q.GET_SESSION.replace(", ".join(q.SESSION_COLUMNS), ", ".join(sessions)),
+        "LIST_SESSIONS": q.LIST_SESSIONS.replace(", ".join(q.SESSION_COLUMNS), ", ".join(sessions)),
+    }
+    saved = {name: getattr(q, name) for name in older}, sql_schema.CURRENT_VERSION
+    for name, sql in older.items():
+        setattr(q, name, sql)
+    sql_schema.CURRENT_VERSION = version
+    try:
+        yield
+    finally:
+        for name, sql in saved[0].items():
+            setattr(q, name, sql)
+        sql_schema.CURRENT_VERSION = saved[1]
 
 
 def is_postgres(url: str) -> bool:

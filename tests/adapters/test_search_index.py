@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 import trio_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +24,7 @@ from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.model import MessageRole, MessageStatus
 from conversation_service.domain.search import parse_query
 from tests import postgres_server
-from tests.adapters.sql_databases import is_postgres, query
+from tests.adapters.sql_databases import is_postgres, query, written_by_version
 from tests.adapters.test_search_contract import Corpus, new_org, titles
 
 
@@ -85,11 +84,10 @@ async def test_the_index_follows_renames_and_deletes_by_any_statement(
 
 
 async def test_a_database_from_before_search_is_indexed_when_migrated(
-    sql_url: str, values: Any, monkeypatch: pytest.MonkeyPatch
+    sql_url: str, values: Any
 ) -> None:
     search_version = schema.MIGRATIONS.index(schema.SEARCH_INDEX) + 1
-    with monkeypatch.context() as before:
-        before.setattr(schema, "CURRENT_VERSION", search_version - 1)
+    with written_by_version(search_version - 1):
         async with opened(sql_url) as store:
             org = await new_org(store, values)
             _, session, _ = await Corpus(store, values, org).conversation(

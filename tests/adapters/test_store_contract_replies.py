@@ -214,6 +214,7 @@ async def test_a_turn_begins_with_what_the_model_is_shown(store: Store, values: 
     )
     await store.add_session(as_conversation)
     said = []
+    heads: dict[Any, Any] = {}  # each session's last message: the next one follows it
     for at, (where, role, content, status) in enumerate([
         (session, MessageRole.USER, "one", MessageStatus.COMPLETED),
         (session, MessageRole.ASSISTANT, "", MessageStatus.FAILED),  # empty: never shown
@@ -223,15 +224,21 @@ async def test_a_turn_begins_with_what_the_model_is_shown(store: Store, values: 
         (session, MessageRole.ASSISTANT, "answer", MessageStatus.CANCELLED),
     ], start=2):  # fmt: skip
         said.append(values.message(where, created=at, role=role, content=content, status=status))
+        said[-1] = attrs.evolve(said[-1], parent_id=heads.get(where.id))
+        heads[where.id] = said[-1].id
         await store.add_message(said[-1])
+    for where in (session, neighbour):
+        stored = await store.get_session(org.id, where.id)
+        await store.update_session(stored.moved_to(heads[where.id], values.at(8)))
 
     async def begin(chosen: Any, text: str, limit: int) -> tuple[list[str], int]:
         """Begin and end a turn whose user says `text` and whose reply is `text` upper-cased;
         what the model was shown, and how many older messages were not read."""
         user, reply = _turn(values, chosen, 20)
-        user = attrs.evolve(user, content=text)
         stored = await store.get_session(org.id, chosen.id)
-        responding = stored.apply(SessionInput.SEND, values.at(20))
+        user = attrs.evolve(user, content=text, parent_id=stored.head_id)
+        reply = attrs.evolve(reply, parent_id=user.id)
+        responding = stored.apply(SessionInput.SEND, values.at(20)).at_head(reply.id)
         shown = await store.begin_reply(user, reply, responding, history_limit=limit)
         done = reply.finished(
             content=text.upper(), status=MessageStatus.COMPLETED, finish_reason="stop",

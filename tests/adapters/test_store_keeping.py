@@ -215,8 +215,9 @@ async def test_a_deleted_conversation_leaves_nothing_of_itself(
 
 
 async def filled_org(store: Store, values: Values, conversations: int = 3) -> list[Any]:
-    """An organisation with conversations, sessions, messages and feedback; its records in
-    export order."""
+    """An organisation with conversations, sessions, messages (each following its parent,
+    one reply regenerated beside the first in each conversation) and feedback, each session
+    at a head; its records in export order."""
     org = values.org()
     await store.add_org(org)
     records: list[Any] = [org]
@@ -229,10 +230,17 @@ async def filled_org(store: Store, values: Values, conversations: int = 3) -> li
         for session in sessions:
             await store.add_session(session)
         records.extend(sessions)
+        last: dict[UUID, Message] = {}  # each session's current branch's last message
         for n in range(4):
             session = sessions[n % 2]
-            asked = values.message(session, created=10 * c + 3 + n, content=f"question {n}")
-            answered = reply(values, session, 10 * c + 3.5 + n, f"answer {n} ✓")
+            parent = last.get(session.id)
+            asked = attrs.evolve(
+                values.message(session, created=10 * c + 3 + n, content=f"question {n}"),
+                parent_id=None if parent is None else parent.id,
+            )
+            answered = attrs.evolve(
+                reply(values, session, 10 * c + 3.5 + n, f"answer {n} ✓"), parent_id=asked.id
+            )
             await store.add_message(asked)
             await store.add_message(answered)
             given = None
@@ -243,6 +251,17 @@ async def filled_org(store: Store, values: Values, conversations: int = 3) -> li
                 MessageRecord(message=asked),
                 MessageRecord(message=answered, feedback=given),
             ]
+            last[session.id] = answered
+            if n == 2:  # regenerated: the new reply beside it; the session stays on the first
+                again = attrs.evolve(
+                    reply(values, session, 10 * c + 3.7 + n, "answer again"), parent_id=asked.id
+                )
+                await store.add_message(again)
+                records.append(MessageRecord(message=again))
+        for session in sessions:
+            moved = session.moved_to(last[session.id].id, values.at(10 * c + 9))
+            await store.update_session(moved)
+            records[records.index(session)] = await store.get_session(org.id, session.id)
     # As stored: the messages moved their conversations' updated_at.
     return [
         await store.get_conversation(org.id, r.id) if isinstance(r, Conversation) else r
@@ -301,10 +320,10 @@ async def test_an_import_recreates_an_export_in_another_org_renaming_taken_ids(
     assert (report.conversations, report.sessions, report.messages, report.feedback) == (
         3,
         6,
-        24,
+        27,
         6,
     )
-    assert report.new_ids == 3 + 6 + 24  # every id was taken: the same store
+    assert report.new_ids == 3 + 6 + 27  # every id was taken: the same store
     again = await exported(store, target.id)
     assert len(again) == len(source)
     renamed: dict[UUID, UUID] = dict(report.conversation_ids)
@@ -371,6 +390,7 @@ def _with_ids(record: TransferRecord, ids: dict[UUID, UUID], org_id: UUID) -> Tr
                 org_id=org_id,
                 conversation_id=ids[record.conversation_id],
                 version=1,
+                head_id=None if record.head_id is None else ids[record.head_id],
             )
         case MessageRecord():
             message = attrs.evolve(
@@ -379,6 +399,9 @@ def _with_ids(record: TransferRecord, ids: dict[UUID, UUID], org_id: UUID) -> Tr
                 org_id=org_id,
                 conversation_id=ids[record.message.conversation_id],
                 chat_session_id=ids[record.message.chat_session_id],
+                parent_id=None
+                if record.message.parent_id is None
+                else ids[record.message.parent_id],
             )
             given = record.feedback
             if given is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
+from uuid import uuid4
 
 import pytest
 import trio_asyncio
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 
 from conversation_service.adapters.memory_store import InMemoryStore
 from conversation_service.adapters.sql import open_sql_store
-from conversation_service.domain.errors import InvalidTransition
+from conversation_service.domain import branches
+from conversation_service.domain.errors import DomainError, InvalidTransition
 from conversation_service.domain.model import (
     ChatSession,
     Conversation,
@@ -74,6 +76,10 @@ _operation = st.one_of(
         _at,
     ),
     st.tuples(st.just("turn"), st.integers(min_value=0), _at),
+    # Branches: another reply to a session's last question, a branch chosen, a branch listed.
+    st.tuples(st.just("regenerate"), st.integers(min_value=0), _at),
+    st.tuples(st.just("select"), st.integers(min_value=0), st.integers(min_value=0), _at),
+    st.tuples(st.just("list_branch"), st.integers(min_value=0), st.integers(min_value=0), _page),
 )
 
 
@@ -196,22 +202,70 @@ class _SideBySide:
             added = self.sessions[which % len(self.sessions)]
             session = await self.both("get_session", added.org_id, added.id)
             try:
-                responding = session.apply(SessionInput.SEND, self.values.at(when))
+                start = branches.ask(
+                    session, text="hi", question_id=uuid4(), reply_id=uuid4(),
+                    at=self.values.at(when),
+                )  # fmt: skip
             except InvalidTransition:
                 return
-            user = self.values.message(session, created=when)
-            reply = self.values.message(
-                session, created=when, role=MessageRole.ASSISTANT,
-                status=MessageStatus.IN_PROGRESS, content="",
+            await self._run_turn(start, when)
+
+    async def _run_turn(self, start: branches.TurnStart, when: int) -> None:
+        if start.asked:
+            self.messages.append(start.question)
+        self.messages.append(start.reply)
+        user = start.question if start.asked else None
+        await self.both("begin_reply", user, start.reply, start.session, history_limit=when + 1)
+        done = start.reply.finished(
+            content=f"done {when}", status=MessageStatus.COMPLETED, finish_reason="stop",
+            usage=None, at=self.values.at(when),
+        )  # fmt: skip
+        idle = start.session.apply(SessionInput.FINISH, self.values.at(when))
+        await self.both("end_reply", done, idle)
+
+    async def regenerate(self, which: int, when: int) -> None:
+        """Another reply to the question of a session's head reply, if it has one."""
+        if self.sessions:
+            added = self.sessions[which % len(self.sessions)]
+            session = await self.both("get_session", added.org_id, added.id)
+            target = session.head_id and await self.both(
+                "get_message", added.org_id, session.head_id
+            )
+            if not target or target.role is not MessageRole.ASSISTANT:
+                return
+            question = await self.both("get_message", added.org_id, target.parent_id)
+            try:
+                start = branches.regenerate(
+                    session, target=target, question=question, on_branch=True,
+                    reply_id=uuid4(), at=self.values.at(when),
+                )  # fmt: skip
+            except (InvalidTransition, DomainError):
+                return
+            await self._run_turn(start, when)
+
+    async def select(self, which: int, message: int, when: int) -> None:
+        """A session's head moved to the newest leaf below one of its messages."""
+        if self.sessions:
+            added = self.sessions[which % len(self.sessions)]
+            theirs = [m for m in self.messages if m.chat_session_id == added.id]
+            if not theirs:
+                return
+            target = theirs[message % len(theirs)]
+            assert await self.both("on_branch", added.org_id, target.id, target.id)
+            leaf = await self.both("newest_leaf", added.org_id, target.id)
+            session = await self.both("get_session", added.org_id, added.id)
+            await self.both("update_session", session.moved_to(leaf, self.values.at(when)))
+
+    async def list_branch(self, which: int, message: int, page: tuple[int, int]) -> None:
+        if self.conversations:
+            limit, offset = page
+            conversation = self.conversations[which % len(self.conversations)]
+            theirs = [m for m in self.messages if m.conversation_id == conversation.id]
+            through = theirs[message % len(theirs)] if theirs and message % 2 else None
+            await self.both(
+                "list_branch", conversation.org_id, conversation.id, through=through,
+                limit=limit, offset=offset,
             )  # fmt: skip
-            self.messages.extend((user, reply))
-            await self.both("begin_reply", user, reply, responding, history_limit=when + 1)
-            done = reply.finished(
-                content="done", status=MessageStatus.COMPLETED, finish_reason="stop",
-                usage=None, at=self.values.at(when),
-            )  # fmt: skip
-            idle = responding.apply(SessionInput.FINISH, self.values.at(when))
-            await self.both("end_reply", done, idle)
 
     async def recover(self, when: int) -> None:
         await self.both("recover_interrupted", self.values.at(when))
@@ -223,6 +277,9 @@ class _SideBySide:
             org_id = conversation.org_id
             await self.both("list_sessions", org_id, conversation.id)
             await self.both("list_messages", org_id, conversation.id, limit=100, offset=0)
+            await self.both(
+                "list_branch", org_id, conversation.id, through=None, limit=100, offset=0
+            )
         for session in self.sessions:
             await self.both("get_session", session.org_id, session.id)
             await self.both("session_messages", session.org_id, session.id)

@@ -152,13 +152,16 @@ def test_an_import_is_stored_as_a_restart_leaves_a_reply_cut_off() -> None:
 def test_the_import_check_takes_an_export_in_order() -> None:
     conversation, session, user, reply = records()
     check = ImportCheck(InputLimits())
+    reply = attrs.evolve(reply, parent_id=user.id)
     for record in (
         conversation,
-        session,
+        attrs.evolve(session, head_id=reply.id),
         MessageRecord(message=user),
-        MessageRecord(message=reply),
     ):
         check.take(record)
+    assert check.heads_missing() == [session.id]  # its head comes later
+    check.take(MessageRecord(message=reply))
+    assert check.heads_missing() == []
 
 
 @pytest.mark.parametrize(
@@ -174,6 +177,8 @@ def test_the_import_check_takes_an_export_in_order() -> None:
         ("feedback on a user message", "feedback"),
         ("title too long", "title"),
         ("temperature out of range", "params.temperature"),
+        ("parent not before it", "parent_id"),
+        ("parent in another session", "parent_id"),
     ],
 )
 def test_the_import_check_names_the_field_at_fault(mistake: str, field: str) -> None:
@@ -207,6 +212,14 @@ def test_the_import_check_names_the_field_at_fault(mistake: str, field: str) -> 
         sequence = [attrs.evolve(conversation, title="t" * 501)]
     elif mistake == "temperature out of range":
         sequence = [conversation, attrs.evolve(session, params=GenerationParams(temperature=3))]
+    elif mistake == "parent not before it":
+        sequence.append(MessageRecord(message=attrs.evolve(reply, parent_id=uuid4())))
+    elif mistake == "parent in another session":
+        other = attrs.evolve(session, id=uuid4())
+        sequence += [
+            other,
+            MessageRecord(message=attrs.evolve(reply, chat_session_id=other.id, parent_id=user.id)),
+        ]
     check = ImportCheck(InputLimits())
     with pytest.raises(InvalidField) as error:
         for record in sequence:

@@ -50,12 +50,15 @@ class Instance:
         self, session_id: str, message: str, events: list[tuple[int, str, dict]], **extra: Any
     ) -> int:
         """stream_chat into `events` (id, name, data) as they come; the answer's status."""
+        body = {"chat_session_id": session_id, "message": message, **extra}
+        return await self.streamed("stream_chat", body, events)
+
+    async def streamed(
+        self, route: str, body: dict[str, Any], events: list[tuple[int, str, dict]]
+    ) -> int:
+        """A streaming POST (stream_chat, regenerate, edit) into `events`; its status."""
         async with aconnect_sse(
-            self.http,
-            "POST",
-            "/api/conversation/stream_chat",
-            params=self.q,
-            json={"chat_session_id": session_id, "message": message, **extra},
+            self.http, "POST", f"/api/conversation/{route}", params=self.q, json=body
         ) as source:
             if source.response.status_code != 200:
                 await source.response.aread()

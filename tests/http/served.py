@@ -46,17 +46,23 @@ class Served:
 
 
 def serve(
-    data_dir: Path, *extra: str, timeout: float = 30, env: dict[str, str] | None = None
+    data_dir: Path,
+    *extra: str,
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
+    log_file: Path | None = None,
 ) -> Served:
-    """Start the server on a free port and wait for its ready line (`env`: extra variables)."""
+    """Start the server on a free port and wait for its ready line (`env`: extra variables;
+    `log_file`: where its log lines, on stderr, go; else nowhere)."""
     env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [*COMMAND, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    with open(log_file or os.devnull, "w") as log:  # the process has its own copy
+        process = subprocess.Popen(
+            [*COMMAND, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+        )
     assert process.stdout is not None
     lines: queue.Queue[str] = queue.Queue()
     # select() cannot see lines already pulled into the pipe's buffer: read in a thread.

@@ -32,13 +32,14 @@ PUBLIC: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/"): {},
     ("GET", "/playground"): {},
     ("GET", "/playground/assets/<name>"): {"name": "app.js"},
+    ("GET", "/metrics"): {},  # open unless the operator sets a metrics token (none here)
 }
 # What a public route answers when it is not 200: / leads to the playground.
 PUBLIC_STATUS: dict[tuple[str, str], int] = {("GET", "/"): 302}
 
 STREAM_PEEK = 2.0  # seconds: how long an event stream that should not exist is read
 
-ID_KINDS = ("conversation_id", "chat_session_id", "message_id", "model_id")
+ID_KINDS = ("conversation_id", "chat_session_id", "message_id", "model_id", "leaf_id")
 
 
 @attrs.frozen(kw_only=True)
@@ -74,10 +75,11 @@ def export_file(ids: Mapping[str, str]) -> bytes:
          "is_archived": False, "created_at": at, "updated_at": at},
         {"type": "session", "id": session, "conversation_id": conversation,
          "model_id": "6563686f-0000-4000-8000-000000000000", "status": "active",
-         "system_prompt": None, "params": {}, "context": "session",
+         "system_prompt": None, "params": {}, "context": "session", "head_id": None,
          "created_at": at, "updated_at": at},
         {"type": "message", "id": ids.get("message_id", str(uuid.uuid4())),
-         "conversation_id": conversation, "chat_session_id": session, "role": "user",
+         "conversation_id": conversation, "chat_session_id": session, "parent_id": None,
+         "role": "user",
          "content": "walked words", "status": "completed", "created_at": at, "updated_at": at},
         {"type": "end", "conversations": 1, "sessions": 1, "messages": 1},
     ]  # fmt: skip
@@ -109,13 +111,31 @@ WALK: dict[tuple[str, str], Route] = {
     ),
     ("GET", "/api/conversation/get_with_sessions"): Route(action=READ, ids=("conversation_id",)),
     ("GET", "/api/conversation/messages"): Route(
-        action=READ, ids=("conversation_id",), fixed={"limit": "100"}
+        action=READ,
+        ids=("conversation_id", "leaf_id"),
+        optional=frozenset({"leaf_id"}),
+        fixed={"limit": "100"},
     ),
     ("POST", "/api/conversation/stream_chat"): Route(
         action=WRITE,
         ids=("chat_session_id",),
         fixed={"message": "a message walked in"},
         variants=({}, {"multitask": "interrupt"}, {"multitask": "reject"}),
+    ),
+    ("POST", "/api/conversation/regenerate"): Route(
+        action=WRITE,
+        ids=("chat_session_id", "message_id"),
+        optional=frozenset({"message_id"}),
+        variants=({}, {"multitask": "interrupt"}, {"multitask": "reject"}),
+    ),
+    ("POST", "/api/conversation/edit"): Route(
+        action=WRITE,
+        ids=("chat_session_id", "message_id"),
+        fixed={"content": "an edit walked in"},
+        variants=({}, {"multitask": "interrupt"}),
+    ),
+    ("POST", "/api/conversation/select_branch"): Route(
+        action=WRITE, ids=("chat_session_id", "message_id")
     ),
     ("GET", "/api/conversation/stream"): Route(
         action=READ, ids=("chat_session_id", "message_id"), fixed={"after": "-1"}

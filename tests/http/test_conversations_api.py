@@ -64,7 +64,7 @@ async def test_session_binds_a_model_to_a_conversation(api: Api) -> None:
     session = await api.session(conv["id"])
     assert set(session) == {
         "id", "conversation_id", "model_id", "status", "created_at", "updated_at",
-        "system_prompt", "params", "context",
+        "system_prompt", "params", "context", "head_id",
     }  # fmt: skip
     assert (session["conversation_id"], session["model_id"], session["status"]) == (
         conv["id"],

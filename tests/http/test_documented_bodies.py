@@ -99,6 +99,12 @@ async def _bases(api: Api, admin: Tenant) -> dict[str, tuple[str, Tenant, Any]]:
     streaming, cancelling, completing = await session(), await session(), await session()
     replied = await api.stream(await session(), "a reply to rate")
     reply = replied[0][2]["message_id"]
+    branching = await session()
+    # Questions to edit, the last first: an edit takes the message it edits off the current
+    # branch, but not the ones before it.
+    questions = [
+        (await api.stream(branching, f"question {n}"))[0][2]["user_message_id"] for n in range(24)
+    ]
     return {
         "CreateConversation": ("create", api.a, lambda: {"title": "t"}),
         "CreateSession": (
@@ -113,6 +119,18 @@ async def _bases(api: Api, admin: Tenant) -> dict[str, tuple[str, Tenant, Any]]:
         ),
         "CancelReply": ("cancel", api.a, lambda: {"chat_session_id": cancelling}),
         "CompleteSession": ("complete_session", api.a, lambda: {"chat_session_id": completing}),
+        # The head reply is always there to regenerate, and any message to select.
+        "RegenerateReply": ("regenerate", api.a, lambda: {"chat_session_id": branching}),
+        "EditMessage": (
+            "edit",
+            api.a,
+            lambda: {"chat_session_id": branching, "message_id": questions.pop(), "content": "c"},
+        ),
+        "SelectBranch": (
+            "select_branch",
+            api.a,
+            lambda: {"chat_session_id": branching, "message_id": questions[0]},
+        ),
         "RegisterModel": (
             "/api/models",
             admin,

@@ -280,6 +280,20 @@ async def test_error_answers_conform(api: Api, contract: Contract) -> None:
         assert ("field" in error) == (status == 400)
 
 
+async def test_metrics_answers_conform_open_or_guarded(api: Api, tmp_path: Path) -> None:
+    document = (await api.client.get("/openapi.json")).json()
+    Contract(document).check(await api.client.get("/metrics"), "/metrics")
+    token = "metrics-token-for-tests"
+    async with open_api(settings_for(tmp_path / "guarded", metrics_token=token)) as guarded:
+        contract = Contract((await guarded.client.get("/openapi.json")).json())
+        refused = await guarded.client.get("/metrics")
+        assert refused.status_code == 401
+        contract.check(refused, "/metrics")
+        scraped = await guarded.client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert scraped.status_code == 200
+        contract.check(scraped, "/metrics")
+
+
 async def test_rate_limited_answers_conform(tmp_path: Path) -> None:
     async with open_api(settings_for(tmp_path, rate_limit="1/minute")) as api:
         contract = Contract((await api.client.get("/openapi.json")).json())

@@ -189,12 +189,14 @@ async def populate(api: Api, nursery: trio.Nursery) -> World:
         + [live.session_id],
         "message_id": [*first_pair, live.message_id],
         "model_id": [own_model],
+        "leaf_id": [*first_pair, live.message_id],
     }
     ours = {
         "conversation_id": [a_conv["id"]],
         "chat_session_id": [a_session["id"]],
         "message_id": [a_events[0][2]["message_id"]],
         "model_id": [ECHO],
+        "leaf_id": [a_events[0][2]["message_id"]],
     }
     every_id: set[str] = set()
     for conv_id in theirs["conversation_id"]:

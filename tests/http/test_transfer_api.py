@@ -13,14 +13,17 @@ import pytest
 
 from conversation_service.domain.model import AccessRole
 from tests.http.conftest import DATABASE_URL, ECHO, Api, Tenant, open_api, settings_for
+from tests.http.test_branches_api import streamed
 
 API = "/api/conversation"
-ID_FIELDS = ("id", "conversation_id", "chat_session_id", "org_id")
+ID_FIELDS = ("id", "conversation_id", "chat_session_id", "org_id", "parent_id", "head_id")
 
 
 async def fill(api: Api, who: Tenant) -> None:
     """Conversations with all a file can hold: titles given, generated and none yet, an
-    archived one, sessions with settings, replies, feedback with and without comments."""
+    archived one, sessions with settings, replies, feedback with and without comments, and
+    branches: a reply regenerated (its session then sent back to the first), a question
+    edited."""
     first = await api.conversation("Plans ✓", who)
     second = (await api.post(f"{API}/create", {"is_archived": True}, who)).json()
     empty = (await api.post(f"{API}/create", {}, who)).json()
@@ -38,6 +41,7 @@ async def fill(api: Api, who: Tenant) -> None:
         who,
     )
     other = await api.session(second["id"], who=who)
+    started = {}
     for session, text in [
         (plain, "one"),
         (tuned.json(), "two ✓"),
@@ -45,6 +49,7 @@ async def fill(api: Api, who: Tenant) -> None:
         (other, "four"),
     ]:
         events = await api.stream(session["id"], text, who)
+        started[text] = events[0][2]
         reply = events[0][2]["message_id"]
         if text in ("one", "four"):
             rating = {"message_id": reply, "rating": "up", "comment": "good"}
@@ -52,6 +57,15 @@ async def fill(api: Api, who: Tenant) -> None:
         if text == "three":
             rating = {"message_id": reply, "rating": "down"}
             assert (await api.post(f"{API}/feedback", rating, who)).status_code == 200
+    await streamed(api, "regenerate", {"chat_session_id": plain["id"]}, who)
+    first_three = {"chat_session_id": plain["id"], "message_id": started["three"]["message_id"]}
+    assert (await api.post(f"{API}/select_branch", first_three, who)).status_code == 200
+    edit = {
+        "chat_session_id": tuned.json()["id"],
+        "message_id": started["two ✓"]["user_message_id"],
+        "content": "two, edited",
+    }
+    await streamed(api, "edit", edit, who)
 
 
 async def export(api: Api, who: Tenant, **params: str) -> tuple[bytes, list[dict[str, Any]]]:
@@ -69,6 +83,28 @@ async def import_file(api: Api, who: Tenant, body: bytes, **headers: str) -> Any
         params=who.q,
         headers={**who.auth, "Content-Type": "application/x-ndjson", **headers},
     )
+
+
+def listed_ids(lines: list[dict[str, Any]]) -> set[str]:
+    return {line["id"] for line in lines if line["type"] == "conversation"}
+
+
+async def shown(api: Api, who: Tenant, conversation_id: str) -> list[tuple[Any, ...]]:
+    """What `messages` shows of a conversation: its current branches, each message's place
+    among its alternatives and its feedback."""
+    page = await api.get(f"{API}/messages", who, conversation_id=conversation_id, limit="100")
+    assert page.status_code == 200, page.text
+    kept = ("rating", "comment", "created_at", "updated_at")  # not its ids: they change
+    return [
+        (
+            m["id"],
+            m["content"],
+            m["sibling_count"],
+            m["sibling_index"],
+            m["feedback"] and {key: m["feedback"][key] for key in kept},
+        )
+        for m in page.json()["messages"]
+    ]
 
 
 def same_but_ids(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, str]:
@@ -99,8 +135,8 @@ async def test_an_organisation_round_trips_through_export_and_import(api: Api) -
     assert header["type"] == "header" and header["version"] == 1
     assert header["org_id"] == str(api.a.org_id) and header["conversation_id"] is None
     kinds = [line["type"] for line in lines[1:-1]]
-    assert end == {"type": "end", "conversations": 3, "sessions": 3, "messages": 8}
-    assert kinds.count("conversation") == 3 and kinds.count("message") == 8
+    assert end == {"type": "end", "conversations": 3, "sessions": 3, "messages": 11}
+    assert kinds.count("conversation") == 3 and kinds.count("message") == 11
     messages = [line for line in lines if line["type"] == "message"]
     assert [m["feedback"]["rating"] for m in messages if m["feedback"]] == ["up", "down", "up"]
     assert all(m["usage"] and m["latency"] for m in messages if m["role"] == "assistant")
@@ -108,8 +144,8 @@ async def test_an_organisation_round_trips_through_export_and_import(api: Api) -
     imported = await import_file(api, b_admin, raw)
     assert imported.status_code == 201, imported.text
     report = imported.json()
-    assert (report["conversations"], report["sessions"], report["messages"]) == (3, 3, 8)
-    assert report["feedback"] == 3 and report["new_ids"] == 3 + 3 + 8  # same server: all taken
+    assert (report["conversations"], report["sessions"], report["messages"]) == (3, 3, 11)
+    assert report["feedback"] == 3 and report["new_ids"] == 3 + 3 + 11  # same server: all taken
     _, again = await export(api, api.b)
     mapping = same_but_ids(lines, again)
     assert mapping[str(api.a.org_id)] == str(api.b.org_id)
@@ -120,11 +156,25 @@ async def test_an_organisation_round_trips_through_export_and_import(api: Api) -
     listed_a = (await api.get(f"{API}/list", api.a)).json()["conversations"]
     listed_b = (await api.get(f"{API}/list", api.b)).json()["conversations"]
     assert [mapping[c["id"]] for c in listed_a] == [c["id"] for c in listed_b]
+    for exported_id, imported_id in ((c, mapping[c]) for c in mapping if c in listed_ids(lines)):
+        shown_a = await shown(api, api.a, exported_id)
+        shown_b = await shown(api, api.b, imported_id)
+        assert [(mapping[m[0]], *m[1:]) for m in shown_a] == shown_b
+    plans = next(line["id"] for line in lines if line.get("title") == "Plans ✓")
+    # The current branches as they were, in the order added: the first of the two replies
+    # to "three" (the session was sent back to it), the edited question and its reply.
+    assert [m[1:4] for m in await shown(api, api.b, mapping[plans])] == [
+        ("one", 1, 1),
+        ("Echo: one", 1, 1),
+        ("three", 1, 1),
+        ("Echo: three", 2, 1),
+        ("two, edited", 2, 2),
+        ("Echo: two, edited", 1, 1),
+    ]
     usage_a = (await api.get("/api/usage", a_admin)).json()
     usage_b = (await api.get("/api/usage", b_admin)).json()
     assert usage_a["models"] == usage_b["models"] and usage_a["total"] == usage_b["total"]
     # Imported messages are searched as any others.
-    plans = next(line["id"] for line in lines if line.get("title") == "Plans ✓")
     found = (await api.get(f"{API}/search", api.b, q="three")).json()["results"]
     assert [r["conversation"]["id"] for r in found] == [mapping[plans]]
     # A's data is untouched, and the imported sessions take messages.
@@ -143,7 +193,7 @@ async def test_one_conversation_moves_to_another_server_with_its_ids(
     viewer = await api.tenant(AccessRole.VIEWER, org_id=api.a.org_id)
     raw, lines = await export(api, viewer, conversation_id=chosen["id"])  # viewers export
     assert lines[0]["conversation_id"] == chosen["id"]
-    assert lines[-1] == {"type": "end", "conversations": 1, "sessions": 2, "messages": 6}
+    assert lines[-1] == {"type": "end", "conversations": 1, "sessions": 2, "messages": 9}
 
     other_database = None
     if os.environ.get(DATABASE_URL):
@@ -159,7 +209,7 @@ async def test_one_conversation_moves_to_another_server_with_its_ids(
         assert {old for old, new in mapping.items() if old != new} == {str(api.a.org_id)}
         # Importing the same file again: every id is taken now, so all are new.
         twice = await import_file(elsewhere, admin, raw)
-        assert twice.json()["new_ids"] == 1 + 2 + 6
+        assert twice.json()["new_ids"] == 1 + 2 + 9
         assert twice.json()["conversation_ids"][0]["id"] != chosen["id"]
 
 
@@ -179,7 +229,20 @@ async def test_an_import_names_the_line_and_field_at_fault_and_stores_nothing(ap
         return lines_of(*edited)
 
     first_message = lines[message_at]
+    session_at = next(n for n, line in enumerate(lines) if line["type"] == "session")
+    second_message = lines[message_at + 1]
     cases = [
+        # A parent that is not an earlier message of the session; a head that is none of its.
+        (changed(message_at, parent_id=second_message["id"]), f"lines[{message_at + 1}].parent_id"),
+        (changed(session_at, head_id=lines[1]["id"]), f"lines[{session_at + 1}].head_id"),
+        (
+            lines_of(
+                *lines[:message_at],
+                {k: v for k, v in first_message.items() if k != "parent_id"},
+                *lines[message_at + 1 :],
+            ),
+            f"lines[{message_at + 1}].parent_id",
+        ),  # every field is there, if only as null
         (b"", "body"),
         (b"not json\n", "lines[1]"),
         (lines_of({"type": "conversation"}), "lines[1].type"),

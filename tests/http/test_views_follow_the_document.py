@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from conversation_service.domain.branches import ListedMessage
 from conversation_service.domain.feedback import Feedback
 from conversation_service.domain.model import ChatSession, Conversation, Message, Page, Usage
 from conversation_service.domain.rules import InputLimits
@@ -86,6 +87,15 @@ def _searched(result: SearchResult) -> dict[str, Any]:
     return views.search_page(SearchPage(query=parse_query("x"), results=page))["results"][0]
 
 
+# A message with its place among the alternatives: at least 1 of at least 1.
+LISTED = st.builds(
+    lambda message, count, index: ListedMessage(
+        message=message, sibling_count=count, sibling_index=min(index, count)
+    ),
+    values(Message),
+    st.integers(1, 2**31),
+    st.integers(1, 2**31),
+)
 MODELS = st.builds(attrs.evolve, values(ModelInfo), scope=st.sampled_from(["global", "org"]))
 
 # Component -> the values a view renders under it, and the view.
@@ -95,15 +105,24 @@ RENDERED: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], Any]]] = {
     "ChatSession": (values(ChatSession), views.session),
     "ConversationWithSessions": (values(ConversationWithSessions), views.with_sessions),
     "Message": (
-        st.tuples(values(Message), values(Feedback | None)),
+        st.tuples(LISTED, values(Feedback | None)),
         lambda pair: views.message(*pair),
     ),
     "ConversationPage": (page_of(Conversation), views.conversation_page),
     "MessagePage": (
-        st.tuples(page_of(Message), values(Feedback)),
+        st.tuples(
+            st.builds(
+                Page,
+                items=st.lists(LISTED, max_size=3).map(tuple),
+                limit=st.integers(1, 1000),
+                offset=values(int),
+                has_more=values(bool),
+            ),
+            values(Feedback),
+        ),
         # The feedback given on the page's first message, if it has one.
         lambda pair: views.message_page(
-            pair[0], {pair[0].items[0].id: pair[1]} if pair[0].items else {}
+            pair[0], {pair[0].items[0].message.id: pair[1]} if pair[0].items else {}
         ),
     ),
     "Model": (MODELS, views.model),
