@@ -9,9 +9,10 @@ GET /api/conversation/export to its end, counting lines and bytes, while it samp
 server's resident memory from /proc every 20 ms.
 
 Prints, per size: the server's RSS idle before the export, the highest RSS sampled while it
-streamed, the file's size, the time and the rate. A file within the server's import cap
-(64 MiB) is then imported back through HTTP, and the same figures are printed for the
-import, which holds the file in memory. The default is a scaled-down run; the full size is
+streamed, the file's size, the time and the rate. A file within `--max-import-bytes` (by
+default the server's import cap, 64 MiB; the served process is given the same cap) is then
+imported back through HTTP, and the same figures are printed for the import, which holds the
+file in memory. The default is a scaled-down run; the full size is
 one option away:
 
     .venv/bin/python bench/export_bench.py                           # 10,000 and 100,000
@@ -67,7 +68,7 @@ def memory_kib(pid: int, field: str = "VmRSS") -> int:
     return int(found.group(1))
 
 
-def serve(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
+def serve(data_dir: Path, max_import_bytes: int) -> tuple[subprocess.Popen[str], str, str]:
     """A served process on `data_dir`: (process, its URL, everything it printed)."""
     command = [
         sys.executable, "-m", "conversation_service.entrypoints.cli", "serve", "--port", "0",
@@ -75,6 +76,7 @@ def serve(data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("CONVERSATION_SERVICE_DATABASE_URL", None)  # this bench's own SQLite file
+    env["CONVERSATION_SERVICE_MAX_IMPORT_BYTES"] = str(max_import_bytes)
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
     )
@@ -214,14 +216,14 @@ async def one_size(args: argparse.Namespace, messages: int) -> dict[str, float]:
 
 
 async def measure(data_dir: Path, args: argparse.Namespace, messages: int) -> dict[str, float]:
-    process, _, printed = serve(data_dir)
+    process, _, printed = serve(data_dir, args.max_import_bytes)
     stop(process)
     found = re.search(r"org_id: (\S+)\s+token:\s+(\S+)", printed)
     assert found, printed
     org_id, token = found.groups()
     fill_seconds = await fill(data_dir, UUID(org_id), args, messages)
     database = size_of(data_dir)
-    process, url, _ = serve(data_dir)
+    process, url, _ = serve(data_dir, args.max_import_bytes)
     pid, row = process.pid, {"messages": messages, "fill": fill_seconds, "database": database}
     try:
         async with httpx.AsyncClient(
@@ -297,6 +299,7 @@ if __name__ == "__main__":
         "--max-import-bytes",
         type=int,
         default=64 * 2**20,
-        help="an export at most this large is also imported back (the server's default cap)",
+        help="an export at most this large is imported back (the server's cap is set to it; "
+        "its default is the server's)",
     )
     trio.run(main, parser.parse_args())

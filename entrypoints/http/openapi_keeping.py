@@ -48,7 +48,7 @@ IMPORT = (
     "writes usage and history no member can. 400 names the line and field at fault, "
     "`lines[<line number, from 1>].<field>`. The body is at most {max_import_bytes} bytes "
     "and must arrive within {timeout:g} s; it is held in memory while it is checked and stored, "
-    "and storing it holds the database for its one transaction (about 20 s per 100,000 "
+    "and storing it holds the database for its one transaction (10 to 20 s per 100,000 "
     "messages on the README's 2-core machine)."
 )
 
