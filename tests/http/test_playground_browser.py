@@ -416,3 +416,31 @@ def test_a_429_is_shown_as_a_readable_message(
         for session_id in busy:
             api.post("/api/conversation/cancel", json={"chat_session_id": session_id})
     assert stored_replies(api, conversation_id, mine) == []
+
+
+def test_archive_moves_the_conversation_out_of_the_list_and_back(
+    page: Page, served: Served, api: httpx.Client
+) -> None:
+    conversation_id, _ = conversation_with_sessions(api, "Old plans")
+    connect(page, served)
+    item = page.locator(f"#conversations li[data-conversation-id='{conversation_id}']")
+    item.locator("button").click()
+    expect(page.locator("#archive")).to_have_text("Archive")
+    page.click("#archive")
+    expect(page.locator("#archive")).to_have_text("Unarchive")
+    expect(item).to_have_count(0)  # the list shows unarchived conversations by default
+    stored = api.get(
+        "/api/conversation/get_with_sessions", params={"conversation_id": conversation_id}
+    )
+    assert stored.json()["is_archived"] is True, stored.text
+
+    page.select_option("#archived-filter", "true")
+    expect(item).to_have_count(1)
+    expect(item).to_contain_text("archived")
+    page.click("#archive")  # the conversation is still open: unarchive it
+    expect(page.locator("#archive")).to_have_text("Archive")
+    expect(item).to_have_count(0)  # gone from the archived list
+    stored = api.get(
+        "/api/conversation/get_with_sessions", params={"conversation_id": conversation_id}
+    )
+    assert stored.json()["is_archived"] is False, stored.text
