@@ -38,6 +38,7 @@ def test_the_wheel_has_one_top_level_package_holding_every_layer(wheel: Path) ->
         "domain/model.py", "ports/storage.py", "service_layer/conversation_service.py",
         "adapters/actors/session_actor.py", "adapters/llm/models.toml",
         "entrypoints/cli.py", "entrypoints/http/docs.html", "client/sync_client.py",
+        "testing/strategies/__init__.py", "testing/scripted.py", "testing/upstream/openai.py",
     ):  # fmt: skip
         assert f"conversation_service/{module}" in names
     (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]

@@ -1,20 +1,16 @@
 """Every answer the views render is what the document's schema for it says, for any value.
 
-The values are made from the domain classes' type hints here, independently of the
-generator that made the schemas, so a view and its schema cannot drift apart unseen: a
-field a view adds, drops or renders differently fails here, for values (failed replies,
-latencies, archived conversations, ...) the HTTP tests may never produce.
+The values are made from the domain classes' type hints (the testing kit's `any_value_of`),
+independently of the generator that made the schemas, so a view and its schema cannot drift
+apart unseen: a field a view adds, drops or renders differently fails here, for values
+(failed replies, latencies, archived conversations, ...) the HTTP tests may never produce.
 """
 
 from __future__ import annotations
 
-import enum
 import json
-import typing
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import attrs
 import pytest
@@ -34,47 +30,16 @@ from conversation_service.ports.language_model import ModelInfo
 from conversation_service.ports.storage import ModelUsage
 from conversation_service.service_layer.conversation_service import ConversationWithSessions
 from conversation_service.service_layer.search import SearchPage
+from conversation_service.testing.strategies import any_value_of, pages_of
 
 DOCUMENT = build_openapi(HttpSettings(), InputLimits())
-SCALARS: dict[Any, st.SearchStrategy[Any]] = {
-    str: st.text(max_size=20),
-    int: st.integers(min_value=0, max_value=2**53),  # every integer answered is a count
-    float: st.floats(allow_nan=False, allow_infinity=False),
-    bool: st.booleans(),
-    UUID: st.uuids(),
-    datetime: st.datetimes(timezones=st.just(UTC)),
-}
-
-
-def values(hint: Any) -> st.SearchStrategy[Any]:
-    """Any value of a type, built from its hints."""
-    args = typing.get_args(hint)
-    if type(None) in args:
-        (inner,) = (arg for arg in args if arg is not type(None))
-        return st.none() | values(inner)
-    if typing.get_origin(hint) is tuple:
-        return st.lists(values(args[0]), max_size=3).map(tuple)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return st.sampled_from(hint)
-    if isinstance(hint, type) and attrs.has(hint):
-        hints = typing.get_type_hints(hint)
-        return st.builds(hint, **{f.name: values(hints[f.name]) for f in attrs.fields(hint)})
-    return SCALARS[hint]
-
-
-def page_of(kind: type) -> st.SearchStrategy[Page[Any]]:
-    return st.builds(
-        Page,
-        items=values(tuple[kind, ...]),
-        limit=st.integers(1, 1000),
-        offset=values(int),
-        has_more=values(bool),
-    )
 
 
 QUERIES = st.sampled_from(["vector", 'AND "vector data"* -x', "ünïcode"]).map(parse_query)
 RESULTS = st.builds(
-    attrs.evolve, values(SearchResult), message_ids=st.lists(st.uuids(), max_size=20).map(tuple)
+    attrs.evolve,
+    any_value_of(SearchResult),
+    message_ids=st.lists(st.uuids(), max_size=20).map(tuple),
 )
 
 
@@ -84,35 +49,35 @@ def _searched(result: SearchResult) -> dict[str, Any]:
     return views.search_page(SearchPage(query=parse_query("x"), results=page))["results"][0]
 
 
-MODELS = st.builds(attrs.evolve, values(ModelInfo), scope=st.sampled_from(["global", "org"]))
+MODELS = st.builds(attrs.evolve, any_value_of(ModelInfo), scope=st.sampled_from(["global", "org"]))
 
 # Component -> the values a view renders under it, and the view.
 RENDERED: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], Any]]] = {
-    "Usage": (values(Usage), views.usage_view),
-    "Conversation": (values(Conversation), views.conversation),
-    "ChatSession": (values(ChatSession), views.session),
-    "ConversationWithSessions": (values(ConversationWithSessions), views.with_sessions),
-    "Message": (values(Message), views.message),
-    "ConversationPage": (page_of(Conversation), views.conversation_page),
-    "MessagePage": (page_of(Message), views.message_page),
+    "Usage": (any_value_of(Usage), views.usage_view),
+    "Conversation": (any_value_of(Conversation), views.conversation),
+    "ChatSession": (any_value_of(ChatSession), views.session),
+    "ConversationWithSessions": (any_value_of(ConversationWithSessions), views.with_sessions),
+    "Message": (any_value_of(Message), views.message),
+    "ConversationPage": (pages_of(Conversation), views.conversation_page),
+    "MessagePage": (pages_of(Message), views.message_page),
     "Model": (MODELS, views.model),
     "ModelList": (st.lists(MODELS, max_size=3), views.models),
     "ModelUsage": (
-        st.tuples(values(ModelUsage), values(str | None)),
+        st.tuples(any_value_of(ModelUsage), any_value_of(str | None)),
         lambda pair: views.model_usage(*pair),
     ),
     "Cancelled": (st.tuples(st.uuids(), st.booleans()), lambda pair: views.cancelled(*pair)),
     "SearchPage": (
-        st.builds(SearchPage, query=QUERIES, results=page_of(SearchResult)),
+        st.builds(SearchPage, query=QUERIES, results=pages_of(SearchResult)),
         views.search_page,
     ),
     "SearchResult": (RESULTS, lambda result: _searched(result)),
     "Snippet": (
-        st.builds(attrs.evolve, RESULTS, snippet=values(Snippet)),
+        st.builds(attrs.evolve, RESULTS, snippet=any_value_of(Snippet)),
         lambda result: _searched(result)["snippet"],
     ),
     "SnippetPart": (
-        st.builds(attrs.evolve, RESULTS, snippet=values(Snippet)).filter(
+        st.builds(attrs.evolve, RESULTS, snippet=any_value_of(Snippet)).filter(
             lambda result: bool(result.snippet.parts)
         ),
         lambda result: _searched(result)["snippet"]["parts"][0],

@@ -1,4 +1,4 @@
-"""Anthropic's Messages API, scripted on the raw trio server of openai_server.py.
+"""Anthropic's Messages API, scripted on the testing kit's raw trio server (`upstream.server`).
 
 The same Exchange machinery, speaking Anthropic's protocol: named SSE events (message_start,
 content_block_*, message_delta, message_stop, ping, error) and its error bodies
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .openai_server import Exchange, Handler
+from conversation_service.testing.upstream import Exchange, Handler
 
 
 async def send(exchange: Exchange, payload: dict[str, Any]) -> None:

@@ -13,6 +13,12 @@ from conversation_service.adapters.llm.anthropic_messages import AnthropicMessag
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
 from conversation_service.domain.context import PromptMessage
+from conversation_service.testing.upstream import (
+    Exchange,
+    FakeOpenAIServer,
+    in_turn,
+    start_fake_openai,
+)
 
 from .anthropic_server import (
     BLOCK_STOP,
@@ -28,7 +34,6 @@ from .anthropic_server import (
     text_delta,
 )
 from .generation import failure, generate
-from .openai_server import Exchange, FakeOpenAIServer, in_turn, start_fake_openai
 
 FAST = Timeouts(connect=1.0, first_token=0.5, idle=0.3, total=5.0)
 QUICK_RETRIES = Retries(base=0.01, cap=0.02)
