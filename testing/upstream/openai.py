@@ -7,7 +7,7 @@ A script's failures, over HTTP, as the service's provider adapter reads them:
 | script                                 | sent                           | code (ModelFailure)   |
 |----------------------------------------|--------------------------------|-----------------------|
 | fail_after=0, upstream_rate_limited    | HTTP 429 (Retry-After)         | upstream_rate_limited |
-| fail_after=0, upstream_unavailable     | HTTP 503 (Retry-After)         | upstream_unavailable  |
+| fail_after=0, upstream_unavailable     | HTTP 503, overloaded_error     | upstream_unavailable  |
 | fail_after=0, upstream_error           | HTTP 500                       | upstream_error        |
 | fail_after=n, upstream_bad_response    | `data:` that is not JSON       | upstream_bad_response |
 | fail_after=n, upstream_timeout; hang   | nothing more (silence)         | upstream_timeout      |
@@ -131,21 +131,23 @@ def error_reply(
     return handler
 
 
+# Before the first token: the status (and the error's type) each failure is answered with.
 _BEFORE_FIRST_TOKEN = {
-    "upstream_rate_limited": 429,
-    "upstream_unavailable": 503,
-    "upstream_error": 500,
+    "upstream_rate_limited": (429, "rate_limit_error"),
+    "upstream_unavailable": (503, "overloaded_error"),
+    "upstream_error": (500, "server_error"),
 }
 
 
 async def play(exchange: Exchange, script: Script) -> None:
     """Answer one request as `script` says (see the table above)."""
     if script.fail_after == 0 and script.failure in _BEFORE_FIRST_TOKEN:
+        status, kind = _BEFORE_FIRST_TOKEN[script.failure]
         headers = {}
         if script.retry_after is not None:
             headers["Retry-After"] = f"{script.retry_after:g}"
-        status = _BEFORE_FIRST_TOKEN[script.failure]
-        await error_reply(status, f"scripted {script.failure}", headers=headers)(exchange)
+        error = {"message": f"scripted {script.failure}", "type": kind}
+        await exchange.send_json(status, {"error": error}, headers=headers)
         return
     await exchange.send_head()
     await exchange.send_event(chunk(role="assistant", content=""))
