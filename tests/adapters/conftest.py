@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
-import trio_asyncio
 
 from conversation_service.adapters.memory_store import InMemoryStore
-from conversation_service.adapters.sql import SqlStore, open_sql_store
+from conversation_service.adapters.sql import SqlStore
+from conversation_service.testing.store_contract import memory_store_factory, sql_store_factory
 from conversation_service.testing.values import T0, Values, at, org_with_session
 
 __all__ = ["T0", "Values", "at", "org_with_session"]  # the kit's, under their old home
@@ -35,10 +36,13 @@ def sql_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[InMemoryStore | SqlStore]:
-    """Each store implementation in turn, so one set of tests holds all to the contract."""
-    if request.param == "memory":
-        yield InMemoryStore()
-        return
-    url = request.getfixturevalue("sqlite_db_url" if request.param == "sqlite" else "postgres_url")
-    async with trio_asyncio.open_loop(), open_sql_store(url) as sql_store:
-        yield sql_store
+    """Each store implementation in turn, so one set of tests holds all to the contract.
+    (The contract itself is the kit's StoreContract, run in test_store_contract.py.)"""
+    opened = memory_store_factory()
+    if request.param != "memory":
+        url = request.getfixturevalue(
+            "sqlite_db_url" if request.param == "sqlite" else "postgres_url"
+        )
+        opened = sql_store_factory(lambda: nullcontext(url))
+    async with opened() as chosen:
+        yield chosen
