@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
+from conversation_service.client import AsyncClient, Client
 from conversation_service.domain.model import AccessRole
 from conversation_service.entrypoints.server import RunningServer, running_server
 from conversation_service.entrypoints.settings import Settings
@@ -25,6 +26,30 @@ from conversation_service.entrypoints.settings import Settings
 T = TypeVar("T")
 
 LIFETIME = 3600.0  # seconds a server may run before it stops itself (a test left it behind)
+
+
+@attrs.frozen(kw_only=True)
+class ServedOrg:
+    """An organisation on a running server, and a token of it."""
+
+    base_url: str
+    org_id: str
+    token: str = attrs.field(repr=False)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {"org_id": self.org_id}
+
+    def client(self, **options: Any) -> Client:
+        """The Python client, acting for this organisation (close it, or use `with`)."""
+        return Client(self.base_url, token=self.token, org_id=self.org_id, **options)
+
+    def async_client(self, **options: Any) -> AsyncClient:
+        return AsyncClient(self.base_url, token=self.token, org_id=self.org_id, **options)
 
 
 @attrs.frozen

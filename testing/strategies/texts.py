@@ -93,11 +93,11 @@ def system_prompts(limits: InputLimits = LIMITS) -> st.SearchStrategy[str]:
     return texts(limits.max_system_prompt_chars)
 
 
-def words(max_words: int = 40) -> st.SearchStrategy[str]:
+def words(max_words: int = 40, *, min_words: int = 1) -> st.SearchStrategy[str]:
     """Plain words with single spaces between them: a message whose reply streams word by
     word (the echo model's) and whose length says how long the reply takes."""
     word = st.text("abcdefghijklmnopqrstuvwxyzäöüß", min_size=1, max_size=8)
-    return st.lists(word, min_size=1, max_size=max_words).map(" ".join)
+    return st.lists(word, min_size=min_words, max_size=max_words).map(" ".join)
 
 
 # -- refused --------------------------------------------------------------------------------
