@@ -4,7 +4,8 @@
   `conversation_service.testing.scripted` (chunks, pacing, errors before and after the first
   token, rate limits, silence, malformed streams); `registry_file` registers it as a model.
 - `start_fake_openai(nursery, handler)`: the raw server under it, answering byte by byte as
-  a handler writes (`Exchange`); stock handlers: `streaming_reply`, `error_reply`, `in_turn`.
+  a handler writes (`Exchange`); stock handlers: `streaming_reply`, `error_reply`, `in_turn`;
+  Anthropic's Messages API in `anthropic` (`messages_reply`, `messages_error`, ...).
 - `load`: a fast mock for load tests and benchmarks (`python -m
   conversation_service.testing.upstream.load --port 0`), replies chosen by a directive in
   the message.

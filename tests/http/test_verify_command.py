@@ -99,7 +99,8 @@ def test_verify_reports_a_reply_stored_without_its_last_character(server: Server
     with httpx.Client(base_url=server.base_url, timeout=30) as http:
         outcome = run_verification(connect(http, [Tenant(org_id, token)]), examples=5, shrink=False)
     assert outcome.disagreement is not None, outcome.report()
-    assert outcome.disagreement.kind == "stored", outcome.report()
+    # Seen in the stored messages, or in a finished reply replayed from storage.
+    assert outcome.disagreement.kind in ("stored", "reattach"), outcome.report()
 
 
 def test_verify_says_what_it_cannot_do(server: ServerThread) -> None:

@@ -19,8 +19,7 @@ from conversation_service.testing.upstream import (
     in_turn,
     start_fake_openai,
 )
-
-from .anthropic_server import (
+from conversation_service.testing.upstream.anthropic import (
     BLOCK_STOP,
     MESSAGE_STOP,
     PING,
@@ -33,6 +32,7 @@ from .anthropic_server import (
     start_message,
     text_delta,
 )
+
 from .generation import failure, generate
 
 FAST = Timeouts(connect=1.0, first_token=0.5, idle=0.3, total=5.0)

@@ -14,8 +14,8 @@ from conversation_service.adapters.llm.retries import Retries
 from conversation_service.domain.errors import Conflict, InvalidField, ModelNotFound
 from conversation_service.ports.language_model import ModelFailure
 from conversation_service.testing.upstream import start_fake_openai, streaming_reply
+from conversation_service.testing.upstream.anthropic import messages_reply
 
-from .anthropic_server import messages_reply
 from .generation import generate
 
 ORG_A, ORG_B = uuid4(), uuid4()
