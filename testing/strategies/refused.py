@@ -19,14 +19,18 @@ from uuid import UUID
 import attrs
 from hypothesis import strategies as st
 
+from conversation_service.adapters.llm.registry_entry import PROVIDERS
 from conversation_service.domain.replies import Multitask
 from conversation_service.domain.rules import InputLimits
+from conversation_service.entrypoints.http.request_bodies import MAX_API_KEY_CHARS
 from conversation_service.entrypoints.http.routes import HttpSettings
 from conversation_service.testing.strategies import bodies
 from conversation_service.testing.strategies.texts import (
     LIMITS,
+    blank_texts,
     refused_texts,
     texts,
+    too_long,
     with_lone_surrogate,
 )
 
@@ -51,11 +55,14 @@ class Refused:
 class Field:
     """What a body's field takes."""
 
-    kind: str  # text, id, bool, enum, number, integer, object
+    # text (not blank, no NUL, at most max_chars), label (not blank), key (1 to max_chars
+    # characters), url (http or https, no credentials), id, bool, enum, number, integer, object
+    kind: str
     required: bool = False
     nullable: bool = False
     max_chars: int = 0  # text
     choices: tuple[str, ...] = ()  # enum
+    taken: tuple[str, ...] = ()  # values of its kind it refuses all the same
     minimum: float | None = None  # number, integer
     above: float | None = None
     maximum: float | None = None
@@ -105,10 +112,36 @@ def schemas(
     }
 
 
+def register_model_schema() -> dict[str, Field]:
+    """POST /api/models' body, as far as refusing one field goes (default_max_tokens, for
+    `anthropic` only and bounded by max_output_tokens, is left out)."""
+    seconds = Field(kind="number", above=0)
+    return {
+        "name": Field(kind="label", required=True, taken=("echo",)),
+        "provider": Field(kind="enum", required=True, choices=tuple(sorted(PROVIDERS))),
+        "base_url": Field(kind="url"),
+        "upstream_model": Field(kind="label", required=True),
+        "api_key": Field(kind="key", nullable=True, max_chars=MAX_API_KEY_CHARS),
+        "connect_timeout": seconds,
+        "first_token_timeout": seconds,
+        "idle_timeout": seconds,
+        "total_timeout": seconds,
+        "context_window": Field(kind="integer", minimum=1),
+        "max_output_tokens": Field(kind="integer", minimum=1),
+        "max_retries": Field(kind="integer", minimum=0),
+        "max_retry_wait": Field(kind="number", minimum=0),
+    }
+
+
 def wrong_values(field: Field) -> st.SearchStrategy[Any]:
     """Values `field` does not take."""
+    not_a_string = st.integers() | st.booleans() | st.lists(st.text(), max_size=2)
     kinds: dict[str, st.SearchStrategy[Any]] = {
-        "text": st.integers() | st.booleans() | st.lists(st.text(), max_size=2),
+        "text": not_a_string | refused_texts(field.max_chars),
+        "label": not_a_string | blank_texts(),
+        "key": not_a_string | st.just("") | too_long(field.max_chars),
+        "url": not_a_string
+        | st.sampled_from(["ftp://host/v1", "http://user:pw@host/v1", "not a url", "http://"]),
         "id": st.integers() | st.booleans() | _malformed_ids(),
         "bool": st.sampled_from(["true", "false", 1, 0, "yes", [], {}]),
         "enum": st.sampled_from([1, True, [], *(c.upper() for c in field.choices), "other"]),
@@ -117,10 +150,10 @@ def wrong_values(field: Field) -> st.SearchStrategy[Any]:
         "object": st.sampled_from([1, "x", True, []]),
     }
     wrong = kinds[field.kind]
+    if field.taken:
+        wrong = wrong | st.sampled_from(field.taken)
     if not field.nullable:
         wrong = wrong | st.none()
-    if field.kind == "text":
-        wrong = wrong | refused_texts(field.max_chars)
     if field.kind in ("number", "integer"):
         wrong = wrong | _out_of_range(field)
     return wrong
@@ -260,6 +293,11 @@ def refused_cancel_bodies(chat_session_id: UUID | str) -> st.SearchStrategy[Refu
 def refused_complete_session_bodies(chat_session_id: UUID | str) -> st.SearchStrategy[Refused]:
     valid = bodies.complete_session_bodies(chat_session_id)
     return refused_bodies(valid, schemas()["complete_session"])
+
+
+def refused_register_model_bodies(base_url: str) -> st.SearchStrategy[Refused]:
+    """Models an admin registers at `base_url` with one field wrong (POST /api/models)."""
+    return refused_bodies(bodies.register_model_bodies(base_url), register_model_schema())
 
 
 # -- queries --------------------------------------------------------------------------------

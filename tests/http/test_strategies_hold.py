@@ -3,6 +3,7 @@ they call valid, and refuses every refused one with 400 naming the field they na
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,7 +57,11 @@ class Caller:
 
 @pytest.fixture(scope="module")
 def caller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Caller]:
-    config = settings_for(tmp_path_factory.mktemp("strategies"), rate_limit="1000000/minute")
+    config = settings_for(
+        tmp_path_factory.mktemp("strategies"),
+        rate_limit="1000000/minute",
+        allow_private_model_urls=True,
+    )
     with (
         server_in_thread(config) as server,
         httpx.Client(base_url=server.base_url, timeout=30) as http,
@@ -151,3 +156,26 @@ def test_other_organisations_ids_are_not_found(caller: Caller, data: st.DataObje
     assert found.status_code == 404 and "their secret" not in found.text
     org = data.draw(cs.other_org_ids(caller.org_id), label="org_id")
     assert caller.call("GET", "/api/conversation/list", as_org=org).status_code == 403
+
+
+MODEL_URL = "http://127.0.0.1:9/v1"  # nothing listens there; nothing here calls it
+
+
+@EXAMPLES
+@given(body=cs.register_model_bodies(MODEL_URL))
+def test_every_valid_model_is_registered(caller: Caller, body: dict[str, Any]) -> None:
+    body = {**body, "name": f"{body['name']} {uuid.uuid4()}"}  # an organisation's are unique
+    made = caller.call("POST", "/api/models", json=body)
+    assert made.status_code == 201, (body, made.text)
+    shown = made.json()
+    assert (shown["name"], shown["max_output_tokens"]) == (body["name"], body["max_output_tokens"])
+
+
+@EXAMPLES
+@given(refused=cs.refused_register_model_bodies(MODEL_URL))
+def test_every_refused_model_is_refused_naming_its_field(
+    caller: Caller, refused: cs.Refused
+) -> None:
+    response = caller.call("POST", "/api/models", content=refused.content(), headers=JSON)
+    assert response.status_code == 400, (refused, response.text[:300])
+    assert response.json()["error"].get("field") == refused.field, (refused, response.text)
