@@ -48,3 +48,9 @@ def test_each_test_gets_an_organisation_of_its_own(
         headers=served_org.headers,
     )
     assert listed.status_code == 200 and listed.json()["conversations"] == []
+
+
+async def test_a_served_org_has_an_async_client_too(served_org: ServedOrg) -> None:
+    async with served_org.async_client() as client:
+        conversation = await client.create_conversation("async, from the plugin")
+        assert (await client.get_conversation(conversation.id)).title == conversation.title
