@@ -5,7 +5,7 @@ for the echo model), and what is stored, in order."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
@@ -19,9 +19,9 @@ from conversation_service.testing.verify.api import (
     expect,
     text_of,
 )
+from conversation_service.testing.verify.base import BASE, MachineBase, has_active_session
 from conversation_service.testing.verify.model import (
     Conv,
-    ModelUnderTest,
     Msg,
     Org,
     Sess,
@@ -29,38 +29,14 @@ from conversation_service.testing.verify.model import (
     whole_reply,
 )
 
-if TYPE_CHECKING:
-    from conversation_service.domain.rules import InputLimits
-
-BASE = "/api/conversation"
 STATUS_OF = {"stop": "completed", "length": "completed", "cancelled": "cancelled"}
 
 messages = cs.words(30) | cs.message_texts(max_size=120)
 long_messages = cs.words(40, min_words=8)  # a reply long enough to be caught while it runs
 
 
-def _active(machine: Any) -> bool:
-    return bool(machine.sessions(completed=False))
-
-
-class ReplyRules:
-    """Rules of DeploymentMachine (machine.py), which provides what is declared here."""
-
-    model: ModelUnderTest
-    limits: InputLimits
-
-    if TYPE_CHECKING:
-
-        def api(self, org: Org) -> Api: ...
-        def tick(self) -> int: ...
-        def pick_session(
-            self, data: st.DataObject, *, completed: bool | None = None
-        ) -> tuple[Org, Conv, Sess]: ...
-        def sessions(self, *, completed: bool | None = None) -> list[tuple[Org, Conv, Sess]]: ...
-        def same_messages(
-            self, model: list[Msg], listed: list[dict[str, Any]], conv: Conv, offset: int
-        ) -> None: ...
-        def messages_page(self, org: Org, conv: Conv, limit: int, offset: int) -> Any: ...
+class ReplyRules(MachineBase):
+    """Rules of replies, checked as they stream and as they are stored."""
 
     def pick_active(self, data: st.DataObject) -> tuple[Org, Conv, Sess]:
         return self.pick_session(data, completed=False)
@@ -108,7 +84,7 @@ class ReplyRules:
         self.same_messages(conv.messages[offset:], page["messages"], conv, offset)
 
     # -- rules --------------------------------------------------------------------------------
-    @precondition(_active)
+    @precondition(has_active_session)
     @rule(data=st.data(), message=messages)
     def stream_a_reply(self, data: st.DataObject, message: str) -> None:
         org, conv, sess = self.pick_active(data)
@@ -118,7 +94,7 @@ class ReplyRules:
         self.turn(conv, sess, message, stream.seen, "stream_chat", "stream")
         self.stored_tail(org, conv, 2)
 
-    @precondition(_active)
+    @precondition(has_active_session)
     @rule(
         data=st.data(),
         message=long_messages,
@@ -163,7 +139,7 @@ class ReplyRules:
         expect(after_end.status_code == 204, "reattach", f"after the end: {after_end.status_code}")
         self.stored_tail(org, conv, 2)
 
-    @precondition(_active)
+    @precondition(has_active_session)
     @rule(data=st.data(), message=long_messages, keep=st.integers(0, 3), by_id=st.booleans())
     def cancel(self, data: st.DataObject, message: str, keep: int, by_id: bool) -> None:
         """Cancel a running reply: it ends `cancelled` with what was written, stored so;
@@ -194,7 +170,7 @@ class ReplyRules:
         expect(again.get("cancelled") is False, "cancel", f"nothing runs, yet: {again}")
         self.stored_tail(org, conv, 2)
 
-    @precondition(_active)
+    @precondition(has_active_session)
     @rule(
         data=st.data(),
         mode=st.sampled_from(["enqueue", "reject", "interrupt"]),
