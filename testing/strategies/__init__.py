@@ -7,7 +7,8 @@
   status, usage, params) and `any_value_of(type)`, rules or not.
 - `bodies`: every request body the service must take, around the ids a test has made.
 - `refused`: requests it must answer 400, each with the field the answer names
-  (`Refused`), and ids of other organisations (`foreign_ids`, answered 404).
+  (`Refused`), and ids of other organisations (`foreign_ids`, answered 404); made from
+  `fields`: what each field of a body takes (`Field`, `schemas()`) and `wrong_values`.
 
     from conversation_service.testing import strategies as cs
 
@@ -42,8 +43,13 @@ from conversation_service.testing.strategies.domain import (
     session_states,
     usages,
 )
-from conversation_service.testing.strategies.refused import (
+from conversation_service.testing.strategies.fields import (
     Field,
+    register_model_schema,
+    schemas,
+    wrong_values,
+)
+from conversation_service.testing.strategies.refused import (
     Refused,
     foreign_ids,
     other_org_ids,
@@ -55,9 +61,6 @@ from conversation_service.testing.strategies.refused import (
     refused_list_queries,
     refused_register_model_bodies,
     refused_stream_chat_bodies,
-    register_model_schema,
-    schemas,
-    wrong_values,
 )
 from conversation_service.testing.strategies.texts import (
     UNICODE_EDGES,
