@@ -98,7 +98,13 @@ COMMANDS_GROUP = "conversation_service.commands"
 
 def _plugged_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
-        command = entry.load()
+        try:
+            command = entry.load()
+        except (ImportError, AttributeError) as error:  # a broken one must not stop `serve`
+            print(
+                f"conversation-service: command {entry.name!r} left out: {error}", file=sys.stderr
+            )
+            continue
         parser = commands.add_parser(entry.name, help=command.HELP)
         command.add_arguments(parser)
         parser.set_defaults(plugged=command.run)
