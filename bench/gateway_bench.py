@@ -3,9 +3,9 @@ OpenAI-compatible upstream, against the same upstream called directly, alternati
 
 Three processes besides this one, all on loopback:
 
-- the mock upstream (bench/mock_upstream.py: raw trio sockets, HTTP/1.1 keep-alive, chunks
-  of `chat.completion.chunk` SSE, a usage chunk, `data: [DONE]`; count and pace asked for in
-  the message);
+- the mock upstream (the testing kit's `upstream.load`: raw trio sockets, HTTP/1.1
+  keep-alive, chunks of `chat.completion.chunk` SSE, a usage chunk, `data: [DONE]`; count
+  and pace asked for in the message);
 - the service (`python -m conversation_service.entrypoints.cli serve`, a temp data dir, a
   registry whose one model is `openai` at the mock, its own limits raised out of the way);
 - the load generator (bench/gateway_load.py: trio and raw sockets, not httpx, which would be
@@ -93,7 +93,7 @@ class Bench:
     def start(self) -> None:
         args = self.args
         self.upstream = self.spawn(
-            [sys.executable, str(BENCH / "mock_upstream.py"), "--port", "0"],
+            [sys.executable, "-m", "conversation_service.testing.upstream.load", "--port", "0"],
             stdout=subprocess.PIPE,
         )
         url = re.search(r"on (http://\S+)", read_until(self.upstream, "mock upstream on"))

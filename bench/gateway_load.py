@@ -28,9 +28,7 @@ from typing import Any
 
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from mock_upstream import directive, reply_text  # noqa: E402
+from conversation_service.testing.upstream.load import directive, reply_text
 
 HOST = "127.0.0.1"
 TICK = os.sysconf("SC_CLK_TCK")

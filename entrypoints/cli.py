@@ -7,6 +7,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -98,7 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_arguments(
         commands.add_parser("chat", help="chat with a model from the terminal (a client)")
     )
+    _plugged_commands(commands)
     return parser
+
+
+# Where the rest of the installation adds subcommands (the testing kit: `verify`). Each entry
+# is a module with HELP, add_arguments(parser) and run(args) -> exit status; it is found by
+# its entry point, so that nothing here imports it.
+COMMANDS_GROUP = "conversation_service.commands"
+
+
+def _plugged_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            command = entry.load()
+        except (ImportError, AttributeError) as error:  # a broken one must not stop `serve`
+            print(
+                f"conversation-service: command {entry.name!r} left out: {error}", file=sys.stderr
+            )
+            continue
+        parser = commands.add_parser(entry.name, help=command.HELP)
+        command.add_arguments(parser)
+        parser.set_defaults(plugged=command.run)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -148,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "chat":  # a client of a running service: none of the server's settings
         return chat.run(args)
+    if getattr(args, "plugged", None) is not None:
+        return int(args.plugged(args))
     try:
         settings = load_settings(_flags(args))
         if args.command == "serve":

@@ -16,11 +16,13 @@ from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
 from conversation_service.domain.context import PromptMessage
+from conversation_service.testing.upstream.load import (
+    directive,
+    reply_text,
+    start_mock_upstream,
+)
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-sys.path.insert(0, str(BENCH))
-
-from mock_upstream import directive, reply_text, start_mock_upstream  # noqa: E402
 
 
 @pytest.mark.parametrize(("chunks", "delay_ms"), [(50, 0), (7, 5)])

@@ -1,5 +1,5 @@
-"""The dependency rule, checked on the source: entrypoints -> adapters | service_layer ->
-ports -> domain.
+"""The dependency rule, checked on the source: testing -> entrypoints -> adapters |
+service_layer -> ports -> domain (the testing kit outermost: nothing imports it).
 
 tox's `layers` env runs import-linter with the same contracts; this test keeps the rule in
 the default test run too.
@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Inner to outer; the use cases (service_layer) and the adapters are independent of each other.
-LAYERS = ["domain", "ports", "service_layer", "adapters", "entrypoints"]
+LAYERS = ["domain", "ports", "service_layer", "adapters", "entrypoints", "testing"]
 INDEPENDENT = {"adapters": {"service_layer"}, "service_layer": {"adapters"}}
 
 
@@ -56,9 +56,11 @@ def test_no_layer_imports_an_outer_one(layer: str) -> None:
 def test_every_module_imports_the_layers_by_their_installed_name() -> None:
     # `import domain.model` next to `import conversation_service.domain.model` would load the
     # same file twice, as two modules with two sets of classes.
-    for path in [*ROOT.glob("tests/**/*.py"), *ROOT.glob("bench/*.py")] + [
-        p for layer in LAYERS for p in modules_of(layer)
-    ]:
+    for path in [
+        *ROOT.glob("tests/**/*.py"),
+        *ROOT.glob("bench/*.py"),
+        *ROOT.glob("examples/**/*.py"),
+    ] + [p for layer in LAYERS for p in modules_of(layer)]:
         bare = {name for name in imported_names(path) if name.split(".")[0] in LAYERS}
         assert not bare, f"{path.relative_to(ROOT)} imports {sorted(bare)}"
 

@@ -1,6 +1,7 @@
-"""The installed package lives under one name, `conversation_service`, and shares no files
-with other projects: PyPI's `entrypoints` (a dependency of older Jupyter and flake8 tooling)
-installs beside it, and uninstalling either leaves the other whole."""
+"""The installed package lives under one name, `conversation_service` (the testing kit and its
+entry points included), and shares no files with other projects: PyPI's `entrypoints` (a
+dependency of older Jupyter and flake8 tooling) installs beside it, and uninstalling either
+leaves the other whole."""
 
 from __future__ import annotations
 
@@ -42,8 +43,14 @@ def test_the_wheel_has_one_top_level_package_holding_every_layer(wheel: Path) ->
         "entrypoints/cli.py", "entrypoints/http/docs.html", "client/sync_client.py",
         "entrypoints/http/playground/index.html",
         *(f"entrypoints/http/playground/{name}" for name in PLAYGROUND_ASSETS),
+        "testing/strategies/__init__.py", "testing/scripted.py", "testing/upstream/openai.py",
+        "testing/store_contract/__init__.py", "testing/plugin.py", "testing/verify/command.py",
     ):  # fmt: skip
         assert f"conversation_service/{module}" in names
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    declared = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[pytest11]\nconversation_service = conversation_service.testing.plugin" in declared
+    assert "verify = conversation_service.testing.verify.command" in declared
     (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
     assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["conversation_service"]
 

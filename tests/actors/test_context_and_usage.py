@@ -7,8 +7,8 @@ import pytest
 
 from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.model import ContextScope, GenerationParams
+from conversation_service.testing.scripted import Script
 from tests.actors.conftest import Seen, World, drain
-from tests.actors.scripted import Script
 
 
 async def session_with(world: World, conversation_id=None, **options):

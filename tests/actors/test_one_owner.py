@@ -20,8 +20,8 @@ from conversation_service.domain.errors import RateLimited, SessionBusy, Session
 from conversation_service.domain.model import MessageRole, MessageStatus
 from conversation_service.domain.replies import Multitask
 from conversation_service.domain.session_machine import SessionState
+from conversation_service.testing.scripted import Script
 from tests.actors.conftest import drain, open_world, text_of
-from tests.actors.scripted import Script
 from tests.actors.store_wrappers import SlowStore
 
 ROOT = Path(__file__).resolve().parents[2]

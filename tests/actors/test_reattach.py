@@ -6,8 +6,8 @@ import pytest
 import trio
 
 from conversation_service.domain.errors import MessageNotFound
+from conversation_service.testing.scripted import Script
 from tests.actors.conftest import Seen, World, as_seen, drain, text_of
-from tests.actors.scripted import Script
 
 
 async def test_reattach_mid_reply_gets_the_rest_once_then_live_then_end(

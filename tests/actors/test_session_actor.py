@@ -15,8 +15,8 @@ from conversation_service.domain.model import MessageRole, MessageStatus
 from conversation_service.domain.replies import Multitask
 from conversation_service.domain.session_machine import SessionState
 from conversation_service.ports.session_runtime import LiveReply
+from conversation_service.testing.scripted import Script
 from tests.actors.conftest import Seen, World, as_seen, drain, text_of
-from tests.actors.scripted import Script
 
 
 async def read_all(reply: LiveReply, after: int | None = None) -> list[Seen]:

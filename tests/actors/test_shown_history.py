@@ -11,8 +11,8 @@ from conversation_service.adapters.actors.session_actor import ActorSettings
 from conversation_service.adapters.memory_store import InMemoryStore
 from conversation_service.domain.context import plan_prompt, reserve_for_reply
 from conversation_service.domain.model import MessageRole, MessageStatus
+from conversation_service.testing.scripted import Script
 from tests.actors.conftest import World, drain, open_world
-from tests.actors.scripted import Script
 
 
 class CountingStore(InMemoryStore):

@@ -20,8 +20,8 @@ from conversation_service.domain.errors import (
 )
 from conversation_service.domain.model import ChatSession, MessageStatus
 from conversation_service.domain.replies import Multitask
+from conversation_service.testing.scripted import Script
 from tests.actors.conftest import Seen, World, drain, open_world, text_of
-from tests.actors.scripted import Script
 from tests.actors.store_wrappers import FaultyStore
 
 INTERNAL = {"code": "internal_error", "message": "the reply failed unexpectedly"}

@@ -23,9 +23,9 @@ from conversation_service.adapters.sql.search_schema import TOKENIZER
 from conversation_service.domain.errors import InvalidField
 from conversation_service.domain.model import MessageRole, MessageStatus
 from conversation_service.domain.search import parse_query
+from conversation_service.testing.store_contract.search import Corpus, new_org, titles
 from tests import postgres_server
 from tests.adapters.sql_databases import is_postgres, query, written_by_version
-from tests.adapters.test_search_contract import Corpus, new_org, titles
 
 
 @asynccontextmanager

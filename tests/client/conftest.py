@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from conversation_service.client import AsyncClient, Client, RetryPolicy
+from conversation_service.testing.served import Served, serve
 from tests.http.conftest import Api, Tenant, open_api, settings_for
-from tests.http.served import Served, serve
 
 # Retries quick enough for tests; the waits a server asks for (Retry-After) are still kept.
 FAST = RetryPolicy(max_retries=4, base=0.02, cap=0.2)

@@ -12,9 +12,9 @@ from conversation_service.client import (
     RetryPolicy,
     StreamEvent,
 )
+from conversation_service.testing.served import Served
 from tests.client.cutting_proxy import open_cutting_proxy
 from tests.client.test_resume_and_retry import assert_each_event_once
-from tests.http.served import Served
 
 
 def test_the_async_client_runs_on_asyncio_and_resumes_a_cut_stream(served: Served) -> None:

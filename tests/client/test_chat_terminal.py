@@ -13,7 +13,7 @@ import pexpect
 import pytest
 
 from conversation_service.client import Client, MessageStatus, Role
-from tests.http.served import Served
+from conversation_service.testing.served import Served
 
 PROMPT = "you> "
 LONG = " ".join(f"alpha{i}" for i in range(40))  # 41 words: about 8 s of reply

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.http.served import Served
+from conversation_service.testing.served import Served
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

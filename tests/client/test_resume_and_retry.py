@@ -21,11 +21,16 @@ from conversation_service.client import (
     StartEvent,
     StreamEvent,
 )
-from tests.adapters.llm.openai_server import Exchange, chunk, start_fake_openai
+from conversation_service.testing.upstream import (
+    UPSTREAM_MODEL_ID,
+    Exchange,
+    chunk,
+    registry_file,
+    start_fake_openai,
+)
 from tests.client.conftest import Statuses, async_client, served_api
 from tests.client.cutting_proxy import open_cutting_proxy
 from tests.http.conftest import Api
-from tests.http.test_stream_api import OPENAI_MODEL, registry_with_upstream
 
 WORDS = " ".join(f"word{i}" for i in range(30))
 
@@ -159,11 +164,11 @@ async def test_a_failed_reply_raises_reply_failed_after_its_text(tmp_path: Path)
 
     async with trio.open_nursery() as nursery:
         upstream = await start_fake_openai(nursery, breaks_off)
-        registry = registry_with_upstream(tmp_path, upstream.base_url)
+        registry = registry_file(tmp_path, upstream.base_url)
         async with served_api(tmp_path, models=registry) as api:
             async with async_client(api.server.base_url, api.a) as client:
                 conversation = await client.create_conversation("fails")
-                session = await client.create_session(conversation.id, OPENAI_MODEL)
+                session = await client.create_session(conversation.id, str(UPSTREAM_MODEL_ID))
                 seen = []
                 async with client.stream_chat(session.id, "hello") as stream:
                     with pytest.raises(ReplyFailedError) as failed:

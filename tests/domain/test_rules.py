@@ -29,6 +29,7 @@ from conversation_service.domain.rules import (
     user_message,
 )
 from conversation_service.domain.session_machine import SessionInput, SessionState
+from conversation_service.testing import strategies as cs
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LIMITS = InputLimits(max_title_chars=10, max_message_chars=20)
@@ -51,9 +52,16 @@ def test_title_at_the_limit_is_kept_as_given() -> None:
     assert conversation(" x" * 5).title == " x" * 5
 
 
-@given(st.text(min_size=1, max_size=20).filter(lambda s: s.strip() and "\x00" not in s))
+@given(cs.message_texts(LIMITS))
 def test_any_message_within_limits_is_accepted_unchanged(text: str) -> None:
     assert check_message(text, LIMITS) == text
+
+
+@given(cs.refused_texts(LIMITS.max_message_chars))
+def test_any_refused_message_is_refused_naming_the_field(text: str) -> None:
+    with pytest.raises(InvalidField) as caught:
+        check_message(text, LIMITS)
+    assert caught.value.field == "message"
 
 
 def test_message_over_limit_names_the_field_and_length() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -161,3 +162,20 @@ def test_a_snippet_is_short_made_of_the_text_and_marks_matches(text: str, q: str
     assert shown_text.strip(ELLIPSIS).strip() in " ".join(text.split())
     matched = any(relevance(text, parse_query(str(term))) for term in query.terms)
     assert any(part.highlight for part in parts) == matched
+
+
+@pytest.mark.parametrize(
+    "q", ["", "!!", "   ", "a*", '"*"', "x" * 257, "a\x00b", " ".join(f"w{n}" for n in range(17))]
+)
+def test_a_text_with_nothing_to_search_is_refused_naming_q(q: str) -> None:
+    with pytest.raises(InvalidField) as refused:
+        parse_query(q)
+    assert refused.value.field == "q"
+
+
+def test_the_query_reads_back_in_its_own_syntax() -> None:
+    assert str(parse_query('  Vector, "data  base"* -x AND "unclosed phrase')) == (
+        'Vector "data base"* x AND "unclosed phrase"'
+    )
+    assert str(parse_query('vector VECTOR "vector" vect* data* "ab"*')) == "vector vect* data* ab*"
+    assert attrs.evolve(parse_query("a b")).terms[1].words == ("b",)

@@ -7,7 +7,6 @@ from uuid import uuid4
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from conversation_service.domain.errors import InvalidTransition
@@ -18,6 +17,7 @@ from conversation_service.domain.session_machine import (
     next_state,
     transitions,
 )
+from conversation_service.testing import strategies as cs
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -36,7 +36,7 @@ def expected(state: SessionState, event: SessionInput) -> SessionState | None:
     return SessionState.COMPLETED if event is SessionInput.COMPLETE else None
 
 
-@given(st.sampled_from(SessionState), st.sampled_from(SessionInput))
+@given(cs.session_states, cs.session_inputs)
 def test_every_state_input_pair_follows_the_rules(state: SessionState, event: SessionInput) -> None:
     want = expected(state, event)
     if want is None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from conversation_service.testing.served import serve
 from tests.http.conftest import open_api, settings_for
 from tests.http.raw_http import Reader, ask, connect, get
-from tests.http.served import serve
 
 # Served processes keep idle connections long enough that only the behaviour under test
 # (the cap, a signal) can explain a connection ending.

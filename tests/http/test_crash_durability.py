@@ -25,7 +25,7 @@ import pytest
 import trio
 from httpx_sse import SSEError, aconnect_sse
 
-from tests.http.served import Served, serve
+from conversation_service.testing.served import Served, serve
 
 pytestmark = pytest.mark.backends("sqlite")
 

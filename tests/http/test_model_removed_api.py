@@ -8,7 +8,7 @@ from pathlib import Path
 import trio
 
 from conversation_service.domain.model import AccessRole
-from tests.adapters.llm.openai_server import Exchange, chunk, start_fake_openai
+from conversation_service.testing.upstream import Exchange, chunk, start_fake_openai
 from tests.http.conftest import open_api, settings_for
 from tests.http.test_org_models_api import entry
 

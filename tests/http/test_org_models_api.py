@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from conversation_service.domain.model import AccessRole
-from tests.adapters.llm.openai_server import start_fake_openai, streaming_reply
+from conversation_service.testing.upstream import start_fake_openai, streaming_reply
 from tests.http.conftest import Api, open_api, settings_for, stored_text
 
 

@@ -11,7 +11,7 @@ import pytest
 import trio
 from httpx_sse import aconnect_sse
 
-from tests.http.served import Served, serve
+from conversation_service.testing.served import Served, serve
 
 ECHO = "6563686f-0000-4000-8000-000000000000"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from conversation_service.testing.served import Served, cli, serve
 from tests.http.conftest import stored_text
-from tests.http.served import Served, cli, serve
 
 CREATE = """curl -X POST {{baseUrl}}/api/conversation/create?org_id=your-org-id \\
   -H "Authorization: Bearer YOUR_TOKEN" \\

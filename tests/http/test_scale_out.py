@@ -11,7 +11,13 @@ import pytest
 import trio
 from cryptography.fernet import Fernet
 
-from tests.adapters.llm.openai_server import Exchange, chunk, start_fake_openai
+from conversation_service.testing.upstream import (
+    UPSTREAM_MODEL_ID,
+    Exchange,
+    chunk,
+    registry_file,
+    start_fake_openai,
+)
 from tests.http.instances import (
     Instance,
     clients_of,
@@ -20,7 +26,6 @@ from tests.http.instances import (
     text,
     wait_for,
 )
-from tests.http.test_stream_api import OPENAI_MODEL, registry_with_upstream
 
 pytestmark = pytest.mark.backends("postgres")
 
@@ -282,11 +287,11 @@ async def test_cancel_sent_to_another_instance_closes_the_upstream_request(
     cancelled_at: list[float] = []
     async with trio.open_nursery() as upstreams:
         upstream = await start_fake_openai(upstreams, slow_upstream)
-        registry = registry_with_upstream(tmp_path, upstream.base_url)
+        registry = registry_file(tmp_path, upstream.base_url)
         with instances(tmp_path, 2, "--models", str(registry)) as servers:
             a, b = await clients_of(servers)
             try:
-                session = await a.new_session(OPENAI_MODEL)
+                session = await a.new_session(str(UPSTREAM_MODEL_ID))
                 running: list = []
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(a.stream, session["id"], "think hard", running)

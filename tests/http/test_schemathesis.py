@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 import schemathesis
 
+from conversation_service.testing.served import Served, serve
 from tests.http.conftest import DATABASE_URL
-from tests.http.served import Served, serve
 
 SEED = os.environ.get("SCHEMATHESIS_SEED")
 MAX_EXAMPLES = 40

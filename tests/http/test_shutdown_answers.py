@@ -16,8 +16,8 @@ import attrs
 import httpx
 import trio
 
+from conversation_service.testing.served import Served, serve
 from tests.http.raw_http import Reader, ask, connect, get
-from tests.http.served import Served, serve
 
 CLIENTS = 32
 

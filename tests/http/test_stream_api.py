@@ -9,25 +9,19 @@ import httpx
 import pytest
 import trio
 
-from tests.adapters.llm.openai_server import (
+from conversation_service.testing.upstream import (
+    UPSTREAM_MODEL_ID,
     chunk,
     error_reply,
+    registry_file,
     start_fake_openai,
     streaming_reply,
 )
 from tests.http.conftest import ECHO, Api, open_api, settings_for
 
-OPENAI_MODEL = "457d4f38-e3c0-43eb-b519-a867f9f5325a"
-
-
-def registry_with_upstream(folder: Path, base_url: str) -> Path:
-    """A model registry with one OpenAI-compatible model served by the test's upstream."""
-    registry = folder / "models.toml"
-    registry.write_text(
-        f'[[models]]\nid = "{OPENAI_MODEL}"\nname = "gpt-test"\nprovider = "openai"\n'
-        f'base_url = "{base_url}"\nupstream_model = "gpt-test"\n'
-    )
-    return registry
+# The kit's registry of one OpenAI-compatible model, served by the test's upstream.
+OPENAI_MODEL = str(UPSTREAM_MODEL_ID)
+registry_with_upstream = registry_file
 
 
 async def test_stream_sends_start_content_end_with_ids_and_stores_both_messages(api: Api) -> None:

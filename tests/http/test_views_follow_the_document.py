@@ -1,20 +1,16 @@
 """Every answer the views render is what the document's schema for it says, for any value.
 
-The values are made from the domain classes' type hints here, independently of the
-generator that made the schemas, so a view and its schema cannot drift apart unseen: a
-field a view adds, drops or renders differently fails here, for values (failed replies,
-latencies, archived conversations, ...) the HTTP tests may never produce.
+The values are made from the domain classes' type hints (the testing kit's `any_value_of`),
+independently of the generator that made the schemas, so a view and its schema cannot drift
+apart unseen: a field a view adds, drops or renders differently fails here, for values
+(failed replies, latencies, archived conversations, ...) the HTTP tests may never produce.
 """
 
 from __future__ import annotations
 
-import enum
 import json
-import typing
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import attrs
 import pytest
@@ -37,47 +33,16 @@ from conversation_service.ports.language_model import ModelInfo
 from conversation_service.ports.storage import ModelUsage
 from conversation_service.service_layer.conversation_service import ConversationWithSessions
 from conversation_service.service_layer.search import SearchPage
+from conversation_service.testing.strategies import any_value_of, pages_of
 
 DOCUMENT = build_openapi(HttpSettings(), InputLimits())
-SCALARS: dict[Any, st.SearchStrategy[Any]] = {
-    str: st.text(max_size=20),
-    int: st.integers(min_value=0, max_value=2**53),  # every integer answered is a count
-    float: st.floats(allow_nan=False, allow_infinity=False),
-    bool: st.booleans(),
-    UUID: st.uuids(),
-    datetime: st.datetimes(timezones=st.just(UTC)),
-}
-
-
-def values(hint: Any) -> st.SearchStrategy[Any]:
-    """Any value of a type, built from its hints."""
-    args = typing.get_args(hint)
-    if type(None) in args:
-        (inner,) = (arg for arg in args if arg is not type(None))
-        return st.none() | values(inner)
-    if typing.get_origin(hint) is tuple:
-        return st.lists(values(args[0]), max_size=3).map(tuple)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return st.sampled_from(hint)
-    if isinstance(hint, type) and attrs.has(hint):
-        hints = typing.get_type_hints(hint)
-        return st.builds(hint, **{f.name: values(hints[f.name]) for f in attrs.fields(hint)})
-    return SCALARS[hint]
-
-
-def page_of(kind: type) -> st.SearchStrategy[Page[Any]]:
-    return st.builds(
-        Page,
-        items=values(tuple[kind, ...]),
-        limit=st.integers(1, 1000),
-        offset=values(int),
-        has_more=values(bool),
-    )
 
 
 QUERIES = st.sampled_from(["vector", 'AND "vector data"* -x', "ünïcode"]).map(parse_query)
 RESULTS = st.builds(
-    attrs.evolve, values(SearchResult), message_ids=st.lists(st.uuids(), max_size=20).map(tuple)
+    attrs.evolve,
+    any_value_of(SearchResult),
+    message_ids=st.lists(st.uuids(), max_size=20).map(tuple),
 )
 
 
@@ -92,33 +57,33 @@ LISTED = st.builds(
     lambda message, count, index: ListedMessage(
         message=message, sibling_count=count, sibling_index=min(index, count)
     ),
-    values(Message),
+    any_value_of(Message),
     st.integers(1, 2**31),
     st.integers(1, 2**31),
 )
-MODELS = st.builds(attrs.evolve, values(ModelInfo), scope=st.sampled_from(["global", "org"]))
+MODELS = st.builds(attrs.evolve, any_value_of(ModelInfo), scope=st.sampled_from(["global", "org"]))
 
 # Component -> the values a view renders under it, and the view.
 RENDERED: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], Any]]] = {
-    "Usage": (values(Usage), views.usage_view),
-    "Conversation": (values(Conversation), views.conversation),
-    "ChatSession": (values(ChatSession), views.session),
-    "ConversationWithSessions": (values(ConversationWithSessions), views.with_sessions),
+    "Usage": (any_value_of(Usage), views.usage_view),
+    "Conversation": (any_value_of(Conversation), views.conversation),
+    "ChatSession": (any_value_of(ChatSession), views.session),
+    "ConversationWithSessions": (any_value_of(ConversationWithSessions), views.with_sessions),
     "Message": (
-        st.tuples(LISTED, values(Feedback | None)),
+        st.tuples(LISTED, any_value_of(Feedback | None)),
         lambda pair: views.message(*pair),
     ),
-    "ConversationPage": (page_of(Conversation), views.conversation_page),
+    "ConversationPage": (pages_of(Conversation), views.conversation_page),
     "MessagePage": (
         st.tuples(
             st.builds(
                 Page,
                 items=st.lists(LISTED, max_size=3).map(tuple),
                 limit=st.integers(1, 1000),
-                offset=values(int),
-                has_more=values(bool),
+                offset=any_value_of(int),
+                has_more=any_value_of(bool),
             ),
-            values(Feedback),
+            any_value_of(Feedback),
         ),
         # The feedback given on the page's first message, if it has one.
         lambda pair: views.message_page(
@@ -128,12 +93,16 @@ RENDERED: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], Any]]] = {
     "Model": (MODELS, views.model),
     "ModelList": (st.lists(MODELS, max_size=3), views.models),
     "ModelUsage": (
-        st.tuples(values(ModelUsage), values(str | None), values(views.FeedbackCounts | None)),
+        st.tuples(
+            any_value_of(ModelUsage),
+            any_value_of(str | None),
+            any_value_of(views.FeedbackCounts | None),
+        ),
         lambda triple: views.model_usage(*triple),
     ),
     "Cancelled": (st.tuples(st.uuids(), st.booleans()), lambda pair: views.cancelled(*pair)),
-    "Feedback": (values(Feedback), views.feedback_view),
-    "FeedbackCounts": (values(views.FeedbackCounts), attrs.asdict),
+    "Feedback": (any_value_of(Feedback), views.feedback_view),
+    "FeedbackCounts": (any_value_of(views.FeedbackCounts), attrs.asdict),
     "FeedbackCleared": (
         st.tuples(st.uuids(), st.booleans()),
         lambda pair: views.feedback_cleared(*pair),
@@ -142,24 +111,24 @@ RENDERED: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], Any]]] = {
     "ImportReport": (
         st.builds(
             ImportReport,
-            **{name: values(int) for name in ("conversations", "sessions", "messages")},
-            feedback=values(int),
-            new_ids=values(int),
+            **{name: any_value_of(int) for name in ("conversations", "sessions", "messages")},
+            feedback=any_value_of(int),
+            new_ids=any_value_of(int),
             conversation_ids=st.lists(st.tuples(st.uuids(), st.uuids()), max_size=3).map(tuple),
         ),
         views.imported,
     ),
     "SearchPage": (
-        st.builds(SearchPage, query=QUERIES, results=page_of(SearchResult)),
+        st.builds(SearchPage, query=QUERIES, results=pages_of(SearchResult)),
         views.search_page,
     ),
     "SearchResult": (RESULTS, lambda result: _searched(result)),
     "Snippet": (
-        st.builds(attrs.evolve, RESULTS, snippet=values(Snippet)),
+        st.builds(attrs.evolve, RESULTS, snippet=any_value_of(Snippet)),
         lambda result: _searched(result)["snippet"],
     ),
     "SnippetPart": (
-        st.builds(attrs.evolve, RESULTS, snippet=values(Snippet)).filter(
+        st.builds(attrs.evolve, RESULTS, snippet=any_value_of(Snippet)).filter(
             lambda result: bool(result.snippet.parts)
         ),
         lambda result: _searched(result)["snippet"]["parts"][0],
@@ -202,7 +171,7 @@ def _objects(schema: Any) -> list[dict[str, Any]]:
     kind = schema.get("type")
     is_object = kind == "object" or (isinstance(kind, list) and "object" in kind)
     own = [schema] if is_object else []
-    return own + [found for value in schema.values() for found in _objects(value)]
+    return own + [found for value in schema.any_value_of() for found in _objects(value)]
 
 
 def test_every_object_of_the_document_is_closed() -> None:

@@ -13,9 +13,20 @@ from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
 from conversation_service.adapters.llm.provider_model import ProviderModel
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
-
-from .anthropic_server import messages_error, messages_reply, send, start_message, text_delta
-from .openai_server import Exchange, Handler, chunk, error_reply, streaming_reply
+from conversation_service.testing.upstream import (
+    Exchange,
+    Handler,
+    chunk,
+    error_reply,
+    streaming_reply,
+)
+from conversation_service.testing.upstream.anthropic import (
+    messages_error,
+    messages_reply,
+    send,
+    start_message,
+    text_delta,
+)
 
 FAST = Timeouts(connect=1.0, first_token=0.5, idle=0.5, total=5.0)
 QUICK = Retries(base=0.01, cap=0.02)  # the default 2 retries, with waits of 5 to 20 ms

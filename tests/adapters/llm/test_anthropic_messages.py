@@ -13,8 +13,13 @@ from conversation_service.adapters.llm.anthropic_messages import AnthropicMessag
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
 from conversation_service.domain.context import PromptMessage
-
-from .anthropic_server import (
+from conversation_service.testing.upstream import (
+    Exchange,
+    FakeOpenAIServer,
+    in_turn,
+    start_fake_openai,
+)
+from conversation_service.testing.upstream.anthropic import (
     BLOCK_STOP,
     MESSAGE_STOP,
     PING,
@@ -27,8 +32,8 @@ from .anthropic_server import (
     start_message,
     text_delta,
 )
+
 from .generation import failure, generate
-from .openai_server import Exchange, FakeOpenAIServer, in_turn, start_fake_openai
 
 FAST = Timeouts(connect=1.0, first_token=0.5, idle=0.3, total=5.0)
 QUICK_RETRIES = Retries(base=0.01, cap=0.02)

@@ -15,8 +15,7 @@ from conversation_service.adapters.llm.registry_file import load_registry, parse
 from conversation_service.domain.context import PromptMessage
 from conversation_service.domain.errors import ModelNotFound
 from conversation_service.ports.language_model import ModelFailure, ModelInfo
-
-from .openai_server import start_fake_openai, streaming_reply
+from conversation_service.testing.upstream import start_fake_openai, streaming_reply
 
 GPT_ID = UUID("457d4f38-e3c0-43eb-b519-a867f9f5325a")
 KEY_ENV = "CATALOG_TEST_API_KEY"

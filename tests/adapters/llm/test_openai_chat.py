@@ -15,9 +15,7 @@ from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
 from conversation_service.domain.model import GenerationParams
-
-from .generation import PROMPT, failure, generate
-from .openai_server import (
+from conversation_service.testing.upstream import (
     Exchange,
     FakeOpenAIServer,
     chunk,
@@ -25,6 +23,8 @@ from .openai_server import (
     start_fake_openai,
     streaming_reply,
 )
+
+from .generation import PROMPT, failure, generate
 
 FAST = Timeouts(connect=1.0, first_token=0.3, idle=0.3, total=5.0)
 NO_RETRIES = Retries(max_retries=0)  # retries have tests of their own (test_upstream.py)

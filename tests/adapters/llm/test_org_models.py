@@ -13,10 +13,10 @@ from conversation_service.adapters.llm.registry_file import Registry, load_regis
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.domain.errors import Conflict, InvalidField, ModelNotFound
 from conversation_service.ports.language_model import ModelFailure
+from conversation_service.testing.upstream import start_fake_openai, streaming_reply
+from conversation_service.testing.upstream.anthropic import messages_reply
 
-from .anthropic_server import messages_reply
 from .generation import generate
-from .openai_server import start_fake_openai, streaming_reply
 
 ORG_A, ORG_B = uuid4(), uuid4()
 GPT_ID = UUID("457d4f38-e3c0-43eb-b519-a867f9f5325a")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from conversation_service.domain.model import GenerationParams
+from conversation_service.testing.upstream import Exchange, start_fake_openai
 
 from .generation import failure, generate
-from .openai_server import Exchange, start_fake_openai
 
 KEY_ENV = "FAKE_PROVIDER_API_KEY"
 

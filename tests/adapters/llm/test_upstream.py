@@ -13,9 +13,7 @@ from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
 from conversation_service.adapters.llm.url_guard import UnsafeModelURL
 from conversation_service.ports.language_model import ModelFailure
-
-from .generation import PROMPT, closed_port, failure, generate
-from .openai_server import (
+from conversation_service.testing.upstream import (
     Exchange,
     FakeOpenAIServer,
     Handler,
@@ -24,6 +22,8 @@ from .openai_server import (
     start_fake_openai,
     streaming_reply,
 )
+
+from .generation import PROMPT, closed_port, failure, generate
 from .providers import OPENAI
 
 

@@ -1,4 +1,5 @@
-"""A fast OpenAI-compatible Chat Completions upstream for the benchmarks: raw trio sockets.
+"""A fast OpenAI-compatible Chat Completions upstream for load tests and benchmarks: raw trio
+sockets.
 
 POST /v1/chat/completions answers with a `text/event-stream` (HTTP/1.1, chunked, keep-alive):
 a role chunk, `chunks` content chunks (`chat.completion.chunk`, one `data:` line each, every
@@ -14,7 +15,7 @@ ms apart takes 4 s, as long as the client reads), all written by one pacing task
 The request body is not parsed as JSON: finding the directive is one `rfind`, so that this
 process is never what limits a benchmark.
 
-    .venv/bin/python bench/mock_upstream.py --port 0   # prints "mock upstream on <url>"
+    python -m conversation_service.testing.upstream.load --port 0  # prints "mock upstream on <url>"
 """
 
 from __future__ import annotations

@@ -1,19 +1,21 @@
-"""Hypothesis: the in-memory and the SQL stores answer alike to any sequence of operations."""
+"""The store contract's Hypothesis run: the store under test and the in-memory store answer
+alike to any sequence of writes and reads, and refuse the same stale writes.
+
+The in-memory store is the reference: it keeps the contract's orders and scoping in plain
+Python. The operations stay within what the service does (one reply in progress per session
+at most, as a store may enforce), but race as it never would: stale copies, ties of time,
+recovery at any moment.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from uuid import uuid4
 
-import pytest
-import trio_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conversation_service.adapters.memory_store import InMemoryStore
-from conversation_service.adapters.sql import open_sql_store
 from conversation_service.domain import branches
 from conversation_service.domain.errors import DomainError, InvalidTransition
 from conversation_service.domain.model import (
@@ -26,41 +28,14 @@ from conversation_service.domain.model import (
 )
 from conversation_service.domain.session_machine import SessionInput
 from conversation_service.ports.storage import StaleVersion
-
-Store = Any  # InMemoryStore | SqlStore
-NewDatabase = Callable[[], AbstractContextManager[str]]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def new_database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> NewDatabase:
-    """Makes a new, empty database of one SQL dialect for each Hypothesis example."""
-
-    @contextmanager
-    def sqlite() -> Iterator[str]:
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('agree')}/conversations.db"
-
-    if request.param == "sqlite":
-        return sqlite
-    postgres = request.getfixturevalue("postgres")
-
-    @contextmanager
-    def postgresql() -> Iterator[str]:
-        url = postgres.create_database()
-        try:
-            yield url
-        finally:
-            postgres.drop_database(url)
-
-    return postgresql
-
+from conversation_service.testing.store_contract.base import ContractBase, Store, StoreFactory
+from conversation_service.testing.values import Values
 
 # -- the two stores agree on any sequence of writes and reads, refusing the same stale writes --
 _at = st.integers(min_value=0, max_value=3)  # few instants, so ties are common
 _org = st.sampled_from([0, 0, 0, 1])  # mostly one org, so its listings are long
 _page = st.tuples(st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=6))
-_operation = st.one_of(
+OPERATIONS = st.one_of(
     st.tuples(st.just("conversation"), _org, st.booleans(), _at),
     st.tuples(st.just("session"), st.integers(min_value=0), _at),
     st.tuples(st.just("message"), st.integers(min_value=0), _at, st.sampled_from(MessageStatus)),
@@ -83,44 +58,44 @@ _operation = st.one_of(
 )
 
 
-# `values` holds no state between examples, so sharing the function-scoped fixture is safe.
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(operations=st.lists(_operation, max_size=25))
-async def test_both_stores_agree_on_any_sequence(
-    new_database: NewDatabase, values: Any, operations: list[tuple[Any, ...]]
-) -> None:
-    with new_database() as url:
-        await _agree(url, values, operations)
+class AgreementContract(ContractBase):
+    """The Hypothesis agreement run (a new store per example, from `store_factory`)."""
+
+    @settings(
+        max_examples=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(operations=st.lists(OPERATIONS, max_size=25))
+    async def test_agrees_with_the_in_memory_store_on_any_sequence(
+        self, store_factory: StoreFactory, operations: list[tuple[Any, ...]]
+    ) -> None:
+        async with store_factory() as store:
+            run = SideBySide(InMemoryStore(), store, Values())
+            await run.start()
+            for kind, *args in operations:
+                await getattr(run, kind)(*args)
+            await run.compare_everything()
 
 
-async def _agree(url: str, values: Any, operations: list[tuple[Any, ...]]) -> None:
-    async with trio_asyncio.open_loop(), open_sql_store(url) as sql:
-        run = _SideBySide(InMemoryStore(), sql, values)
-        await run.start()
-        for kind, *args in operations:
-            await getattr(run, kind)(*args)
-        await run.compare_everything()
-
-
-class _SideBySide:
+class SideBySide:
     """Applies each operation to both stores and checks that every answer is the same."""
 
-    def __init__(self, memory: Store, sql: Store, values: Any) -> None:
-        self.stores = (memory, sql)
+    def __init__(self, reference: Store, tested: Store, values: Values) -> None:
+        self.stores = (reference, tested)
         self.values = values
         self.orgs = (values.org(name="first"), values.org(name="second"))
         self.conversations: list[Conversation] = []
         self.sessions: list[ChatSession] = []
         self.copies: dict[Any, list[ChatSession]] = {}  # every copy of a session ever read
         self.messages: list[Message] = []
+        # The message in progress of each session that has one: one at most, as the service
+        # writes them (a store may refuse a second).
+        self.writing: dict[Any, Any] = {}
 
     async def both(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """The answer both stores gave; a write both refused as stale answers None."""
-        results = []
+        results: list[tuple[Any, str | None]] = []
         for store in self.stores:
             try:
                 results.append((await getattr(store, method)(*args, **kwargs), None))
@@ -147,8 +122,11 @@ class _SideBySide:
     async def message(self, which: int, created: int, status: MessageStatus) -> None:
         if self.sessions:
             session = self.sessions[which % len(self.sessions)]
+            if status is MessageStatus.IN_PROGRESS and session.id in self.writing:
+                status = MessageStatus.COMPLETED
             self.messages.append(self.values.message(session, created=created, status=status))
             await self.both("add_message", self.messages[-1])
+            await self._written(self.messages[-1])
 
     async def finish(self, which: int, when: int) -> None:
         if self.messages:
@@ -165,6 +143,7 @@ class _SideBySide:
                 error=("provider_error", "reset") if when % 2 else None,
             )
             await self.both("update_message", finished)
+            await self._written(added)
 
     async def list_conversations(
         self, which_org: int, is_archived: bool | None, page: tuple[int, int]
@@ -201,6 +180,8 @@ class _SideBySide:
         if self.sessions:
             added = self.sessions[which % len(self.sessions)]
             session = await self.both("get_session", added.org_id, added.id)
+            if session.id in self.writing:
+                return  # the service begins no reply beside one in progress
             try:
                 start = branches.ask(
                     session, text="hi", question_id=uuid4(), reply_id=uuid4(),
@@ -222,12 +203,15 @@ class _SideBySide:
         )  # fmt: skip
         idle = start.session.apply(SessionInput.FINISH, self.values.at(when))
         await self.both("end_reply", done, idle)
+        await self._written(start.reply)
 
     async def regenerate(self, which: int, when: int) -> None:
         """Another reply to the question of a session's head reply, if it has one."""
         if self.sessions:
             added = self.sessions[which % len(self.sessions)]
             session = await self.both("get_session", added.org_id, added.id)
+            if session.id in self.writing:
+                return  # the service begins no reply beside one in progress
             target = session.head_id and await self.both(
                 "get_message", added.org_id, session.head_id
             )
@@ -267,8 +251,17 @@ class _SideBySide:
                 limit=limit, offset=offset,
             )  # fmt: skip
 
+    async def _written(self, message: Message) -> None:
+        """Note whether `message` is in progress, as stored."""
+        stored = await self.both("get_message", message.org_id, message.id)
+        if stored is not None and stored.status is MessageStatus.IN_PROGRESS:
+            self.writing[message.chat_session_id] = message.id
+        elif self.writing.get(message.chat_session_id) == message.id:
+            del self.writing[message.chat_session_id]
+
     async def recover(self, when: int) -> None:
         await self.both("recover_interrupted", self.values.at(when))
+        self.writing.clear()
 
     async def compare_everything(self) -> None:
         for org in self.orgs:
