@@ -14,6 +14,7 @@ from uuid import UUID
 from hypothesis import strategies as st
 
 from conversation_service.adapters.llm.registry_entry import PROVIDERS
+from conversation_service.domain.feedback import Rating
 from conversation_service.domain.model import ContextScope
 from conversation_service.domain.replies import Multitask
 from conversation_service.domain.rules import InputLimits
@@ -102,6 +103,72 @@ def cancel_bodies(
 
 def complete_session_bodies(chat_session_id: UUID | str) -> st.SearchStrategy[Body]:
     return st.fixed_dictionaries({"chat_session_id": id_texts(chat_session_id)})
+
+
+def update_conversation_bodies(
+    conversation_id: UUID | str, limits: InputLimits = LIMITS
+) -> st.SearchStrategy[Body]:
+    """A change of title and archived flag (absent or null: unchanged)."""
+    return st.fixed_dictionaries(
+        {"conversation_id": id_texts(conversation_id)},
+        optional={"title": st.none() | titles(limits), "is_archived": st.none() | st.booleans()},
+    )
+
+
+def delete_conversation_bodies(conversation_id: UUID | str) -> st.SearchStrategy[Body]:
+    return st.fixed_dictionaries({"conversation_id": id_texts(conversation_id)})
+
+
+def feedback_bodies(
+    message_id: UUID | str, limits: InputLimits = LIMITS
+) -> st.SearchStrategy[Body]:
+    """A rating of an assistant reply, with or without a comment."""
+    return st.fixed_dictionaries(
+        {"message_id": id_texts(message_id), "rating": st.sampled_from([r.value for r in Rating])},
+        optional={"comment": st.none() | texts(limits.max_comment_chars)},
+    )
+
+
+def clear_feedback_bodies(message_id: UUID | str) -> st.SearchStrategy[Body]:
+    return st.fixed_dictionaries({"message_id": id_texts(message_id)})
+
+
+def regenerate_bodies(
+    chat_session_id: UUID | str, message_id: UUID | str | None = None
+) -> st.SearchStrategy[Body]:
+    """Another reply to a reply's question: the session's head reply, or `message_id`."""
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "multitask": st.sampled_from([m.value for m in Multitask])
+    }
+    if message_id is not None:
+        optional["message_id"] = id_texts(message_id)
+    return st.fixed_dictionaries({"chat_session_id": id_texts(chat_session_id)}, optional=optional)
+
+
+def edit_bodies(
+    chat_session_id: UUID | str,
+    message_id: UUID | str,
+    *,
+    limits: InputLimits = LIMITS,
+    max_message_chars: int | None = 2000,
+) -> st.SearchStrategy[Body]:
+    """A new version of a user message of the session's current branch."""
+    return st.fixed_dictionaries(
+        {
+            "chat_session_id": id_texts(chat_session_id),
+            "message_id": id_texts(message_id),
+            "content": message_texts(limits, max_size=max_message_chars),
+        },
+        optional={"multitask": st.sampled_from([m.value for m in Multitask])},
+    )
+
+
+def select_branch_bodies(
+    chat_session_id: UUID | str, message_id: UUID | str
+) -> st.SearchStrategy[Body]:
+    return st.fixed_dictionaries(
+        {"chat_session_id": id_texts(chat_session_id), "message_id": id_texts(message_id)}
+    )
 
 
 def model_names() -> st.SearchStrategy[str]:

@@ -60,7 +60,8 @@ def schemas(
     session_ref = {"chat_session_id": Field(kind="id", required=True)}
     return {
         "create": {
-            "title": Field(kind="text", required=True, max_chars=limits.max_title_chars),
+            # Absent or null: the conversation is titled after its first reply.
+            "title": Field(kind="text", nullable=True, max_chars=limits.max_title_chars),
             "is_archived": Field(kind="bool"),
         },
         "create_session": {
@@ -79,6 +80,30 @@ def schemas(
         },
         "cancel": {**session_ref, "message_id": Field(kind="id", nullable=True)},
         "complete_session": session_ref,
+        "update": {
+            "conversation_id": Field(kind="id", required=True),
+            "title": Field(kind="text", nullable=True, max_chars=limits.max_title_chars),
+            "is_archived": Field(kind="bool", nullable=True),
+        },
+        "delete": {"conversation_id": Field(kind="id", required=True)},
+        "feedback": {
+            "message_id": Field(kind="id", required=True),
+            "rating": Field(kind="enum", required=True, choices=("down", "up")),
+            "comment": Field(kind="text", nullable=True, max_chars=limits.max_comment_chars),
+        },
+        "clear_feedback": {"message_id": Field(kind="id", required=True)},
+        "regenerate": {
+            **session_ref,
+            "message_id": Field(kind="id", nullable=True),
+            "multitask": Field(kind="enum", choices=tuple(m.value for m in Multitask)),
+        },
+        "edit": {
+            **session_ref,
+            "message_id": Field(kind="id", required=True),
+            "content": Field(kind="text", required=True, max_chars=limits.max_message_chars),
+            "multitask": Field(kind="enum", choices=tuple(m.value for m in Multitask)),
+        },
+        "select_branch": {**session_ref, "message_id": Field(kind="id", required=True)},
     }
 
 

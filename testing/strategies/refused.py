@@ -149,6 +149,41 @@ def refused_complete_session_bodies(chat_session_id: UUID | str) -> st.SearchStr
     return refused_bodies(valid, schemas()["complete_session"])
 
 
+def refused_update_conversation_bodies(conversation_id: UUID | str) -> st.SearchStrategy[Refused]:
+    valid = bodies.update_conversation_bodies(conversation_id)
+    return refused_bodies(valid, schemas()["update"])
+
+
+def refused_delete_conversation_bodies(conversation_id: UUID | str) -> st.SearchStrategy[Refused]:
+    return refused_bodies(bodies.delete_conversation_bodies(conversation_id), schemas()["delete"])
+
+
+def refused_feedback_bodies(message_id: UUID | str) -> st.SearchStrategy[Refused]:
+    return refused_bodies(bodies.feedback_bodies(message_id), schemas()["feedback"])
+
+
+def refused_clear_feedback_bodies(message_id: UUID | str) -> st.SearchStrategy[Refused]:
+    return refused_bodies(bodies.clear_feedback_bodies(message_id), schemas()["clear_feedback"])
+
+
+def refused_regenerate_bodies(chat_session_id: UUID | str) -> st.SearchStrategy[Refused]:
+    return refused_bodies(bodies.regenerate_bodies(chat_session_id), schemas()["regenerate"])
+
+
+def refused_edit_bodies(
+    chat_session_id: UUID | str, message_id: UUID | str
+) -> st.SearchStrategy[Refused]:
+    valid = bodies.edit_bodies(chat_session_id, message_id, max_message_chars=200)
+    return refused_bodies(valid, schemas()["edit"])
+
+
+def refused_select_branch_bodies(
+    chat_session_id: UUID | str, message_id: UUID | str
+) -> st.SearchStrategy[Refused]:
+    valid = bodies.select_branch_bodies(chat_session_id, message_id)
+    return refused_bodies(valid, schemas()["select_branch"])
+
+
 def refused_register_model_bodies(base_url: str) -> st.SearchStrategy[Refused]:
     """Models an admin registers at `base_url` with one field wrong (POST /api/models)."""
     return refused_bodies(bodies.register_model_bodies(base_url), register_model_schema())

@@ -121,6 +121,15 @@ def test_every_refused_body_is_refused_naming_its_field(
             st.tuples(st.just("stream_chat"), cs.refused_stream_chat_bodies(session)),
             st.tuples(st.just("cancel"), cs.refused_cancel_bodies(session)),
             st.tuples(st.just("complete_session"), cs.refused_complete_session_bodies(session)),
+            st.tuples(st.just("update"), cs.refused_update_conversation_bodies(conversation)),
+            st.tuples(st.just("delete"), cs.refused_delete_conversation_bodies(conversation)),
+            st.tuples(st.just("feedback"), cs.refused_feedback_bodies(uuid.uuid4())),
+            st.tuples(st.just("clear_feedback"), cs.refused_clear_feedback_bodies(uuid.uuid4())),
+            st.tuples(st.just("regenerate"), cs.refused_regenerate_bodies(session)),
+            st.tuples(st.just("edit"), cs.refused_edit_bodies(session, uuid.uuid4())),
+            st.tuples(
+                st.just("select_branch"), cs.refused_select_branch_bodies(session, uuid.uuid4())
+            ),
         ),
         label="refused",
     )
@@ -133,6 +142,59 @@ def test_every_refused_body_is_refused_naming_its_field(
         "GET", "/api/conversation/messages", params={"conversation_id": conversation}
     ).json()
     assert listed["messages"] == []  # nothing was sent
+    kept = caller.call(
+        "GET", "/api/conversation/get_with_sessions", params={"conversation_id": conversation}
+    )
+    assert kept.status_code == 200 and kept.json()["title"] == "t"  # nor changed, nor deleted
+
+
+def _streamed(caller: Caller, route: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
+    with connect_sse(
+        caller.http,
+        "POST",
+        f"/api/conversation/{route}",
+        params={"org_id": caller.org_id},
+        headers={"Authorization": f"Bearer {caller.token}"},
+        json=body,
+    ) as source:
+        assert source.response.status_code == 200, source.response.read()
+        return [(sse.event, sse.json()) for sse in source.iter_sse()]
+
+
+@settings(EXAMPLES, max_examples=15)
+@given(data=st.data())
+def test_every_valid_body_of_the_keeping_and_branching_routes_is_taken(
+    caller: Caller, data: st.DataObject
+) -> None:
+    conversation, session = caller.conversation_and_session()
+    events = _streamed(caller, "stream_chat", {"chat_session_id": session, "message": "hi"})
+    question, reply = events[0][1]["user_message_id"], events[0][1]["message_id"]
+
+    body = data.draw(cs.feedback_bodies(reply), label="feedback")
+    rated = caller.call("POST", "/api/conversation/feedback", json=body)
+    assert rated.status_code == 200 and rated.json()["rating"] == body["rating"], rated.text
+    body = data.draw(cs.clear_feedback_bodies(reply), label="clear_feedback")
+    assert caller.call("POST", "/api/conversation/clear_feedback", json=body).status_code == 200
+
+    body = data.draw(cs.regenerate_bodies(session, reply), label="regenerate")
+    assert _streamed(caller, "regenerate", body)[-1][0] == "end"
+    body = data.draw(cs.edit_bodies(session, question, max_message_chars=100), label="edit")
+    assert _streamed(caller, "edit", body)[-1][0] == "end"
+    body = data.draw(cs.select_branch_bodies(session, question), label="select_branch")
+    chosen = caller.call("POST", "/api/conversation/select_branch", json=body)
+    assert chosen.status_code == 200, chosen.text
+
+    body = data.draw(cs.update_conversation_bodies(conversation), label="update")
+    updated = caller.call("POST", "/api/conversation/update", json=body)
+    assert updated.status_code == 200, updated.text
+    if body.get("title") is not None:
+        assert updated.json()["title"] == body["title"]
+    body = data.draw(cs.delete_conversation_bodies(conversation), label="delete")
+    assert caller.call("POST", "/api/conversation/delete", json=body).status_code == 200
+    gone = caller.call(
+        "GET", "/api/conversation/get_with_sessions", params={"conversation_id": conversation}
+    )
+    assert gone.status_code == 404
 
 
 @EXAMPLES

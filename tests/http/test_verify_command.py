@@ -36,11 +36,17 @@ class LastTwoSwapped:
         return getattr(self.inner, name)
 
     async def list_messages(self, *args: Any, **kwargs: Any) -> Page[Any]:
-        page = await self.inner.list_messages(*args, **kwargs)
-        items = page.items
-        if len(items) >= 2:
-            items = (*items[:-2], items[-1], items[-2])
-        return Page(items=items, limit=page.limit, offset=page.offset, has_more=page.has_more)
+        return _swapped(await self.inner.list_messages(*args, **kwargs))
+
+    async def list_branch(self, *args: Any, **kwargs: Any) -> Page[Any]:
+        return _swapped(await self.inner.list_branch(*args, **kwargs))  # what `messages` lists
+
+
+def _swapped(page: Page[Any]) -> Page[Any]:
+    items = page.items
+    if len(items) >= 2:
+        items = (*items[:-2], items[-1], items[-2])
+    return Page(items=items, limit=page.limit, offset=page.offset, has_more=page.has_more)
 
 
 @pytest.fixture

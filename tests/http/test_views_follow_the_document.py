@@ -171,7 +171,7 @@ def _objects(schema: Any) -> list[dict[str, Any]]:
     kind = schema.get("type")
     is_object = kind == "object" or (isinstance(kind, list) and "object" in kind)
     own = [schema] if is_object else []
-    return own + [found for value in schema.any_value_of() for found in _objects(value)]
+    return own + [found for value in schema.values() for found in _objects(value)]
 
 
 def test_every_object_of_the_document_is_closed() -> None:

@@ -38,12 +38,12 @@ class Assistant:
         return answer
 
     async def history(self, topic: str) -> list[tuple[str, str]]:
-        """(role, text) of every message about `topic`, oldest first."""
+        """(role, text) of every message about `topic` (its current branch), oldest first."""
         session = await self._session(topic)
         page = await self.service.list_messages(
             self.who, self.who.org_id, session.conversation_id, limit=1000, offset=0
         )
-        return [(m.role.value, m.content) for m in page.items]
+        return [(m.message.role.value, m.message.content) for m in page.items]
 
     async def _session(self, topic: str) -> ChatSession:
         if topic not in self._sessions:
