@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -114,13 +115,24 @@ def _plugged_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         try:
             command = entry.load()
         except (ImportError, AttributeError) as error:  # a broken one must not stop `serve`
-            print(
-                f"conversation-service: command {entry.name!r} left out: {error}", file=sys.stderr
-            )
+            # Said when it is asked for, not at every start (`verify` needs the `testing`
+            # extra, which a plain install leaves out).
+            missing = commands.add_parser(entry.name, help=f"(not available: {error})")
+            missing.add_argument("arguments", nargs=argparse.REMAINDER)
+            missing.set_defaults(plugged=functools.partial(_not_available, entry.name, error))
             continue
         parser = commands.add_parser(entry.name, help=command.HELP)
         command.add_arguments(parser)
         parser.set_defaults(plugged=command.run)
+
+
+def _not_available(name: str, error: Exception, _args: argparse.Namespace) -> int:
+    print(
+        f"conversation-service {name}: not available here ({error}); install the `testing` "
+        "extra: pip install 'conversation-service[testing]'",
+        file=sys.stderr,
+    )
+    return 2
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

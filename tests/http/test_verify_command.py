@@ -121,3 +121,21 @@ def test_verify_says_what_it_cannot_do(server: ServerThread) -> None:
     no_model = verify(server, "--model", "gpt-none")
     assert no_model.returncode == 2 and "no model 'gpt-none'" in no_model.stderr
     assert token  # (made for the first call's organisation)
+
+
+def test_a_plugged_command_that_cannot_load_is_named_only_when_asked_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A plain `pip install .` has no Hypothesis: `serve` must start without a word about
+    # `verify`, and `verify` must say what to install.
+    from importlib.metadata import EntryPoint
+
+    from conversation_service.entrypoints import cli
+
+    broken = EntryPoint("verify", "no_such_module_here:COMMAND", cli.COMMANDS_GROUP)
+    monkeypatch.setattr(cli, "entry_points", lambda group: [broken])
+    cli.build_parser()
+    assert capsys.readouterr().err == ""
+    assert cli.main(["verify", "http://127.0.0.1:9"]) == 2
+    said = capsys.readouterr().err
+    assert "not available here" in said and "conversation-service[testing]" in said
