@@ -1,10 +1,13 @@
 """Request rates per token and concurrent streams per organisation.
 
-One instance alone keeps them in memory: the rate maths is the `limits` library's moving
-window. Several instances on one PostgreSQL share them through the database (counters in
-adapters/sql/cluster.py): `limits` has no PostgreSQL storage, so the shared rate is the
-sliding-window counter (this window's hits plus the last window's, weighted by how much of
-it is still in view), which needs one row a token a window and one statement a request.
+Both count the same way, the sliding-window counter: this window's hits plus the last
+window's, weighted by how much of it is still in view. One instance alone keeps the
+counters in memory, and the maths is the `limits` library's. Several instances on one
+PostgreSQL share them through the database (counters in adapters/sql/cluster.py): `limits`
+has no PostgreSQL storage, so that is one row a token a window and one statement a request.
+
+(The moving window that `limits` also offers keeps one entry per request and inserts each
+at the front of a list; with a high limit, every request moved thousands of them.)
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import attrs
 import trio
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 from conversation_service.domain.errors import RateLimited
 
@@ -63,14 +66,37 @@ class _Rate:
         )
 
 
+class _SweptMemoryStorage(MemoryStorage):
+    """`limits`' MemoryStorage without its expiry thread.
+
+    MemoryStorage starts a `threading.Timer` to drop expired counters 10 ms after any
+    change when none is running: under load, a new thread a hundred times a second, each
+    taking the GIL from the event loop. Here expired counters are dropped by `sweep`, which
+    the limiter calls at most once a window; a counter read after its expiry is dropped by
+    `get` anyway.
+    """
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the private one it calls
+        pass
+
+    def sweep(self) -> None:
+        self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
 class RequestRateLimiter(_Rate):
-    """At most `rate` (e.g. "600/minute") requests per token, in a moving window, in memory."""
+    """At most `rate` (e.g. "600/minute") requests per token, in a sliding-window counter,
+    in memory."""
 
     def __init__(self, rate: str) -> None:
         super().__init__(rate)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._storage = _SweptMemoryStorage()
+        self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+        self._next_sweep = time.monotonic() + self.window
 
     async def hit(self, key: str) -> RateDecision:
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.window
+            self._storage.sweep()
         allowed = self._limiter.hit(self._item, key)
         stats = self._limiter.get_window_stats(self._item, key)
         return RateDecision(

@@ -69,7 +69,7 @@ def main() -> None:
         spy_command = [
             str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(bench.service.pid),
             "--duration", str(int(mine.seconds)), "--format", "raw", "--rate", "250",
-            "--output", str(raw), "--nonblocking",
+            "--output", str(raw),
         ]  # fmt: skip
         spy = threading.Thread(
             target=subprocess.run, args=(spy_command,), kwargs={"capture_output": True}

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import trio
 
+from conversation_service.adapters.llm.http1 import UpstreamClient
 from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
@@ -32,7 +33,7 @@ async def test_the_openai_provider_reads_a_mock_reply_whole(chunks, delay_ms):
     async def emit(text: str) -> None:
         pieces.append(text)
 
-    async with trio.open_nursery() as nursery, httpx.AsyncClient() as client:
+    async with trio.open_nursery() as nursery, UpstreamClient() as client:
         upstream, port = await start_mock_upstream(nursery)
         model = OpenAIChatModel(
             client,

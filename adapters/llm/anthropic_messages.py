@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any, Unpack
 
 import attrs
-import httpx
 from httpx_sse import ServerSentEvent
 
+from conversation_service.adapters.llm.http1 import UpstreamClient
 from conversation_service.adapters.llm.provider_model import ModelSettings, ProviderModel
 from conversation_service.adapters.llm.upstream import Reply, StreamRequest, is_count, json_object
 from conversation_service.adapters.llm.upstream_errors import (
@@ -104,7 +104,7 @@ class AnthropicMessagesModel(ProviderModel):
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: UpstreamClient,
         *,
         base_url: str = ANTHROPIC_API,
         default_max_tokens: int = DEFAULT_MAX_TOKENS,

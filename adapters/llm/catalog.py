@@ -6,13 +6,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-import httpx
-
 from conversation_service.adapters.llm.anthropic_messages import (
     DEFAULT_MAX_TOKENS,
     AnthropicMessagesModel,
 )
 from conversation_service.adapters.llm.echo import ECHO_MODEL_ID, EchoModel
+from conversation_service.adapters.llm.http1 import UpstreamClient
 from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
 from conversation_service.adapters.llm.provider_model import ModelSettings
 from conversation_service.adapters.llm.registry_entry import RegisteredModel
@@ -57,7 +56,7 @@ class RegistryCatalog:
     def __init__(
         self,
         registry: Registry,
-        client: httpx.AsyncClient,
+        client: UpstreamClient,
         *,
         echo_delay: float | None = None,
         allow_private: bool = False,
@@ -130,7 +129,7 @@ class RegistryCatalog:
 
 
 def build_model(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     entry: RegisteredModel,
     *,
     api_key: str | None = None,
@@ -176,6 +175,5 @@ async def open_catalog(
     # Per-request timeouts come from each model; the service's stream limits bound how many
     # generations, hence connections, run at once. Redirects are never followed: the target
     # of one has passed no URL check.
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
-    async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+    async with UpstreamClient(max_idle=20) as client:
         yield RegistryCatalog(registry, client, echo_delay=echo_delay, allow_private=allow_private)

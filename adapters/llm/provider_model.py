@@ -10,8 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import ClassVar, Required, TypedDict, Unpack
 
-import httpx
-
+from conversation_service.adapters.llm.http1 import UpstreamClient
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import (
     Guard,
@@ -50,7 +49,7 @@ class ProviderModel:
     reply_type: ClassVar[type[Reply]] = Reply
 
     def __init__(
-        self, client: httpx.AsyncClient, *, base_url: str, **settings: Unpack[ModelSettings]
+        self, client: UpstreamClient, *, base_url: str, **settings: Unpack[ModelSettings]
     ) -> None:
         api_key, api_key_env = settings.get("api_key"), settings.get("api_key_env")
         if api_key is not None and api_key_env is not None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import attrs
-import httpx
 
 
 @attrs.frozen(kw_only=True)
@@ -36,8 +36,10 @@ class Retries:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def retry_after(headers: httpx.Headers, now: datetime | None = None) -> float | None:
+def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
     """Seconds the upstream asked us to wait, or None when it did not say (or said nonsense).
+
+    `headers` are looked up by lowercase names.
 
     `retry-after-ms` (OpenAI, Azure) is more precise than `retry-after` and wins; `retry-after`
     is delta-seconds or an HTTP-date (RFC 9110, 10.2.3).

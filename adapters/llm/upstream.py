@@ -1,24 +1,33 @@
 """One streamed request to a model provider: its timeouts, its retries, its failures.
 
-Every provider streams Server-Sent Events, parsed here by httpx-sse; a provider's `Reply`
-subclass says what its events mean. Library errors become ModelFailure here. A failure before
-the first token may be retried (see `Retries`); once text has been emitted, none is.
+Every provider streams Server-Sent Events over `http1.UpstreamClient`, decoded here by
+httpx-sse's decoders; a provider's `Reply` subclass says what its events mean. Transport
+errors become ModelFailure here. A failure before the first token may be retried (see
+`Retries`); once text has been emitted, none is.
 """
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, ClassVar, TypeGuard, TypeVar
 
 import attrs
-import httpx
 import trio
-from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
+from httpx_sse import ServerSentEvent
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
+from conversation_service.adapters.llm.http1 import (
+    Response,
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamConnectTimeout,
+    UpstreamTransportError,
+)
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream_errors import (
     TransientFailure,
@@ -113,7 +122,7 @@ def is_count(value: object) -> TypeGuard[int]:
 
 
 async def stream_reply(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     request: StreamRequest,
     new_reply: Callable[[], R],
     emit: Emit,
@@ -174,12 +183,12 @@ async def _read_to_the_end(events: AsyncIterator[ServerSentEvent]) -> None:
         try:
             async for _ in events:
                 pass  # nothing follows the end marker but the end of the body
-        except (httpx.TransportError, SSEError):
+        except UpstreamTransportError:
             pass  # the reply is whole already; only the connection is lost
 
 
 async def _attempt(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     request: StreamRequest,
     reply: Reply,
     emit: Emit,
@@ -203,47 +212,63 @@ async def _attempt(
 
 
 async def _stream(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     request: StreamRequest,
     reply: Reply,
     silence: trio.CancelScope,
     emit: Emit,
     t: Timeouts,
 ) -> None:
-    # Reads are bounded by the cancel scopes, not by httpx.
-    timeout = httpx.Timeout(connect=t.connect, read=None, write=t.connect, pool=t.connect)
+    # Reads are bounded by the cancel scopes; connecting and sending by t.connect.
     try:
-        async with aconnect_sse(
-            client,
+        async with client.stream(
             "POST",
             request.url,
-            json=request.body,
-            headers=dict(request.headers),  # aconnect_sse adds to the dict it is given
-            timeout=timeout,
-        ) as source:
+            headers=request.headers,
+            json_body=request.body,
+            connect_timeout=t.connect,
+        ) as response:
             reply.responded = True
-            if not source.response.is_success:
-                raise await status_failure(source.response, request.secret)
-            async with aclosing(source.aiter_sse()) as events:
+            if not response.is_success:
+                raise await status_failure(response, request.secret)
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                raise ModelFailure(
+                    "upstream_bad_response",
+                    f"the model did not stream: its Content-Type is {content_type[:100]!r},"
+                    " not text/event-stream",
+                )
+            first_event_due = silence.deadline
+            whole = False
+
+            def reading(waiting: bool) -> None:
+                # Only waits on the upstream are silence: the caller's pace is not. Set
+                # once per network read, not per event: a burst's events share one read.
+                if not waiting or whole:  # once whole, only the drain's bound applies
+                    silence.deadline = math.inf
+                elif reply.events:
+                    silence.deadline = trio.current_time() + t.idle
+                else:
+                    silence.deadline = first_event_due
+
+            async with aclosing(server_sent_events(response, reading)) as events:
                 async for event in events:
                     reply.events += 1
-                    silence.deadline = math.inf  # the caller's pace is not upstream silence
                     if await reply.take(event, emit):
+                        whole = True
+                        silence.deadline = math.inf
                         await _read_to_the_end(events)
                         return
-                    silence.deadline = trio.current_time() + t.idle
         raise ModelFailure(
             "upstream_bad_response", f"the model's stream ended before {reply.end_marker}"
         )
-    except httpx.ConnectTimeout as e:
+    except UpstreamConnectTimeout as e:
         raise TransientFailure(
             "upstream_timeout", f"could not connect to the model within {t.connect:g}s"
         ) from e
-    except httpx.ConnectError as e:
+    except UpstreamConnectError as e:
         raise TransientFailure("upstream_unavailable", "could not connect to the model") from e
-    except SSEError as e:
-        raise ModelFailure("upstream_bad_response", f"the model did not stream: {e}") from e
-    except httpx.TransportError as e:
+    except UpstreamTransportError as e:
         described = redact(str(e) or type(e).__name__, request.secret)
         if not reply.responded:  # no answer came, so no reply had begun
             raise TransientFailure(
@@ -253,3 +278,23 @@ async def _stream(
             "upstream_bad_response",
             f"the connection broke before the reply was complete: {described}",
         ) from e
+
+
+async def server_sent_events(
+    response: Response, reading: Callable[[bool], None] | None = None
+) -> AsyncGenerator[ServerSentEvent]:
+    """The events of an event stream's body (WHATWG rules: httpx-sse's decoders).
+
+    `reading` is called around each wait on the network (see `Response.aiter_bytes`).
+    """
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    lines, decoder = SSELineDecoder(), SSEDecoder()
+    async for data in response.aiter_bytes(reading):
+        for line in lines.decode(text.decode(data)) if data else ():
+            event = decoder.decode(line)
+            if event is not None:
+                yield event
+    for line in lines.decode(text.decode(b"", final=True)) + lines.flush():
+        event = decoder.decode(line)
+        if event is not None:
+            yield event

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
+from conversation_service.adapters.llm.http1 import Response
 from conversation_service.adapters.llm.retries import retry_after
 from conversation_service.ports.language_model import ModelFailure
 
@@ -44,7 +43,7 @@ def failure_for_error(
     return ModelFailure("upstream_error", message)
 
 
-async def status_failure(response: httpx.Response, secret: str | None) -> ModelFailure:
+async def status_failure(response: Response, secret: str | None) -> ModelFailure:
     """The failure a non-2xx response stands for; 429, 5xx and 529 are transient."""
     status = response.status_code
     if response.is_redirect:  # the shared client never follows one: the target is unchecked
@@ -102,7 +101,7 @@ def redact(text: str, secret: str | None) -> str:
     return text.replace(secret, "[redacted]") if secret else text
 
 
-async def _error_body(response: httpx.Response) -> Any:
+async def _error_body(response: Response) -> Any:
     body = b""
     async for piece in response.aiter_bytes():
         body += piece

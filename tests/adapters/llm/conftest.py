@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
+
+from conversation_service.adapters.llm.http1 import UpstreamClient
 
 from .providers import PROVIDERS, Provider
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    # As the catalog's: redirects are never followed.
-    async with httpx.AsyncClient(follow_redirects=False) as client:
+async def client() -> AsyncIterator[UpstreamClient]:
+    async with UpstreamClient() as client:
         yield client
 
 

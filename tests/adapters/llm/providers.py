@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
-import httpx
 
 from conversation_service.adapters.llm.anthropic_messages import AnthropicMessagesModel
+from conversation_service.adapters.llm.http1 import UpstreamClient
 from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
 from conversation_service.adapters.llm.provider_model import ProviderModel
 from conversation_service.adapters.llm.retries import Retries
@@ -45,7 +45,7 @@ class Provider:
     key_header: str  # where the API key goes, and in what form
     key_form: str
 
-    def model(self, client: httpx.AsyncClient, root_url: str, **settings: Any) -> ProviderModel:
+    def model(self, client: UpstreamClient, root_url: str, **settings: Any) -> ProviderModel:
         settings = {"timeouts": FAST, "retries": QUICK, **settings}
         return self.model_type(
             client, base_url=root_url + self.api_path, upstream_model="test-model", **settings

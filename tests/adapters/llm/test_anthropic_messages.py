@@ -5,11 +5,11 @@ What it does like every provider's model is tested in test_provider_streams.py.
 
 from __future__ import annotations
 
-import httpx
 import pytest
 import trio
 
 from conversation_service.adapters.llm.anthropic_messages import AnthropicMessagesModel
+from conversation_service.adapters.llm.http1 import UpstreamClient
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
 from conversation_service.domain.context import PromptMessage
@@ -41,7 +41,7 @@ KEY_ENV = "FAKE_ANTHROPIC_API_KEY"
 
 
 def model_at(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     server: FakeOpenAIServer,
     *,
     api_key_env: str | None = None,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 import trio
 
+from conversation_service.adapters.llm.http1 import UpstreamClient
 from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
@@ -32,7 +32,7 @@ KEY_ENV = "FAKE_PROVIDER_API_KEY"
 
 
 def model_at(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     server: FakeOpenAIServer | str,
     *,
     api_key_env: str | None = None,

@@ -4,10 +4,10 @@ code the kit's table says."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 import trio
 
+from conversation_service.adapters.llm.http1 import UpstreamClient
 from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
 from conversation_service.adapters.llm.retries import Retries
 from conversation_service.adapters.llm.upstream import Timeouts
@@ -23,7 +23,7 @@ QUICK = Retries(base=0.01, cap=0.02)  # 2 retries, 5 to 20 ms apart
 
 
 def over_http(
-    client: httpx.AsyncClient, upstream: ScriptedUpstream, **retries: float
+    client: UpstreamClient, upstream: ScriptedUpstream, **retries: float
 ) -> OpenAIChatModel:
     return OpenAIChatModel(
         client,
@@ -66,7 +66,7 @@ async def test_a_failing_script_in_process_ends_with_its_code(
 
 @pytest.mark.parametrize(("script", "_", "over_http_code"), SCRIPTS)
 async def test_a_failing_script_over_http_ends_with_its_code(
-    nursery: trio.Nursery, client: httpx.AsyncClient, script: Script, _: str, over_http_code: str
+    nursery: trio.Nursery, client: UpstreamClient, script: Script, _: str, over_http_code: str
 ) -> None:
     upstream = await start_scripted_upstream(nursery)
     upstream.default = script
@@ -82,7 +82,7 @@ async def test_a_failing_script_over_http_ends_with_its_code(
 
 
 async def test_a_reply_reads_the_same_in_process_and_over_http(
-    nursery: trio.Nursery, client: httpx.AsyncClient
+    nursery: trio.Nursery, client: UpstreamClient
 ) -> None:
     script = Script.reply("The same reply, chunk by chunk.", chunk_chars=4, delay=0.01)
     script = Script(
@@ -100,7 +100,7 @@ async def test_a_reply_reads_the_same_in_process_and_over_http(
 
 
 async def test_scripts_are_chosen_by_the_last_message_then_in_turn(
-    nursery: trio.Nursery, client: httpx.AsyncClient
+    nursery: trio.Nursery, client: UpstreamClient
 ) -> None:
     upstream = await start_scripted_upstream(nursery)
     upstream.scripts = [Script.rate_limited(retry_after=0.01), Script.reply("second attempt")]
@@ -115,7 +115,7 @@ async def test_scripts_are_chosen_by_the_last_message_then_in_turn(
 
 
 async def test_silence_lasts_until_the_client_gives_up(
-    nursery: trio.Nursery, client: httpx.AsyncClient
+    nursery: trio.Nursery, client: UpstreamClient
 ) -> None:
     upstream = await start_scripted_upstream(nursery)
     upstream.default = Script.silence(["Hel"])

@@ -1,0 +1,315 @@
+"""The provider's HTTP/1.1 client against real sockets: pooling, dead connections, TLS."""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+import trustme
+
+from conversation_service.adapters.llm.http1 import (
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamTransportError,
+)
+
+Script = Callable[[trio.abc.Stream, int], Awaitable[None]]  # (stream, connection number)
+
+
+class Server:
+    """A raw trio server: each connection runs `script(stream, n)`; counts connections."""
+
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
+        self.script, self.tls = script, tls
+        self.connections = 0
+        self.port = 0
+
+    async def start(self, nursery: trio.Nursery) -> str:
+        serve = functools.partial(trio.serve_tcp, self._serve, 0, host="127.0.0.1")
+        listeners = await nursery.start(serve)
+        self.port = listeners[0].socket.getsockname()[1]
+        scheme = "https" if self.tls else "http"
+        host = "localhost" if self.tls else "127.0.0.1"
+        return f"{scheme}://{host}:{self.port}/v1/chat/completions"
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        number = self.connections
+        wrapped: trio.abc.Stream = stream
+        if self.tls is not None:
+            wrapped = trio.SSLStream(stream, self.tls, server_side=True)
+        try:
+            await self.script(wrapped, number)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await trio.aclose_forcefully(wrapped)
+
+
+async def read_request(stream: trio.abc.Stream) -> bytes | None:
+    """One whole request's bytes (head and a Content-Length body), None at EOF."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = await stream.receive_some(65536)
+        if not more:
+            return None
+        data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        ).split(b":")[1]
+    )
+    while len(body) < length:
+        body += await stream.receive_some(65536)
+    return data
+
+
+def answer(text: str, *, close: bool = False) -> bytes:
+    body = f"data: {text}\n\n".encode()
+    connection = b"Connection: close\r\n" if close else b""
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        + connection
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
+async def fetch(client: UpstreamClient, url: str) -> bytes:
+    async with client.stream(
+        "POST", url, headers={}, json_body={"q": 1}, connect_timeout=2
+    ) as response:
+        assert response.status_code == 200
+        return b"".join([piece async for piece in response.aiter_bytes()])
+
+
+def keeps_answering(*, close: bool = False) -> Script:
+    async def script(stream: trio.abc.Stream, number: int) -> None:
+        while await read_request(stream) is not None:
+            await stream.send_all(answer(f"connection {number}", close=close))
+            if close:
+                return
+
+    return script
+
+
+async def test_a_response_read_to_its_end_leaves_its_connection_for_the_next(nursery):
+    server = Server(keeps_answering())
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        for _ in range(3):
+            assert await fetch(client, url) == b"data: connection 1\n\n"
+        assert client.connections_opened == server.connections == 1
+
+
+async def test_the_request_carries_host_length_json_and_the_given_headers(nursery):
+    seen: list[bytes] = []
+
+    async def script(stream: trio.abc.Stream, _: int) -> None:
+        request = await read_request(stream)
+        assert request is not None
+        seen.append(request)
+        await stream.send_all(answer("ok"))
+
+    server = Server(script)
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        async with client.stream(
+            "POST", url + "?a=b", headers={"X-Api-Key": "k"}, json_body={"é": [1]},
+            connect_timeout=2,
+        ) as response:  # fmt: skip
+            assert [piece async for piece in response.aiter_bytes()] == [b"data: ok\n\n"]
+    head, _, body = seen[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /v1/chat/completions?a=b HTTP/1.1"
+    headers = dict(line.lower().split(b": ", 1) for line in lines[1:])
+    assert headers[b"host"] == f"127.0.0.1:{server.port}".encode()
+    assert headers[b"x-api-key"] == b"k"
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"content-length"] == str(len(body)).encode()
+    assert body == '{"é":[1]}'.encode()
+
+
+async def test_connection_close_is_honoured(nursery):
+    server = Server(keeps_answering(close=True))
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        assert await fetch(client, url) == b"data: connection 1\n\n"
+        assert await fetch(client, url) == b"data: connection 2\n\n"
+        assert client.connections_opened == 2
+
+
+async def test_a_connection_the_server_closed_while_idle_does_not_fail_the_next_request(nursery):
+    async def answers_then_hangs_up(stream: trio.abc.Stream, number: int) -> None:
+        await read_request(stream)
+        await stream.send_all(answer(f"connection {number}"))
+        # keep-alive said, and then the server lets it go (its idle timeout)
+
+    server = Server(answers_then_hangs_up)
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        assert await fetch(client, url) == b"data: connection 1\n\n"
+        await trio.sleep(0.1)  # the close has reached us
+        assert await fetch(client, url) == b"data: connection 2\n\n"
+        assert client.connections_opened == 2
+
+
+async def test_a_pooled_connection_that_dies_unanswered_is_retried_once_anew(nursery):
+    async def script(stream: trio.abc.Stream, number: int) -> None:
+        await read_request(stream)
+        await stream.send_all(answer(f"connection {number}"))
+        if number == 1:  # takes the second request, then goes without a word
+            await read_request(stream)
+
+    server = Server(script)
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        assert await fetch(client, url) == b"data: connection 1\n\n"
+        assert await fetch(client, url) == b"data: connection 2\n\n"
+        assert server.connections == 2
+
+
+async def test_a_new_connection_that_dies_unanswered_is_a_transport_error(nursery):
+    async def script(stream: trio.abc.Stream, _: int) -> None:
+        await read_request(stream)
+
+    server = Server(script)
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        with pytest.raises(UpstreamTransportError, match="closed without answering"):
+            await fetch(client, url)
+        assert server.connections == 1  # not tried again: that is the caller's to decide
+
+
+async def test_a_body_left_unread_closes_its_connection(nursery):
+    closed = trio.Event()
+
+    async def script(stream: trio.abc.Stream, number: int) -> None:
+        await read_request(stream)
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n"
+        )
+        if number == 1:
+            assert await stream.receive_some(100) == b""  # the client hung up
+            closed.set()
+
+    server = Server(script)
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        async with client.stream(
+            "POST", url, headers={}, json_body={}, connect_timeout=2
+        ) as response:
+            async for piece in response.aiter_bytes():
+                assert piece == b"data: "
+                break
+        with trio.fail_after(2):
+            await closed.wait()
+        async with client.stream("POST", url, headers={}, json_body={}, connect_timeout=2):
+            pass
+        assert client.connections_opened == 2
+
+
+async def test_a_broken_body_is_a_transport_error(nursery):
+    async def script(stream: trio.abc.Stream, _: int) -> None:
+        await read_request(stream)
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 100\r\n\r\n"
+            b"data: x\n\n"
+        )
+
+    server = Server(script)
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        with pytest.raises(UpstreamTransportError):
+            await fetch(client, url)
+        assert client._idle == {} or all(not idle for idle in client._idle.values())
+
+
+async def test_idle_connections_expire(nursery):
+    server = Server(keeps_answering())
+    url = await server.start(nursery)
+    async with UpstreamClient(keepalive_expiry=0.05) as client:
+        await fetch(client, url)
+        await trio.sleep(0.1)
+        await fetch(client, url)
+        assert client.connections_opened == 2
+
+
+async def test_a_refused_connection_is_a_connect_error(nursery):
+    server = Server(keeps_answering())
+    url = await server.start(nursery)
+    nursery.cancel_scope.cancel()  # the listener goes
+    await trio.sleep(0.05)
+    async with UpstreamClient() as client:
+        with pytest.raises(UpstreamConnectError):
+            await fetch(client, url)
+
+
+async def test_reading_is_called_around_each_wait_on_the_network(nursery):
+    async def script(stream: trio.abc.Stream, _: int) -> None:
+        await read_request(stream)
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n"
+        )
+        await trio.sleep(0.05)
+        await stream.send_all(b"3\r\nghi\r\n0\r\n\r\n")
+
+    server = Server(script)
+    url = await server.start(nursery)
+    calls: list[bool] = []
+    async with UpstreamClient() as client:
+        async with client.stream("POST", url, headers={}, json_body={}, connect_timeout=2) as r:
+            pieces = [piece async for piece in r.aiter_bytes(calls.append)]
+    assert pieces == [b"abc", b"def", b"ghi"]
+    # The head's read already brought the first two chunks: one wait for the third, one
+    # for the end (each a True, then a False).
+    assert calls == [True, False] * (len(calls) // 2) and 1 <= len(calls) // 2 <= 3
+
+
+# -- TLS ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+def server_context(authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)
+    return context
+
+
+async def test_https_checks_the_certificate_and_pools(nursery, authority):
+    server = Server(keeps_answering(), tls=server_context(authority))
+    url = await server.start(nursery)
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    async with UpstreamClient(tls=trusting) as client:
+        assert await fetch(client, url) == b"data: connection 1\n\n"
+        assert await fetch(client, url) == b"data: connection 1\n\n"
+        assert client.connections_opened == 1
+
+
+async def test_https_to_a_certificate_no_authority_vouches_for_is_refused(nursery, authority):
+    server = Server(keeps_answering(), tls=server_context(authority))
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:  # certifi's authorities: none signed this one
+        with pytest.raises(UpstreamConnectError, match="TLS failed.*CERTIFICATE_VERIFY_FAILED"):
+            await fetch(client, url)
+
+
+async def test_https_to_another_name_is_refused(nursery, authority):
+    server = Server(keeps_answering(), tls=server_context(authority))
+    url = (await server.start(nursery)).replace("localhost", "127.0.0.1")
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    async with UpstreamClient(tls=trusting) as client:
+        with pytest.raises(UpstreamConnectError, match="TLS failed"):
+            await fetch(client, url)
