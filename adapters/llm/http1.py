@@ -5,8 +5,10 @@ service spent half of its event loop in httpx and httpcore's layers around h11 (
 building, the pool's locks, five nested body iterators per chunk); see bench/gateway_bench.py
 and the README's Performance section. This client keeps what the service needs of them:
 
-- h11 (httpx's own HTTP/1.1 engine) reads and writes the protocol: framing, chunked bodies,
-  keep-alive rules;
+- h11 (httpx's own HTTP/1.1 engine) writes the request and reads the response's head:
+  status line, headers, the checks on its framing; the body's framing (chunked, a
+  Content-Length, up to the close) is read by `Response`, as one piece for every chunk
+  already received;
 - TLS with certifi's CA bundle (as httpx), SNI and certificate checks;
 - a connection is pooled only when its response was read to its end, per origin, for
   `keepalive_expiry` seconds, at most `max_idle` of them per origin; one the server closed
@@ -19,7 +21,7 @@ Reads are bounded by the caller's cancel scopes; connecting and writing by `conn
 
 from __future__ import annotations
 
-import json
+import re
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 
 import attrs
 import h11
+import orjson
 import trio
 
 _USER_AGENT = b"conversation-service"
@@ -93,16 +96,32 @@ class _Connection:
         await trio.aclose_forcefully(self.stream)
 
 
-class Response:
-    """A response whose body is read as it arrives; see `UpstreamClient.stream`."""
+# A chunk-size line: hex digits, then maybe extensions (RFC 9112, 7.1.1).
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
+_MAX_LINE = 4096  # bytes of a chunk-size or trailer line
 
-    def __init__(self, connection: _Connection, head: h11.Response, pool: UpstreamClient) -> None:
+
+class Response:
+    """A response whose body is read as it arrives; see `UpstreamClient.stream`.
+
+    h11 reads the head and says how the body is framed; the body itself (chunked, a
+    Content-Length, or up to the close) is read here. h11 makes an event of every chunk,
+    which cost a provider stream about a tenth of the event loop; here the data of every
+    chunk already received goes out as one piece.
+    """
+
+    def __init__(
+        self, connection: _Connection, head: h11.Response, pool: UpstreamClient, early: bytes
+    ) -> None:
         self._connection: _Connection | None = connection
         self._pool = pool
+        self._buffer = bytearray(early)  # what came with the head
         self.status_code = head.status_code
         self.headers: dict[str, str] = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in head.headers
-        }  # h11 gives names lowercased; a repeated header keeps its last value
+        }  # h11 gives names lowercased (and checked the framing ones); the last repeat wins
+        tokens = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
+        self._keep_alive = head.http_version == b"1.1" and "close" not in tokens
 
     @property
     def is_success(self) -> bool:
@@ -123,32 +142,126 @@ class Response:
         connection = self._connection
         if connection is None:
             return
-        parser = connection.h11
+        if self.status_code in (204, 304):
+            body: AsyncIterator[bytes] = _nothing()
+        elif "chunked" in self.headers.get("transfer-encoding", "").lower():
+            body = self._chunked(connection, reading)
+        elif "content-length" in self.headers:
+            body = self._sized(connection, reading, int(self.headers["content-length"]))
+        else:
+            self._keep_alive = False
+            body = self._until_closed(connection, reading)
+        async for piece in body:
+            yield piece
+        self._connection = None
+        if self._keep_alive and not self._buffer:
+            await self._pool.release(connection)
+        else:  # said to close, or sent more than its body: not to be trusted again
+            await connection.close()
+
+    async def _fill(self, connection: _Connection, reading: Callable[[bool], None] | None) -> None:
+        if reading is not None:
+            reading(True)
+        data = await _receive(connection)
+        if reading is not None:
+            reading(False)
+        if not data:
+            raise UpstreamTransportError("the server closed the connection mid-body")
+        self._buffer += data
+
+    async def _chunked(
+        self, connection: _Connection, reading: Callable[[bool], None] | None
+    ) -> AsyncIterator[bytes]:
+        buffer, ready = self._buffer, bytearray()
         while True:
-            try:
-                event = parser.next_event()
-            except h11.RemoteProtocolError as e:
-                raise UpstreamTransportError(f"the server broke HTTP/1.1: {e}") from e
-            if event is h11.NEED_DATA:
-                if reading is None:
-                    parser.receive_data(await _receive(connection))
-                    continue
-                reading(True)
-                data = await _receive(connection)
-                reading(False)
-                parser.receive_data(data)
-            elif type(event) is h11.Data:
-                yield bytes(event.data)
-            elif type(event) is h11.EndOfMessage or type(event) is h11.ConnectionClosed:
-                self._connection = None
-                await self._pool.release(connection)
+            end = buffer.find(b"\r\n")
+            while end < 0:
+                if len(buffer) > _MAX_LINE:
+                    raise UpstreamTransportError("the server sent a chunk-size line too long")
+                if ready:
+                    yield bytes(ready)
+                    ready.clear()
+                await self._fill(connection, reading)
+                end = buffer.find(b"\r\n")
+            size_line = _CHUNK_SIZE.fullmatch(buffer, 0, end)
+            if size_line is None:
+                raise UpstreamTransportError("the server broke chunked encoding")
+            size = int(size_line.group(1), 16)
+            del buffer[: end + 2]
+            if size == 0:
+                break
+            while size:
+                if not buffer:
+                    if ready:
+                        yield bytes(ready)
+                        ready.clear()
+                    await self._fill(connection, reading)
+                piece = buffer[:size]
+                del buffer[: len(piece)]
+                size -= len(piece)
+                ready += piece
+            while len(buffer) < 2:
+                if ready:
+                    yield bytes(ready)
+                    ready.clear()
+                await self._fill(connection, reading)
+            if buffer[:2] != b"\r\n":
+                raise UpstreamTransportError("the server broke chunked encoding")
+            del buffer[:2]
+        if ready:
+            yield bytes(ready)
+        while True:  # trailer lines, ignored, up to an empty one
+            end = buffer.find(b"\r\n")
+            if end < 0:
+                if len(buffer) > _MAX_LINE:
+                    raise UpstreamTransportError("the server sent a trailer line too long")
+                await self._fill(connection, reading)
+                continue
+            del buffer[: end + 2]
+            if end == 0:
                 return
+
+    async def _sized(
+        self, connection: _Connection, reading: Callable[[bool], None] | None, length: int
+    ) -> AsyncIterator[bytes]:
+        buffer = self._buffer
+        while True:
+            piece = bytes(buffer[:length])
+            del buffer[: len(piece)]
+            length -= len(piece)
+            if piece:
+                yield piece
+            if not length:
+                return
+            await self._fill(connection, reading)
+
+    async def _until_closed(
+        self, connection: _Connection, reading: Callable[[bool], None] | None
+    ) -> AsyncIterator[bytes]:
+        buffer = self._buffer
+        while True:
+            if buffer:
+                yield bytes(buffer)
+                buffer.clear()
+            if reading is not None:
+                reading(True)
+            data = await _receive(connection)
+            if reading is not None:
+                reading(False)
+            if not data:
+                return
+            buffer += data
 
     async def aclose(self) -> None:
         """Leave the response: a connection whose body was not read to its end is closed."""
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
 
 
 async def _receive(connection: _Connection) -> bytes:
@@ -207,12 +320,12 @@ class UpstreamClient:
         if self.closed:
             raise RuntimeError("the upstream client is closed")
         origin, target = _origin_and_target(url)
-        body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+        body = orjson.dumps(json_body)
         request = _request(method, origin, target, headers, len(body))
         while True:
             connection = await self._acquire(origin, connect_timeout)
             try:
-                head = await self._exchange(connection, request, body, connect_timeout)
+                head, early = await self._exchange(connection, request, body, connect_timeout)
             except UpstreamTransportError:
                 await connection.close()
                 if connection.reused:  # the server let it go as we picked it: once more, anew
@@ -222,7 +335,7 @@ class UpstreamClient:
                 await connection.close()
                 raise
             break
-        response = Response(connection, head, self)
+        response = Response(connection, head, self, early)
         try:
             yield response
         finally:
@@ -269,7 +382,8 @@ class UpstreamClient:
 
     async def _exchange(
         self, connection: _Connection, request: h11.Request, body: bytes, connect_timeout: float
-    ) -> h11.Response:
+    ) -> tuple[h11.Response, bytes]:
+        """Send the request; the response's head, and the bytes after it read with it."""
         parser = connection.h11
         wire = b"".join(
             (
@@ -297,21 +411,19 @@ class UpstreamClient:
                 parser.receive_data(data)
             elif type(event) is h11.Response:
                 connection.reused = False  # an answer came: no retry from here on
-                return event
+                return event, parser.trailing_data[0]
             elif type(event) is h11.ConnectionClosed:
                 raise UpstreamTransportError("the server closed without answering")
             # an InformationalResponse (1xx) is followed by the real one
 
     async def release(self, connection: _Connection) -> None:
-        """A response read to its end: its connection is pooled if HTTP lets it be reused."""
-        parser = connection.h11
-        if parser.our_state is h11.DONE and parser.their_state is h11.DONE:
-            parser.start_next_cycle()
-            idle = self._idle.setdefault(connection.origin, [])
-            if len(idle) < self.max_idle and not self.closed:
-                connection.idle_since = trio.current_time()
-                idle.append(connection)
-                return
+        """A response read to its end, on a connection HTTP lets be reused: pooled."""
+        idle = self._idle.setdefault(connection.origin, [])
+        if len(idle) < self.max_idle and not self.closed:
+            connection.h11 = h11.Connection(h11.CLIENT)  # its next request and response
+            connection.idle_since = trio.current_time()
+            idle.append(connection)
+            return
         await connection.close()
 
 

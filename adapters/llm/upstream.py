@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import codecs
 import itertools
-import json
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, ClassVar, TypeGuard, TypeVar
 
 import attrs
+import orjson
 import trio
 from httpx_sse import ServerSentEvent
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
@@ -106,8 +106,8 @@ R = TypeVar("R", bound=Reply)
 def json_object(data: str, what: str) -> dict[str, Any]:
     """An event's `data` as the JSON object it must be; upstream_bad_response if it is not."""
     try:
-        value = json.loads(data)
-    except ValueError:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
         raise ModelFailure(
             "upstream_bad_response", f"the model sent {what} that is not JSON"
         ) from None

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
+import trio.lowlevel
 import trustme
 
 from conversation_service.adapters.llm.http1 import (
@@ -266,10 +267,78 @@ async def test_reading_is_called_around_each_wait_on_the_network(nursery):
     async with UpstreamClient() as client:
         async with client.stream("POST", url, headers={}, json_body={}, connect_timeout=2) as r:
             pieces = [piece async for piece in r.aiter_bytes(calls.append)]
-    assert pieces == [b"abc", b"def", b"ghi"]
-    # The head's read already brought the first two chunks: one wait for the third, one
-    # for the end (each a True, then a False).
+    # Chunks already received come as one piece: the third came 50 ms after the others.
+    assert b"".join(pieces) == b"abcdefghi" and pieces[-1] == b"ghi"
+    # One wait (True, then False) for the third, maybe one for the first two.
     assert calls == [True, False] * (len(calls) // 2) and 1 <= len(calls) // 2 <= 3
+
+
+async def test_a_chunked_body_byte_by_byte_with_extensions_and_trailers(nursery):
+    body = b"3;name=value\r\nabc\r\n10\r\n" + b"x" * 16 + b"\r\n0\r\nX-Trailer: 1\r\n\r\n"
+
+    async def script(stream: trio.abc.Stream, _: int) -> None:
+        while await read_request(stream) is not None:
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            for byte in body:
+                await stream.send_all(bytes([byte]))
+                await trio.lowlevel.checkpoint()
+
+    server = Server(script)
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        for _ in range(2):  # read to its end, trailers and all: the connection is reused
+            assert await fetch(client, url) == b"abc" + b"x" * 16
+        assert client.connections_opened == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"zz\r\nabc\r\n0\r\n\r\n", b"3\r\nabcXY0\r\n\r\n", b"-3\r\nabc\r\n0\r\n\r\n"],
+    ids=["not-hex", "no-crlf-after-data", "negative"],
+)
+async def test_broken_chunked_encoding_is_a_transport_error(nursery, body):
+    async def script(stream: trio.abc.Stream, _: int) -> None:
+        await read_request(stream)
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + body
+        )
+        await trio.sleep(1)
+
+    server = Server(script)
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        with pytest.raises(UpstreamTransportError, match="chunked"):
+            await fetch(client, url)
+
+
+async def test_a_body_up_to_the_close_is_read_and_its_connection_not_reused(nursery):
+    async def script(stream: trio.abc.Stream, number: int) -> None:
+        await read_request(stream)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+        await stream.send_all(f"data: {number}\n\n".encode())
+
+    server = Server(script)
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        assert await fetch(client, url) == b"data: 1\n\n"
+        assert await fetch(client, url) == b"data: 2\n\n"
+        assert client.connections_opened == 2
+
+
+async def test_more_than_the_body_makes_the_connection_untrusted(nursery):
+    async def script(stream: trio.abc.Stream, number: int) -> None:
+        while await read_request(stream) is not None:
+            await stream.send_all(answer(f"connection {number}") + b"HTTP/1.1 200 OK\r\n")
+
+    server = Server(script)
+    url = await server.start(nursery)
+    async with UpstreamClient() as client:
+        assert await fetch(client, url) == b"data: connection 1\n\n"
+        assert await fetch(client, url) == b"data: connection 2\n\n"
 
 
 # -- TLS ---------------------------------------------------------------------------------
