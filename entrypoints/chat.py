@@ -30,13 +30,16 @@ from conversation_service.client import (
     SessionCompletedError,
     SessionStatus,
 )
-
-ENV_URL, ENV_TOKEN, ENV_ORG = (
-    "CONVERSATION_SERVICE_URL",
-    "CONVERSATION_SERVICE_TOKEN",
-    "CONVERSATION_SERVICE_ORG",
+from conversation_service.entrypoints.chat_arguments import (
+    DEFAULT_URL,
+    ENV_ORG,
+    ENV_TOKEN,
+    ENV_URL,
+    add_arguments,
 )
-DEFAULT_URL = "http://127.0.0.1:8000"
+
+__all__ = ["add_arguments", "run"]
+
 PROMPT = "you> "
 LISTED = 20  # conversations /list shows
 HELP = """\
@@ -47,14 +50,6 @@ Type a message and press Enter; its reply streams back. Ctrl-C stops a reply.
   /open N|ID       continue a conversation from /list
   /help            this text
   /quit            leave (or Ctrl-D, or Ctrl-C twice at the prompt)"""
-
-
-def add_arguments(chat: argparse.ArgumentParser) -> None:
-    chat.add_argument("--url", help=f"the service's base URL (${ENV_URL}, else {DEFAULT_URL})")
-    chat.add_argument("--token", help=f"a bearer token (${ENV_TOKEN})")
-    chat.add_argument("--org", help=f"the organisation id (${ENV_ORG})")
-    chat.add_argument("--model", help="a model's name or id to start with (echo, else the first)")
-    chat.add_argument("--conversation", help="the id of a conversation to continue")
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:

@@ -20,7 +20,7 @@ from conversation_service.adapters.access import AccessAdmin
 from conversation_service.adapters.system import RandomIds, SystemClock
 from conversation_service.domain.errors import DomainError
 from conversation_service.domain.model import AccessRole
-from conversation_service.entrypoints import chat
+from conversation_service.entrypoints import chat_arguments
 from conversation_service.entrypoints.bootstrap import open_store
 from conversation_service.entrypoints.settings import (
     LOG_FORMATS,
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke.add_argument("token_id", type=UUID)
     _storage_flags(token_revoke)
 
-    chat.add_arguments(
+    chat_arguments.add_arguments(
         commands.add_parser("chat", help="chat with a model from the terminal (a client)")
     )
     _plugged_commands(commands)
@@ -181,6 +181,8 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "chat":  # a client of a running service: none of the server's settings
+        from conversation_service.entrypoints import chat  # its client: not in a server
+
         return chat.run(args)
     if getattr(args, "plugged", None) is not None:
         return int(args.plugged(args))
