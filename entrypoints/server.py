@@ -181,6 +181,3 @@ def configure_logging(log_format: str = "text") -> None:
     queued = QueuedRecords(lines)
     queued.addFilter(ContextFields())
     logging.basicConfig(level=logging.INFO, handlers=[queued])
-    # httpx logs every upstream request at INFO: a line per reply, and its formatting showed
-    # in profiles. Failures are the service's own log lines.
-    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any, Unpack
 
 import attrs
-from httpx_sse import ServerSentEvent
 
+from conversation_service.adapters.llm.event_stream import ServerSentEvent
 from conversation_service.adapters.llm.http1 import UpstreamClient
 from conversation_service.adapters.llm.provider_model import ModelSettings, ProviderModel
 from conversation_service.adapters.llm.upstream import Reply, StreamRequest, is_count, json_object

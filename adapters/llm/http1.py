@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+import certifi
 import h11
 import orjson
 import trio
@@ -66,12 +67,7 @@ def _origin_and_target(url: str) -> tuple[Origin, str]:
 
 
 def _tls_context() -> ssl.SSLContext:
-    try:
-        import certifi  # httpx's CA bundle; installed with it
-
-        context = ssl.create_default_context(cafile=certifi.where())
-    except ImportError:  # pragma: no cover - certifi comes with httpx
-        context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=certifi.where())
     context.set_alpn_protocols(["http/1.1"])
     return context
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from httpx_sse import ServerSentEvent
 
+from conversation_service.adapters.llm.event_stream import ServerSentEvent
 from conversation_service.adapters.llm.provider_model import ProviderModel
 from conversation_service.adapters.llm.upstream import Reply, StreamRequest, is_count, json_object
 from conversation_service.adapters.llm.upstream_errors import error_message

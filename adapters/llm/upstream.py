@@ -1,14 +1,13 @@
 """One streamed request to a model provider: its timeouts, its retries, its failures.
 
-Every provider streams Server-Sent Events over `http1.UpstreamClient`, decoded here by
-httpx-sse's decoders; a provider's `Reply` subclass says what its events mean. Transport
+Every provider streams Server-Sent Events over `http1.UpstreamClient`, decoded by
+`event_stream`; a provider's `Reply` subclass says what its events mean. Transport
 errors become ModelFailure here. A failure before the first token may be retried (see
 `Retries`); once text has been emitted, none is.
 """
 
 from __future__ import annotations
 
-import codecs
 import itertools
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
@@ -18,9 +17,8 @@ from typing import Any, ClassVar, TypeGuard, TypeVar
 import attrs
 import orjson
 import trio
-from httpx_sse import ServerSentEvent
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
+from conversation_service.adapters.llm.event_stream import EventStreamDecoder, ServerSentEvent
 from conversation_service.adapters.llm.http1 import (
     Response,
     UpstreamClient,
@@ -283,18 +281,12 @@ async def _stream(
 async def server_sent_events(
     response: Response, reading: Callable[[bool], None] | None = None
 ) -> AsyncGenerator[ServerSentEvent]:
-    """The events of an event stream's body (WHATWG rules: httpx-sse's decoders).
+    """The events of an event stream's body (WHATWG rules, see `event_stream`).
 
-    `reading` is called around each wait on the network (see `Response.aiter_bytes`).
+    `reading` is called around each wait on the network (see `Response.aiter_bytes`). An
+    event left without its closing empty line when the body ends is no event.
     """
-    text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    lines, decoder = SSELineDecoder(), SSEDecoder()
+    decoder = EventStreamDecoder()
     async for data in response.aiter_bytes(reading):
-        for line in lines.decode(text.decode(data)) if data else ():
-            event = decoder.decode(line)
-            if event is not None:
-                yield event
-    for line in lines.decode(text.decode(b"", final=True)) + lines.flush():
-        event = decoder.decode(line)
-        if event is not None:
+        for event in decoder.feed(data):
             yield event
