@@ -35,7 +35,11 @@ def _storage_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="a databases URL; overrides --data-dir")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands of the service itself; any other is looked for among the plugged ones.
+BUILT_IN = frozenset({"serve", "org", "token", "chat"})
+
+
+def build_parser(*, plugged: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conversation-service",
         description="Conversations with language models, streamed over Server-Sent Events.",
@@ -100,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat_arguments.add_arguments(
         commands.add_parser("chat", help="chat with a model from the terminal (a client)")
     )
-    _plugged_commands(commands)
+    if plugged:  # loading them imports them (verify: the testing kit, 16 MiB): not for serve
+        _plugged_commands(commands)
     return parser
 
 
@@ -179,7 +184,10 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    # The top level takes no option with a value: its first other word is the command.
+    chosen = next((word for word in arguments if not word.startswith("-")), None)
+    args = build_parser(plugged=chosen not in BUILT_IN).parse_args(arguments)
     if args.command == "chat":  # a client of a running service: none of the server's settings
         from conversation_service.entrypoints import chat  # its client: not in a server
 

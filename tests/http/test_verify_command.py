@@ -139,3 +139,24 @@ def test_a_plugged_command_that_cannot_load_is_named_only_when_asked_for(
     assert cli.main(["verify", "http://127.0.0.1:9"]) == 2
     said = capsys.readouterr().err
     assert "not available here" in said and "conversation-service[testing]" in said
+
+
+def test_the_service_own_commands_load_no_plugged_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Loading `verify` imports the testing kit (Hypothesis): 16 MiB that a server must not
+    # carry. Only a command that is not the service's own looks among the plugged ones.
+    from conversation_service.entrypoints import cli
+
+    class Tripwire:
+        name = "verify"
+
+        def load(self) -> object:
+            raise AssertionError("a plugged command was loaded")
+
+    monkeypatch.setattr(cli, "entry_points", lambda group: [Tripwire()])
+    monkeypatch.delenv("CONVERSATION_SERVICE_TOKEN", raising=False)
+    assert cli.main(["chat", "--url", "http://127.0.0.1:9"]) == 2  # no token: says so
+    assert "--token" in capsys.readouterr().err
+    with pytest.raises(AssertionError, match="plugged command was loaded"):
+        cli.main(["verify", "http://127.0.0.1:9"])
