@@ -60,21 +60,29 @@ def plan_prompt(
     `context_window - reserve_for_reply`.
     """
     system = () if not system_prompt else (PromptMessage(role="system", content=system_prompt),)
-    turns = build_prompt(history)
     budget = context_window - reserve_for_reply - sum(prompt_tokens(m) for m in system)
+    # From the newest back, making prompt entries only for the messages kept: a long
+    # session's older messages are counted, not copied.
     kept: list[PromptMessage] = []
-    used = 0
-    for index, message in enumerate(reversed(turns)):
-        cost = prompt_tokens(message)
-        if index > 0 and used + cost > budget:
-            break
-        kept.append(message)
+    used = shown = 0
+    full = False
+    for message in reversed(history):
+        if message.role is MessageRole.ASSISTANT and not message.content:
+            continue  # as build_prompt: a reply that produced no text is not shown
+        shown += 1
+        if full:
+            continue
+        cost = estimate_tokens(message.content) + MESSAGE_OVERHEAD_TOKENS
+        if kept and used + cost > budget:
+            full = True  # nothing older is shown, however small: the prompt stays contiguous
+            continue
+        kept.append(PromptMessage(role=message.role.value, content=message.content))
         used += cost
     kept.reverse()
     return PromptPlan(
         messages=system + tuple(kept),
         included=len(kept),
-        trimmed=len(turns) - len(kept),
+        trimmed=shown - len(kept),
         estimated_tokens=used + sum(prompt_tokens(m) for m in system),
     )
 

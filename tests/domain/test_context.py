@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from conversation_service.domain.context import (
     MESSAGE_OVERHEAD_TOKENS,
+    PromptMessage,
+    build_prompt,
     check_message_fits,
     estimate_tokens,
     history_limit,
@@ -106,6 +108,33 @@ def test_the_plan_is_a_newest_suffix_that_fits(
     if plan.trimmed:  # one more message would not have fitted
         dropped = history[plan.trimmed - 1]
         assert plan.estimated_tokens + estimate_tokens(dropped.content) + 4 > window
+
+
+@given(
+    turns=st.lists(
+        st.tuples(st.sampled_from(list(MessageRole)), st.integers(min_value=0, max_value=300)),
+        min_size=1,
+        max_size=30,
+    ),
+    window=st.integers(min_value=1, max_value=2000),
+)
+def test_the_plan_is_what_the_whole_prompt_trimmed_from_its_oldest_end_is(
+    turns: list[tuple[MessageRole, int]], window: int
+) -> None:
+    # The plan makes entries only for what it keeps; the whole prompt, built and then cut
+    # from its oldest end at the first message that does not fit, is the same.
+    history = [turn("w" * n, role) for role, n in turns]
+    plan = plan_prompt(
+        system_prompt=None, history=history, context_window=window, reserve_for_reply=0
+    )
+    whole = build_prompt(history)
+    kept: list[PromptMessage] = []
+    for message in reversed(whole):
+        if kept and sum(map(prompt_tokens, kept)) + prompt_tokens(message) > window:
+            break
+        kept.insert(0, message)
+    assert plan.messages == tuple(kept)
+    assert (plan.included, plan.trimmed) == (len(kept), len(whole) - len(kept))
 
 
 @pytest.mark.parametrize(
