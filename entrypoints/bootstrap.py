@@ -18,6 +18,7 @@ from conversation_service.adapters.actors.supervisor import SessionSupervisor, o
 from conversation_service.adapters.actors.titles import TitleSettings
 from conversation_service.adapters.actors.turn import FlushPolicy
 from conversation_service.adapters.llm import load_registry, open_catalog
+from conversation_service.adapters.llm.http1 import Gathering
 from conversation_service.adapters.org_models import OrgModels
 from conversation_service.adapters.rate_limits import RequestRateLimiter
 from conversation_service.adapters.secret_box import SecretBox, load_or_create_key
@@ -101,7 +102,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         flush = settings.flush_interval or (0.5 if membership.alone else 0.1)
         async with (
             open_catalog(
-                registry, echo_delay=echo_delay, allow_private=settings.allow_private_model_urls
+                registry,
+                echo_delay=echo_delay,
+                allow_private=settings.allow_private_model_urls,
+                gathering=Gathering(most=settings.gather_ms / 1000),
             ) as catalog,
             open_supervisor(
                 store=store,

@@ -67,6 +67,11 @@ def build_parser(*, plugged: bool = True) -> argparse.ArgumentParser:
         "--flush-interval", type=float, help="seconds between stores of a streaming reply's text"
     )
     serve.add_argument(
+        "--gather-ms",
+        type=int,
+        help="most a busy server lets a stream's pieces gather before one write (50; 0: none)",
+    )
+    serve.add_argument(
         "--log-format", choices=LOG_FORMATS, help="text (the default) or json: one object a line"
     )
     serve.add_argument(

@@ -30,6 +30,10 @@ class Settings:
     lease_timeout: float = 15.0  # on PostgreSQL: an instance unseen this long is gone
     flush_interval: float | None = None  # a streaming reply's text is stored this often;
     # None: 0.5 s alone (SQLite), 0.1 s on PostgreSQL (other instances follow it from there)
+    # With more than 16 provider streams open, a stream's next read waits 1 ms for each
+    # stream beyond 16, up to this, so that what arrives meanwhile goes on as one write
+    # (adapters/llm/http1.py, Gathering); 0: every piece is read and sent as it comes.
+    gather_ms: int = 50
     actor_idle_timeout: float = 60.0
     shutdown_grace: float = 10.0
     send_timeout: float = 30.0  # a client that accepts no bytes for this long is dropped
@@ -96,6 +100,7 @@ FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
     "token_recheck_seconds": ("token_recheck_seconds", float),
     "lease_timeout": ("lease_timeout", float),
     "flush_interval": ("flush_interval", float),
+    "gather_ms": ("gather_ms", int),
     "actor_idle_timeout": ("actor_idle_timeout", float),
     "shutdown_grace": ("shutdown_grace", float),
     "send_timeout": ("send_timeout", float),
@@ -160,6 +165,8 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"{name} must be at least 1")
     if settings.lease_timeout < 1:
         raise SettingsError("lease_timeout must be at least 1 second")
+    if not 0 <= settings.gather_ms <= 1000:
+        raise SettingsError("gather_ms must be between 0 and 1000 milliseconds")
     if settings.flush_interval is not None and not 0.01 <= settings.flush_interval <= 60:
         raise SettingsError("flush_interval must be between 0.01 and 60 seconds")
     if settings.token_recheck_seconds < 0:

@@ -11,7 +11,7 @@ from conversation_service.adapters.llm.anthropic_messages import (
     AnthropicMessagesModel,
 )
 from conversation_service.adapters.llm.echo import ECHO_MODEL_ID, EchoModel
-from conversation_service.adapters.llm.http1 import UpstreamClient
+from conversation_service.adapters.llm.http1 import Gathering, UpstreamClient
 from conversation_service.adapters.llm.openai_chat import OpenAIChatModel
 from conversation_service.adapters.llm.provider_model import ModelSettings
 from conversation_service.adapters.llm.registry_entry import RegisteredModel
@@ -165,15 +165,20 @@ def _info(entry: RegisteredModel, *, scope: str) -> ModelInfo:
 
 @asynccontextmanager
 async def open_catalog(
-    registry: Registry, *, echo_delay: float | None = None, allow_private: bool = False
+    registry: Registry,
+    *,
+    echo_delay: float | None = None,
+    allow_private: bool = False,
+    gathering: Gathering = Gathering(),  # noqa: B008 - frozen
 ) -> AsyncIterator[RegistryCatalog]:
     """A RegistryCatalog and the HTTP client its models share, closed on exit.
 
     `echo_delay` (seconds) overrides the registry's [echo] delay_ms. `allow_private` lets
     organisations' models use private and loopback addresses (a closed deployment).
+    `gathering`: how a busy process lets a stream's pieces gather (see http1.Gathering).
     """
     # Per-request timeouts come from each model; the service's stream limits bound how many
     # generations, hence connections, run at once. Redirects are never followed: the target
     # of one has passed no URL check.
-    async with UpstreamClient(max_idle=20) as client:
+    async with UpstreamClient(max_idle=20, gathering=gathering) as client:
         yield RegistryCatalog(registry, client, echo_delay=echo_delay, allow_private=allow_private)

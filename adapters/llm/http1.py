@@ -80,13 +80,17 @@ class _Connection:
         self.idle_since = 0.0
         self.reused = False
 
-    def looks_alive(self) -> bool:
-        """False when the server closed (or wrote to) this idle connection."""
+    def readable(self) -> bool:
+        """Whether the socket has something to read (or was closed): poll, no wait."""
         stream = self.stream
         if isinstance(stream, trio.SSLStream):
             stream = stream.transport_stream
         assert isinstance(stream, trio.SocketStream)
-        return not stream.socket.is_readable()
+        return stream.socket.is_readable()
+
+    def looks_alive(self) -> bool:
+        """False when the server closed (or wrote to) this idle connection."""
+        return not self.readable()
 
     async def close(self) -> None:
         await trio.aclose_forcefully(self.stream)
@@ -112,6 +116,7 @@ class Response:
         self._connection: _Connection | None = connection
         self._pool = pool
         self._buffer = bytearray(early)  # what came with the head
+        self._pieces = 0  # of the body, given to the reader so far
         self.status_code = head.status_code
         self.headers: dict[str, str] = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in head.headers
@@ -148,6 +153,7 @@ class Response:
             self._keep_alive = False
             body = self._until_closed(connection, reading)
         async for piece in body:
+            self._pieces += 1
             yield piece
         self._connection = None
         if self._keep_alive and not self._buffer:
@@ -156,6 +162,10 @@ class Response:
             await connection.close()
 
     async def _fill(self, connection: _Connection, reading: Callable[[bool], None] | None) -> None:
+        if self._pieces:  # never before the first piece: the first text is not held back
+            wait = self._pool.gathering.wait(self._pool.streams)
+            if wait and not connection.readable():
+                await trio.sleep(wait)  # what arrives meanwhile is read, and sent on, as one
         if reading is not None:
             reading(True)
         data = await _receive(connection)
@@ -267,6 +277,34 @@ async def _receive(connection: _Connection) -> bytes:
         raise UpstreamTransportError(f"the connection broke: {type(e).__name__}") from e
 
 
+@attrs.frozen(kw_only=True)
+class Gathering:
+    """How long a busy process lets a stream's next pieces gather before reading them.
+
+    Every read of a paced stream (a chunk every 20 ms, say) wakes a task and costs system
+    calls, and its text is then framed and sent to the client in a write of its own: with
+    hundreds of streams open, those per-read costs are what fills the process. Once a
+    stream has given its first piece, and its upstream has sent nothing new yet, its next
+    read waits `per_stream` seconds for every stream open beyond `free`, up to `most`:
+    whatever arrived meanwhile is read, and sent on, as one. With 66 streams open or more
+    that is 50 ms, and chunks 20 ms apart come two or three at a time (in the gateway
+    bench, 100 such streams took 40% less CPU). Nothing waits with `free` streams or fewer,
+    and the first text of a reply never waits.
+    """
+
+    free: int = 16
+    per_stream: float = 0.001
+    most: float = 0.05
+
+    def wait(self, streams: int) -> float:
+        return (
+            min(self.most, (streams - self.free) * self.per_stream) if streams > self.free else 0.0
+        )
+
+
+NO_GATHERING = Gathering(most=0.0)
+
+
 class UpstreamClient:
     """Connections to providers, pooled per origin. Close it with `aclose` (or `async with`)."""
 
@@ -276,9 +314,12 @@ class UpstreamClient:
         max_idle: int = 20,
         keepalive_expiry: float = 5.0,
         tls: ssl.SSLContext | None = None,
+        gathering: Gathering = Gathering(),  # noqa: B008 - frozen
     ) -> None:
         self.max_idle = max_idle  # per origin
         self.keepalive_expiry = keepalive_expiry  # seconds an idle connection is kept
+        self.gathering = gathering
+        self.streams = 0  # responses open now
         self._idle: dict[Origin, list[_Connection]] = {}
         self._tls = tls  # certifi's authorities unless given
         self.connections_opened = 0  # for tests and benchmarks: how often the pool missed
@@ -332,9 +373,11 @@ class UpstreamClient:
                 raise
             break
         response = Response(connection, head, self, early)
+        self.streams += 1
         try:
             yield response
         finally:
+            self.streams -= 1
             await response.aclose()
 
     async def _acquire(self, origin: Origin, connect_timeout: float) -> _Connection:

@@ -12,6 +12,8 @@ import trio.lowlevel
 import trustme
 
 from conversation_service.adapters.llm.http1 import (
+    NO_GATHERING,
+    Gathering,
     UpstreamClient,
     UpstreamConnectError,
     UpstreamTransportError,
@@ -382,3 +384,35 @@ async def test_https_to_another_name_is_refused(nursery, authority):
     async with UpstreamClient(tls=trusting) as client:
         with pytest.raises(UpstreamConnectError, match="TLS failed"):
             await fetch(client, url)
+
+
+async def test_a_busy_client_lets_paced_pieces_gather_but_never_the_first(nursery):
+    async def paced(stream: trio.abc.Stream, _: int) -> None:
+        await read_request(stream)
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for n in range(9):
+            await trio.sleep(0.01)
+            await stream.send_all(b"1\r\n%d\r\n" % n)
+        await stream.send_all(b"0\r\n\r\n")
+
+    server = Server(paced)
+    url = await server.start(nursery)
+
+    async def pieces(gathering: Gathering) -> list[bytes]:
+        async with UpstreamClient(gathering=gathering) as client:
+            client.streams = 10  # as if 9 other streams were open (plus this one)
+            async with client.stream(
+                "POST", url, headers={}, json_body={}, connect_timeout=2
+            ) as response:
+                return [piece async for piece in response.aiter_bytes()]
+
+    apart = await pieces(NO_GATHERING)
+    gathered = await pieces(Gathering(free=1, per_stream=0.01, most=0.04))  # waits 40 ms
+    assert b"".join(apart) == b"".join(gathered) == b"012345678"
+    assert len(gathered) <= 5  # nine chunks 10 ms apart, read every 40 ms or so
+    assert gathered[0] == b"0"  # the first is not held back for the next ones
+    assert Gathering().wait(16) == 0 and Gathering().wait(17) == 0.001
+    assert Gathering().wait(1000) == 0.05
