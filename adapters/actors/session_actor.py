@@ -40,7 +40,12 @@ from conversation_service.adapters.actors.shown_history import ShownHistory
 from conversation_service.adapters.actors.turn import FlushPolicy, Turn
 from conversation_service.domain import branches
 from conversation_service.domain.branches import Edit, NewQuestion, Regenerate, TurnStart
-from conversation_service.domain.context import history_limit, plan_prompt, reserve_for_reply
+from conversation_service.domain.context import (
+    PromptPlan,
+    history_limit,
+    plan_prompt,
+    reserve_for_reply,
+)
 from conversation_service.domain.errors import (
     DomainError,
     MessageNotFound,
@@ -65,7 +70,12 @@ from conversation_service.domain.rules import check_can_take_message
 from conversation_service.domain.session_machine import SessionInput, SessionState
 from conversation_service.ports.clock import Clock
 from conversation_service.ports.language_model import LanguageModel, ModelCatalog, ModelInfo
-from conversation_service.ports.storage import ConversationStore, StaleVersion, StorageUnavailable
+from conversation_service.ports.storage import (
+    ConversationStore,
+    History,
+    StaleVersion,
+    StorageUnavailable,
+)
 from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
@@ -407,16 +417,41 @@ class SessionActor:
             max_output_tokens=turn.model_info.max_output_tokens,
         )  # fmt: skip
         user = question if start.asked else None
+        turn.assistant = start.reply
+        if known:
+            # The prompt is known before anything is stored: the model is asked now, while
+            # the messages are stored, and its text waits for them (Turn.stored). The
+            # `start` event, and so any text, still comes only once they are stored.
+            shown = self._shown.history()
+            candidates, plan = self._plan(turn, session, shown, question)
+            self._generate(turn, plan, session, nursery)
         try:
             read = await self._store.begin_reply(
                 user, start.reply, start.session, history_limit=limit
             )
         except (StorageUnavailable, StaleVersion) as error:
+            # The actor retires (the early model call, if any, is cancelled with it).
             self._running = None
             self._drop(turn.send, ReplyOutcome.failed(*UNSTORED))
             raise _OutOfStep(error) from error
-        turn.assistant = start.reply
-        shown = self._shown.history() if known else read
+        if not known:
+            shown = read
+            candidates, plan = self._plan(turn, session, shown, question)
+        if session.context is ContextScope.SESSION:
+            self._shown.planned(candidates, plan.included, shown.not_read)
+        trimmed = plan.trimmed + shown.not_read
+        turn.reply.start(
+            session.model_id, answers=question.id, included=plan.included, trimmed=trimmed
+        )
+        turn.stored.set()
+        self._announce(turn.reply.message_id, nursery)
+        if not known:
+            self._generate(turn, plan, session, nursery)
+
+    @staticmethod
+    def _plan(
+        turn: Turn, session: ChatSession, shown: History, question: Message
+    ) -> tuple[list[Message], PromptPlan]:
         candidates = [*shown.messages, question]
         plan = plan_prompt(
             system_prompt=session.system_prompt,
@@ -424,13 +459,11 @@ class SessionActor:
             context_window=turn.model_info.context_window,
             reserve_for_reply=reserve_for_reply(session, turn.model_info.max_output_tokens),
         )
-        if session.context is ContextScope.SESSION:
-            self._shown.planned(candidates, plan.included, shown.not_read)
-        trimmed = plan.trimmed + shown.not_read
-        turn.reply.start(
-            session.model_id, answers=question.id, included=plan.included, trimmed=trimmed
-        )
-        self._announce(turn.reply.message_id, nursery)
+        return candidates, plan
+
+    def _generate(
+        self, turn: Turn, plan: PromptPlan, session: ChatSession, nursery: trio.Nursery
+    ) -> None:
         nursery.start_soon(
             turn.generate, plan.messages, session.params, self._mailbox.clone(),
             name=f"reply-{turn.reply.message_id}",

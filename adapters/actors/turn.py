@@ -61,7 +61,10 @@ class Turn:
         self._clock = clock
         self._flush = flush
         self.cancel_scope = trio.CancelScope()  # cancelled by `cancel`, before or after it runs
-        self.assistant: Message | None = None  # set once the reply is stored, in progress
+        self.assistant: Message | None = None  # the reply in progress, as it is stored
+        # Set once the reply is stored (and started): the model may be asked before, but
+        # its text goes into the reply only after.
+        self.stored = trio.Event()
         self._started_at: float | None = None
         self._first_token_at: float | None = None
         self._unflushed = 0
@@ -122,6 +125,8 @@ class Turn:
             return
         first = self._first_token_at is None
         if first:
+            if not self.stored.is_set():
+                await self.stored.wait()
             self._first_token_at = trio.current_time()
             assert self._started_at is not None
             self._telemetry.first_token(self.model_info, self._first_token_at - self._started_at)

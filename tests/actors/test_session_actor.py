@@ -276,3 +276,86 @@ async def test_a_sender_cancelled_after_telling_still_learns_its_message_was_tak
     assert text_of(await read_all(taken)) == "Hello, world"
     stored = await world.store.session_messages(world.org, session.id)
     assert [m.content for m in stored] == ["hi", "Hello, world"]
+
+
+class _GatedBegin:
+    """The in-memory store, whose begin_reply waits for `gate` while `held` (and then
+    fails with StorageUnavailable if `fail` is set)."""
+
+    def __init__(self) -> None:
+        from conversation_service.adapters.memory_store import InMemoryStore
+
+        self.inner = InMemoryStore()
+        self.held = False
+        self.fail = False
+        self.gate = trio.Event()
+        self.begins_done = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def begin_reply(self, *args: object, **kwargs: object) -> object:
+        from conversation_service.ports.storage import StorageUnavailable
+
+        if self.held:
+            await self.gate.wait()
+            if self.fail:
+                raise StorageUnavailable("the database went away")
+        result = await self.inner.begin_reply(*args, **kwargs)
+        self.begins_done += 1
+        return result
+
+
+async def test_a_known_history_asks_the_model_while_storing_but_no_text_precedes_start(
+    actor_settings, autojump_clock
+) -> None:
+    from conversation_service.testing.scripted import Script
+    from tests.actors.conftest import open_world
+
+    store = _GatedBegin()
+    async with open_world(store=store, settings=actor_settings) as world:
+        model = world.catalog.model
+        model.default = Script(chunks=("Hel", "lo"), delay=0.0)
+        session = await world.new_session()
+        await read_all(await world.service.send_message(world.who, world.org, session.id, "a"))
+        store.held = True  # the next message's history is known: no need to read it
+        reply = await world.service.send_message(world.who, world.org, session.id, "b")
+        follower = reply.follow()
+        with trio.move_on_after(5) as waited:
+            await follower.next_batch()
+        assert waited.cancelled_caught  # nothing at all before the messages are stored
+        assert len(model.prompts) == 2 and store.begins_done == 1  # yet the model was asked
+        assert [m.content for m in model.prompts[1]] == ["a", "Hello", "b"]
+        store.gate.set()
+        events = await read_all(reply)
+        assert [e.kind for e in events] == ["start", "content", "content", "end"]
+        assert text_of(events) == "Hello"
+        stored = await world.store.session_messages(world.org, session.id)
+        assert [m.content for m in stored] == ["a", "Hello", "b", "Hello"]
+
+
+async def test_an_early_model_call_is_cancelled_when_the_messages_cannot_be_stored(
+    actor_settings, autojump_clock
+) -> None:
+    from conversation_service.testing.scripted import Script
+    from tests.actors.conftest import open_world
+
+    store = _GatedBegin()
+    async with open_world(store=store, settings=actor_settings) as world:
+        model = world.catalog.model
+        model.default = Script(chunks=("Hel", "lo"), delay=0.0)
+        session = await world.new_session()
+        await read_all(await world.service.send_message(world.who, world.org, session.id, "a"))
+        model.default = Script(chunks=("never",), hang=True, delay=0.0)
+        store.held, store.fail = True, True
+        reply = await world.service.send_message(world.who, world.org, session.id, "b")
+        await trio.sleep(1)
+        assert len(model.prompts) == 2  # asked early
+        store.gate.set()
+        events = await read_all(reply)
+        assert [e.kind for e in events] == ["error", "end"]  # no start, no text
+        assert events[0].data["code"] == "storage_unavailable"
+        await trio.sleep(1)  # the actor retires, and its nursery's tasks with it
+        assert model.cancelled == 1
+        stored = await world.store.session_messages(world.org, session.id)
+        assert [m.content for m in stored] == ["a", "Hello"]
