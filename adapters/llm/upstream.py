@@ -77,8 +77,14 @@ class Reply:
         raise NotImplementedError
 
     async def text(self, piece: object, emit: Emit) -> None:
-        """Emit `piece` when it is text; anything else carries none."""
+        """Emit `piece` when it is text; anything else carries none.
+
+        A NUL (JSON's \u0000) becomes U+FFFD: no text the service stores holds one (a user's
+        is refused, and PostgreSQL cannot store it in text).
+        """
         if isinstance(piece, str) and piece:
+            if "\x00" in piece:
+                piece = piece.replace("\x00", "\ufffd")
             self.parts.append(piece)
             await emit(piece)
 

@@ -34,7 +34,12 @@ from conversation_service.domain.model import (
 )
 from conversation_service.domain.replies import FINISH_CANCELLED, FINISH_ERROR
 from conversation_service.domain.session_machine import SessionInput, SessionState
-from conversation_service.testing.strategies.texts import message_texts, system_prompts, titles
+from conversation_service.testing.strategies.texts import (
+    message_texts,
+    stored_characters,
+    system_prompts,
+    titles,
+)
 
 # Instants stores keep to the microsecond, in UTC, in a span every database holds.
 instants = st.datetimes(
@@ -165,7 +170,7 @@ def _message(session: ChatSession, role: MessageRole, at: datetime) -> st.Search
             lambda outcome: st.builds(
                 Message,
                 id=ids,
-                content=st.text(max_size=500),
+                content=st.text(stored_characters(), max_size=500),  # a model's NUL is replaced
                 status=st.just(chosen),
                 model_id=st.just(session.model_id),
                 latency=st.none() | latencies(),

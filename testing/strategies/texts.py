@@ -57,8 +57,9 @@ def whitespace() -> str:
     return "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
 
 
-def _characters() -> st.SearchStrategy[str]:
-    # No surrogates (not Unicode text) and no NUL (refused): everything else goes.
+def stored_characters() -> st.SearchStrategy[str]:
+    """Characters a stored text may hold: no surrogates (not Unicode text) and no NUL (a
+    user's is refused, a model's replaced): everything else goes."""
     return st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 
 
@@ -66,13 +67,12 @@ def texts(max_size: int, *, min_size: int = 1) -> st.SearchStrategy[str]:
     """Texts the service takes, of `min_size` to `max_size` characters: arbitrary ones, the
     edge fragments above mixed in, and ones exactly at the limit (ASCII or astral)."""
     pieces = st.lists(
-        st.sampled_from(UNICODE_EDGES) | st.text(_characters(), min_size=1, max_size=8),
+        st.sampled_from(UNICODE_EDGES) | st.text(stored_characters(), min_size=1, max_size=8),
         min_size=1,
         max_size=6,
     ).map("".join)
-    drawn = (st.text(_characters(), min_size=min_size, max_size=min(max_size, 80)) | pieces).map(
-        lambda text: text[:max_size]
-    )
+    arbitrary = st.text(stored_characters(), min_size=min_size, max_size=min(max_size, 80))
+    drawn = (arbitrary | pieces).map(lambda text: text[:max_size])
     at_limit = st.sampled_from(_WIDE).map(lambda c: _repeated(c, max_size))
     return (drawn | at_limit).filter(lambda text: len(text) >= min_size and text.strip() != "")
 

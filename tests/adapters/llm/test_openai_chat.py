@@ -71,6 +71,15 @@ async def test_replies_reuse_one_upstream_connection(nursery, client):
     assert (len(server.requests), server.connections) == (3, 1)
 
 
+async def test_a_nul_in_the_text_becomes_a_replacement_character(nursery, client):
+    # JSON's \u0000 is text to Python, but no text the service stores may hold it.
+    server = await start_fake_openai(nursery, streaming_reply(["a\x00b", "\x00"]))
+
+    emitted, _ = await generate(model_at(client, server))
+
+    assert emitted == ["a\ufffdb", "\ufffd"]
+
+
 async def test_finish_reason_is_passed_on(nursery, client):
     server = await start_fake_openai(nursery, streaming_reply(["cut"], finish_reason="length"))
 
