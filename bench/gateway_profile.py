@@ -66,6 +66,8 @@ def main() -> None:
         sessions = bench.run("sessions", count=mine.clients)["sessions"]
         bench.run("history", sessions=sessions, messages=mine.history)
         raw = tmp / "profile.txt"
+        # Not --nonblocking: py-spy pauses the service for each sample, which slows it a
+        # little, but a sample taken while it runs gets torn stacks (a third of them were).
         spy_command = [
             str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(bench.service.pid),
             "--duration", str(int(mine.seconds)), "--format", "raw", "--rate", "250",
