@@ -11,7 +11,7 @@ from uuid import UUID
 import attrs
 
 from conversation_service.domain.feedback import Feedback, Rating
-from conversation_service.domain.model import ChatSession, Conversation, Message
+from conversation_service.domain.model import ChatSession, Conversation, Message, MessageStatus
 from conversation_service.domain.transfer import ImportReport, MessageRecord, TransferRecord
 from conversation_service.ports.storage import (
     IdempotentResult,
@@ -29,6 +29,11 @@ class KeepingInMemory:
     _messages: dict[UUID, Message]  # insertion order is message order
     _keys: dict[tuple[str, str], tuple[datetime, IdempotentResult]]
     _feedback: dict[UUID, Feedback]  # by message id
+    _replying: dict[UUID, UUID]  # a session's latest reply stored in progress
+
+    def _note_reply(self, message: Message) -> None:
+        if message.status is MessageStatus.IN_PROGRESS:
+            self._replying[message.chat_session_id] = message.id
 
     def _conversation(self, org_id: UUID, conversation_id: UUID) -> Conversation | None:
         found = self._conversations.get(conversation_id)
@@ -211,6 +216,8 @@ class KeepingInMemory:
         self._conversations.update(conversations)
         self._sessions.update(sessions)
         self._messages.update(messages)
+        for message in messages.values():
+            self._note_reply(message)
         self._feedback.update(feedback)
         return ImportReport(
             conversations=len(conversations),

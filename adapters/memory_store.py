@@ -54,6 +54,9 @@ class InMemoryStore(KeepingInMemory):
         self._keys: dict[tuple[str, str], tuple[datetime, IdempotentResult]] = {}
         self._org_models: dict[UUID, StoredModel] = {}
         self._feedback: dict[UUID, Feedback] = {}  # by message id
+        # A session's latest reply stored in progress (it may have ended since: checked on
+        # use), so that "one reply in progress a session" is not a scan of every message.
+        self._replying: dict[UUID, UUID] = {}
 
     # -- access -------------------------------------------------------------------------
     async def add_org(self, org: Org) -> None:
@@ -162,6 +165,7 @@ class InMemoryStore(KeepingInMemory):
     async def add_message(self, message: Message) -> None:
         self._check_one_reply(message)
         self._messages[message.id] = message
+        self._note_reply(message)
         self._touch(message.conversation_id, message.created_at)
 
     async def update_message(self, message: Message) -> None:
@@ -169,9 +173,15 @@ class InMemoryStore(KeepingInMemory):
         self._messages[message.id] = message
 
     def _check_one_reply(self, message: Message) -> None:
-        if message.status is MessageStatus.IN_PROGRESS and any(
-            m.chat_session_id == message.chat_session_id and m.status is MessageStatus.IN_PROGRESS
-            for m in self._messages.values()
+        if message.status is not MessageStatus.IN_PROGRESS:
+            return
+        reply_id = self._replying.get(message.chat_session_id)
+        held = None if reply_id is None else self._messages.get(reply_id)
+        if (
+            held is not None
+            and held.id != message.id
+            and held.chat_session_id == message.chat_session_id
+            and held.status is MessageStatus.IN_PROGRESS
         ):
             raise StaleVersion(f"session {message.chat_session_id} has a reply in progress")
 
