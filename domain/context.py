@@ -18,14 +18,18 @@ class PromptMessage:
     content: str
 
 
+def is_shown(message: Message) -> bool:
+    """Whether a model is shown `message`: every one but a reply that produced no text."""
+    return message.role is not MessageRole.ASSISTANT or bool(message.content)
+
+
 def build_prompt(history: Iterable[Message]) -> tuple[PromptMessage, ...]:
-    """The session's messages in order, leaving out replies that produced no text."""
-    prompt = []
-    for message in history:
-        if message.role is MessageRole.ASSISTANT and not message.content:
-            continue
-        prompt.append(PromptMessage(role=message.role.value, content=message.content))
-    return tuple(prompt)
+    """The session's messages in order, leaving out those a model is not shown."""
+    return tuple(_entry(message) for message in history if is_shown(message))
+
+
+def _entry(message: Message) -> PromptMessage:
+    return PromptMessage(role=message.role.value, content=message.content)
 
 
 # Chat formats wrap each message in a few tokens of markup (role, separators).
@@ -42,7 +46,7 @@ class PromptPlan:
     estimated_tokens: int
 
 
-def prompt_tokens(message: PromptMessage) -> int:
+def prompt_tokens(message: PromptMessage | Message) -> int:
     return estimate_tokens(message.content) + MESSAGE_OVERHEAD_TOKENS
 
 
@@ -67,16 +71,16 @@ def plan_prompt(
     used = shown = 0
     full = False
     for message in reversed(history):
-        if message.role is MessageRole.ASSISTANT and not message.content:
-            continue  # as build_prompt: a reply that produced no text is not shown
+        if not is_shown(message):
+            continue
         shown += 1
         if full:
             continue
-        cost = estimate_tokens(message.content) + MESSAGE_OVERHEAD_TOKENS
+        cost = prompt_tokens(message)
         if kept and used + cost > budget:
             full = True  # nothing older is shown, however small: the prompt stays contiguous
             continue
-        kept.append(PromptMessage(role=message.role.value, content=message.content))
+        kept.append(_entry(message))
         used += cost
     kept.reverse()
     return PromptPlan(

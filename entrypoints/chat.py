@@ -35,10 +35,7 @@ from conversation_service.entrypoints.chat_arguments import (
     ENV_ORG,
     ENV_TOKEN,
     ENV_URL,
-    add_arguments,
 )
-
-__all__ = ["add_arguments", "run"]
 
 PROMPT = "you> "
 LISTED = 20  # conversations /list shows

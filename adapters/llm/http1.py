@@ -34,7 +34,7 @@ import h11
 import orjson
 import trio
 
-_USER_AGENT = b"conversation-service"
+_USER_AGENT = "conversation-service"
 _READ_SIZE = 65_536
 
 
@@ -87,10 +87,6 @@ class _Connection:
             stream = stream.transport_stream
         assert isinstance(stream, trio.SocketStream)
         return stream.socket.is_readable()
-
-    def looks_alive(self) -> bool:
-        """False when the server closed (or wrote to) this idle connection."""
-        return not self.readable()
 
     async def close(self) -> None:
         await trio.aclose_forcefully(self.stream)
@@ -161,7 +157,8 @@ class Response:
         else:  # said to close, or sent more than its body: not to be trusted again
             await connection.close()
 
-    async def _fill(self, connection: _Connection, reading: Callable[[bool], None] | None) -> None:
+    async def _read(self, connection: _Connection, reading: Callable[[bool], None] | None) -> bytes:
+        """The next bytes from the network (b"" at its end), gathered if the pool is busy."""
         if self._pieces:  # never before the first piece: the first text is not held back
             wait = self._pool.gathering.wait(self._pool.streams)
             if wait and not connection.readable():
@@ -171,6 +168,10 @@ class Response:
         data = await _receive(connection)
         if reading is not None:
             reading(False)
+        return data
+
+    async def _fill(self, connection: _Connection, reading: Callable[[bool], None] | None) -> None:
+        data = await self._read(connection, reading)
         if not data:
             raise UpstreamTransportError("the server closed the connection mid-body")
         self._buffer += data
@@ -249,11 +250,7 @@ class Response:
             if buffer:
                 yield bytes(buffer)
                 buffer.clear()
-            if reading is not None:
-                reading(True)
-            data = await _receive(connection)
-            if reading is not None:
-                reading(False)
+            data = await self._read(connection, reading)
             if not data:
                 return
             buffer += data
@@ -300,9 +297,6 @@ class Gathering:
         return (
             min(self.most, (streams - self.free) * self.per_stream) if streams > self.free else 0.0
         )
-
-
-NO_GATHERING = Gathering(most=0.0)
 
 
 class UpstreamClient:
@@ -385,7 +379,8 @@ class UpstreamClient:
         now = trio.current_time()
         while idle:
             connection = idle.pop()
-            if now - connection.idle_since < self.keepalive_expiry and connection.looks_alive():
+            # Readable while idle: the server closed it (or wrote out of turn).
+            if now - connection.idle_since < self.keepalive_expiry and not connection.readable():
                 connection.reused = True
                 return connection
             await connection.close()
@@ -476,7 +471,7 @@ def _request(
     given = {name.lower(): value for name, value in headers.items()}
     given.setdefault("content-type", "application/json")
     given.setdefault("accept", "text/event-stream")
-    given.setdefault("user-agent", _USER_AGENT.decode())
+    given.setdefault("user-agent", _USER_AGENT)
     given["host"] = host
     given["content-length"] = str(length)
     return h11.Request(method=method, target=target, headers=list(given.items()))

@@ -12,7 +12,6 @@ import trio.lowlevel
 import trustme
 
 from conversation_service.adapters.llm.http1 import (
-    NO_GATHERING,
     Gathering,
     UpstreamClient,
     UpstreamConnectError,
@@ -409,7 +408,7 @@ async def test_a_busy_client_lets_paced_pieces_gather_but_never_the_first(nurser
             ) as response:
                 return [piece async for piece in response.aiter_bytes()]
 
-    apart = await pieces(NO_GATHERING)
+    apart = await pieces(Gathering(most=0.0))  # none
     gathered = await pieces(Gathering(free=1, per_stream=0.01, most=0.04))  # waits 40 ms
     assert b"".join(apart) == b"".join(gathered) == b"012345678"
     assert len(gathered) <= 5  # nine chunks 10 ms apart, read every 40 ms or so
