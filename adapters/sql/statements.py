@@ -90,6 +90,15 @@ class SqliteStatements:
             list[Any], await self._raw._execute(_transaction_in_thread, self._raw._conn, works)
         )
 
+    def hand_off(self, works: Sequence[Work], outcome: ThreadOutcome) -> None:
+        """Queue the transaction of `works` on aiosqlite's thread with no event loop between:
+        the thread reports its results (or error) to `outcome`, as it would to the asyncio
+        future `_execute` makes. It runs after whatever the thread has queued before it."""
+        raw = self._raw
+        if not raw._running or raw._connection is None:
+            raise ValueError("Connection closed")  # what `_execute` raises
+        raw._tx.put_nowait((outcome, functools.partial(_transaction_in_thread, raw._conn, works)))  # type: ignore[arg-type]
+
     def is_closed(self) -> bool:
         return False  # a file: nothing that can go away under an open connection
 
@@ -134,8 +143,23 @@ def _run_now(work: Awaitable[Any]) -> Any:
     raise RuntimeError("a work item awaited something other than its statements")
 
 
+class ThreadOutcome(Protocol):
+    """What aiosqlite's thread reports a call's outcome to: an asyncio future, or a stand-in
+    with the methods its worker calls (`get_loop().call_soon_threadsafe(set_result, ...)`)."""
+
+    def get_loop(self) -> Any: ...
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Any) -> None: ...
+
+    def set_exception(self, error: BaseException) -> None: ...
+
+
 def _transaction_in_thread(connection: sqlite3.Connection, works: Sequence[Work]) -> list[Any]:
     statements = _InThread(connection)
+    if connection.in_transaction:  # a failed ROLLBACK left the last one open
+        connection.rollback()
     connection.execute("BEGIN")
     try:
         results = [_run_now(work(statements)) for work in works]

@@ -6,6 +6,14 @@ one commit. When that transaction fails, it runs the same requests again one by 
 its own transaction, so a bad request fails alone. The asyncio objects never leave this
 module: callers see plain `async def` calls and StorageUnavailable.
 
+SQLite's requests skip the actor when it is idle: a caller that finds no request queued or
+running hands its transaction straight to aiosqlite's thread, which reports back to trio
+(`_DirectOutcome`). The actor's two trips through asyncio cost more than the transaction
+of a reply's start does, and they are on the way to its first words. Requests that come
+while one is running queue for the actor and are batched as above: aiosqlite's thread runs
+the calls it is handed in order, one transaction each. PostgreSQL's requests always go
+through the actor (asyncpg lives on the asyncio loop).
+
 A database server can go away (restarted, out of reach) and come back. Requests that were
 running when the connection was lost fail with StorageUnavailable; the next request first
 opens a new connection, giving up after `reconnect_deadline`. If that fails, it fails, and so
@@ -32,7 +40,7 @@ from conversation_service.adapters.sql.dialects import (
     connection_lost,
     driver_connection,
 )
-from conversation_service.adapters.sql.statements import DriverConnection, Work
+from conversation_service.adapters.sql.statements import DriverConnection, ThreadOutcome, Work
 from conversation_service.domain.errors import DomainError
 from conversation_service.ports.storage import StaleVersion, StorageUnavailable
 from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
@@ -88,9 +96,12 @@ class StorageActor:
         self._connection: Connection | None = None
         self._driver: DriverConnection | None = None
         self._failed_reconnects = 0  # since the last connection: logged once, not every time
+        self._direct = 0  # requests handed straight to the driver's thread, still running
+        self._token: trio.lowlevel.TrioToken | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Connect, run `setup`, report started, then serve until stop()."""
+        self._token = trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(trio_asyncio.aio_as_trio(self._serve))
             await self._ready.wait()
@@ -105,12 +116,48 @@ class StorageActor:
         if not self._accepting:
             raise StorageUnavailable("the store is closed")
         request = _Request(work)
-        self._queue.put_nowait(request)
+        if not self._hand_off(request):
+            self._queue.put_nowait(request)
         # A caller cancelled here leaves the request to run; the actor never waits on callers.
         await request.done.wait()
         if request.error is not None:
             raise request.error
         return request.result
+
+    def _hand_off(self, request: _Request) -> bool:
+        """Hand `request` straight to the driver's thread when it can take it and the actor
+        has nothing queued or running; False when it is the actor's to run."""
+        driver = self._driver
+        hand_off = getattr(driver, "hand_off", None)
+        if (
+            hand_off is None
+            or self._direct
+            or self._in_flight
+            or not self._queue.empty()
+            or self._token is None
+        ):
+            return False
+        assert driver is not None
+        started = time.perf_counter()
+
+        def finish(results: list[Any] | None, error: Exception | None) -> None:
+            self._direct -= 1
+            if error is None:
+                assert results is not None
+                request.result = results[0]
+            elif connection_lost(error, driver):
+                request.error = translate_error(error, "lost the connection to the database")
+            else:
+                request.error = translate_error(error)  # rolled back in the thread
+            self._telemetry.storage_batch(1, time.perf_counter() - started)
+            request.done.set()
+
+        try:
+            hand_off([request.work], _DirectOutcome(self._token, finish))
+        except ValueError:  # closed under us: the actor reopens it, or fails the request
+            return False
+        self._direct += 1
+        return True
 
     async def stop(self) -> None:
         """Refuse new requests, let the queued ones finish, and wait for the actor to end."""
@@ -269,6 +316,44 @@ class StorageActor:
             request.error = StorageUnavailable("the store closed before the request completed")
             request.done.set()
         self._in_flight = []
+
+
+class _DirectOutcome(ThreadOutcome):
+    """Stands in for the asyncio future aiosqlite's thread reports to: its
+    `get_loop().call_soon_threadsafe(set_result, self, result)` runs on trio's thread, where
+    `finish` gets the results or the error."""
+
+    __slots__ = ("_token", "_finish", "_done")
+
+    def __init__(
+        self,
+        token: trio.lowlevel.TrioToken,
+        finish: Callable[[list[Any] | None, Exception | None], None],
+    ) -> None:
+        self._token = token
+        self._finish = finish
+        self._done = False
+
+    def get_loop(self) -> _DirectOutcome:
+        return self
+
+    def call_soon_threadsafe(self, callback: Callable[..., None], *args: Any) -> None:
+        # From aiosqlite's thread. Once trio's run is over nothing waits for the outcome.
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(callback, *args)
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Any) -> None:
+        self._done = True
+        self._finish(result, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._done = True
+        if not isinstance(error, Exception):  # not raised by SQL: reported, not re-raised
+            error = RuntimeError(f"the database thread stopped: {error!r}")
+        self._finish(None, error)
 
 
 async def _close(exits: contextlib.AsyncExitStack) -> None:

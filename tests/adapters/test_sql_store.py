@@ -13,6 +13,7 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import asyncpg
 import attrs
 import pytest
@@ -251,6 +252,78 @@ async def test_a_cancelled_caller_does_not_stop_the_actor(sql_url: str, values: 
         with trio.fail_after(5):
             assert await store.get_org(org.id) == org
             assert await store.count_orgs() == 1
+
+
+async def test_sqlite_an_idle_store_hands_its_transaction_to_the_thread_directly(
+    sqlite_db_url: str, values: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiosqlite's asyncio entry point (`_execute`) is the actor's way; an idle store skips
+    # it. A burst still shares one transaction behind the one request that went straight.
+    through_asyncio: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        through_asyncio.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    batches: list[int] = []
+
+    class Recorder(NoTelemetry):
+        def storage_batch(self, size: int, seconds: float) -> None:
+            batches.append(size)
+
+    org = values.org()
+    async with (
+        trio_asyncio.open_loop(),
+        open_sql_store(sqlite_db_url, telemetry=Recorder()) as store,
+    ):
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        await store.add_org(org)
+        assert await store.get_org(org.id) == org
+        assert through_asyncio == [] and batches[-2:] == [1, 1]
+        batches.clear()
+        async with trio.open_nursery() as nursery:
+            for i in range(10):
+                nursery.start_soon(store.add_conversation, values.conversation(org, created=i))
+        assert batches == [1, 9]  # the first went straight, the rest waited for the actor
+        assert through_asyncio == ["_transaction_in_thread"]
+
+
+async def test_sqlite_a_failed_direct_write_fails_alone_and_leaves_the_file_usable(
+    sqlite_db_url: str, values: Any
+) -> None:
+    org = values.org()
+    conversation = values.conversation(org)
+    async with opened(sqlite_db_url) as store:
+        await store.add_org(org)
+        await store.add_conversation(conversation)
+        with pytest.raises(StorageUnavailable, match="duplicate id") as raised:
+            await store.add_conversation(conversation)
+        assert isinstance(raised.value.__cause__, sqlite3.IntegrityError)
+        later = values.conversation(org, created=1)
+        await store.add_conversation(later)
+        assert await store.get_conversation(org.id, later.id) == later
+
+
+async def test_sqlite_a_transaction_left_open_is_rolled_back_before_the_next(
+    sqlite_db_url: str, values: Any
+) -> None:
+    # What a failed ROLLBACK (a full disk) leaves: the connection inside a transaction, where
+    # every later BEGIN would fail. The next transaction rolls it back first.
+    org, stray = values.org(), values.org()
+    async with opened(sqlite_db_url) as store:
+        raw = store._actor._driver._raw  # type: ignore[union-attr]
+        run = trio_asyncio.aio_as_trio(raw._execute)
+        await run(raw._conn.execute, "BEGIN")
+        await run(
+            raw._conn.execute,
+            "INSERT INTO orgs (id, name, created_at) VALUES (?, 'stray', '2026-01-01')",
+            (str(stray.id),),
+        )
+        assert raw.in_transaction
+        await store.add_org(org)
+        assert await store.get_org(org.id) == org
+        assert await store.get_org(stray.id) is None  # the stray write was rolled back
 
 
 async def test_closing_answers_queued_requests_then_refuses_new_ones(
