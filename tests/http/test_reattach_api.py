@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import h11
 import trio
 from httpx_sse import aconnect_sse
 
@@ -148,23 +149,65 @@ async def test_path_ids_take_the_same_form_as_query_ids(api: Api) -> None:
         assert listed.status_code == 400 and listed.json()["error"]["field"] == "conversation_id"
 
 
+async def stream_on_a_small_buffer(api: Api, session_id: str, message: str) -> trio.SocketStream:
+    """A stream_chat request sent on a bare socket that takes 4 KiB at a time."""
+    body = json.dumps({"chat_session_id": session_id, "message": message}).encode()
+    url = urlsplit(api.server.base_url)
+    sock = trio.socket.socket()
+    sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+    await sock.connect((url.hostname, url.port))
+    stream = trio.SocketStream(sock)
+    request = (
+        f"POST /api/conversation/stream_chat?org_id={api.a.org_id} HTTP/1.1\r\n"
+        f"Host: {url.netloc}\r\nAuthorization: Bearer {api.a.token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    await stream.send_all(request + body)
+    return stream
+
+
+async def test_a_slow_reader_gets_a_stream_larger_than_the_socket_buffers_whole(
+    tmp_path: Path,
+) -> None:
+    # Writes that fit the socket's buffer go out at once; one that fits only in part has its
+    # rest written under the send deadline. A reader slower than the reply, but reading,
+    # must get every byte of every event in order.
+    async with open_api(settings_for(tmp_path, echo_delay_ms=0, send_timeout=10.0)) as api:
+        conv = await api.conversation()
+        session = await api.session(conv["id"])
+        big = "y " * 49_000  # ~5 MB of events
+        slow = await stream_on_a_small_buffer(api, session["id"], big)
+        parser = h11.Connection(h11.CLIENT)
+        parser.send(h11.Request(method="POST", target="/", headers=[("Host", "x")]))
+        received = bytearray()
+        with trio.fail_after(60):
+            while True:
+                event = parser.next_event()
+                if event is h11.NEED_DATA:
+                    await trio.sleep(0.0005)  # slower than the server writes
+                    parser.receive_data(await slow.receive_some(4096))
+                elif isinstance(event, h11.Response):
+                    assert event.status_code == 200
+                elif isinstance(event, h11.Data):
+                    received += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+        await slow.aclose()
+        events = []
+        for block in received.decode().split("\n\n"):
+            fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+            if "event" in fields:
+                events.append((fields.get("id", ""), fields["event"], json.loads(fields["data"])))
+        assert content(events) == "Echo: " + big
+        assert [kind for _, kind, _ in events if kind != "content"] == ["start", "end"]
+
+
 async def test_a_listener_that_never_reads_does_not_hold_up_another(tmp_path: Path) -> None:
     async with open_api(settings_for(tmp_path, echo_delay_ms=0, send_timeout=1.0)) as api:
         conv = await api.conversation()
         session = await api.session(conv["id"])
         big = "x " * 49_000  # ~5 MB of events: more than the server's socket buffer holds
-        body = json.dumps({"chat_session_id": session["id"], "message": big}).encode()
-        url = urlsplit(api.server.base_url)
-        sock = trio.socket.socket()
-        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
-        await sock.connect((url.hostname, url.port))
-        stalled = trio.SocketStream(sock)
-        request = (
-            f"POST /api/conversation/stream_chat?org_id={api.a.org_id} HTTP/1.1\r\n"
-            f"Host: {url.netloc}\r\nAuthorization: Bearer {api.a.token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
-        await stalled.send_all(request)
+        stalled = await stream_on_a_small_buffer(api, session["id"], big)
         head = b""
         while b"event: start" not in head:  # read up to the start event, then never again
             head += await stalled.receive_some(4096)
