@@ -71,6 +71,7 @@ class ReplyLog:
         self._ends = array("q")  # each content event's id: the text's length after it
         self._tail: list[ReplyEvent] = []  # error and end
         self._changed = trio.Event()
+        self._watched = False  # a follower may be waiting on `_changed`
         self._ended = trio.Event()
         self._on_finished: list[Callable[[], None]] = []
         self.outcome: ReplyOutcome | None = None  # how it ended, once it has
@@ -161,8 +162,12 @@ class ReplyLog:
         self._finished()
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, trio.Event()
-        changed.set()
+        # Chunks that come while no follower waits (they are all running, or woken and not
+        # yet run) need no new event: a follower checks the log before it waits.
+        if self._watched:
+            self._watched = False
+            changed, self._changed = self._changed, trio.Event()
+            changed.set()
 
     @property
     def _count(self) -> int:
@@ -211,6 +216,7 @@ class ReplyFollower:
             while self._cursor >= log._count:
                 if log.ended:
                     return []
+                log._watched = True
                 await log._changed.wait()
             count = log._count
             batch = log._events(self._cursor, count, self._after)
