@@ -76,8 +76,18 @@ def read_until(process: subprocess.Popen[str], pattern: str, seconds: float = 60
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        tmp: Path,
+        *,
+        service_prefix: tuple[str, ...] = (),
+        start_seconds: float = 60,
+    ) -> None:
+        """`service_prefix`: a command the service runs under (e.g. valgrind), which may
+        slow its start up to `start_seconds`."""
         self.args, self.tmp = args, tmp
+        self.service_prefix, self.start_seconds = service_prefix, start_seconds
         self.processes: list[subprocess.Popen[str]] = []
         self.table: list[tuple[str, str, str, str, bool | None]] = []
         self.others: list[float] = []  # other processes' CPU share in each measured window
@@ -107,6 +117,7 @@ class Bench:
         self.log = open(self.tmp / "service.log", "w")  # closed in stop()
         self.service = self.spawn(
             [
+                *self.service_prefix,
                 sys.executable, "-m", "conversation_service.entrypoints.cli", "serve",
                 "--port", "0", "--data-dir", str(self.tmp / "data"), "--models", str(registry),
                 "--rate-limit", "100000000/minute", "--max-streams-per-org", "100000",
@@ -114,7 +125,7 @@ class Bench:
             stdout=subprocess.PIPE, stderr=self.log,
             env={"CONVERSATION_SERVICE_MAX_REPLIES_PER_ORG": "100000"},
         )  # fmt: skip
-        text = read_until(self.service, "ready on")
+        text = read_until(self.service, "ready on", self.start_seconds)
         found = re.search(
             r"org_id: (\S+)\s+token:\s+(\S+).*ready on http://[^:]+:(\d+)", text, re.S
         )
