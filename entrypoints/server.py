@@ -10,6 +10,7 @@ in flight finish or are answered 503 `shutting_down`, idle connections are close
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import logging.handlers
 import queue
@@ -135,17 +136,39 @@ async def running_server(
                     await http.stop()
 
 
+# Container objects made (and not freed) between two collections of the youngest generation.
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
 async def serve(settings: Settings) -> None:
     """Run the service until SIGTERM or SIGINT."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with running_server(settings) as server:
             await _first_run(server.services, server.base_url)
+            _freeze_what_start_made()
             print(f"Conversation Service ready on {server.base_url}", flush=True)
             log.info("ready on %s", server.base_url)
             async for signum in signals:
                 log.info("received %s: shutting down", signal.Signals(signum).name)
                 break
     log.info("stopped")
+
+
+def _freeze_what_start_made() -> None:
+    """Keep the cyclic garbage collector off what serving does not need collected.
+
+    What starting made (modules, the app and its routes, the registry: about 100,000
+    objects) lives as long as the process: frozen, a full collection no longer scans it.
+    Scanned, a full collection under load took 60-95 ms, a pause every stream felt. And a
+    young collection waits for 10,000 more container objects than were freed, not 700: a
+    request's objects are freed by their reference counts as it ends, so under load the
+    default ran about 100 young collections a second (4% of the CPU) that found little.
+    Cycles made while serving are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, old)
 
 
 async def _shut_down(services: Services, settings: Settings) -> None:

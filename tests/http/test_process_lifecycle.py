@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 from pathlib import Path
 
@@ -11,6 +12,10 @@ import pytest
 import trio
 from httpx_sse import aconnect_sse
 
+from conversation_service.entrypoints.server import (
+    YOUNG_COLLECTION_THRESHOLD,
+    _freeze_what_start_made,
+)
 from conversation_service.testing.served import Served, serve
 
 ECHO = "6563686f-0000-4000-8000-000000000000"
@@ -201,3 +206,20 @@ async def test_sigterm_lets_short_replies_finish_and_stops_long_ones(tmp_path: P
     finally:
         assert again.stop() == 0
         await client.http.aclose()
+
+
+def test_what_start_made_is_kept_out_of_the_collectors_scans() -> None:
+    made_at_start = [[n] for n in range(1000)]  # containers, as the app's own are
+    before = gc.get_threshold()
+    try:
+        _freeze_what_start_made()
+        assert gc.get_freeze_count() >= len(made_at_start)
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+        # A cycle made afterwards is still collected.
+        cycle: list[object] = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
