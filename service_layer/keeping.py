@@ -103,6 +103,8 @@ class KeepingUseCases:
     ) -> Feedback:
         """Rate an assistant reply (and say why, optionally); replaces earlier feedback."""
         authorize(who, org_id, Action.WRITE)
+        if comment is not None:  # the body before the lookup: a bad comment is 400, found or not
+            comment = check_text("comment", comment, self.limits.max_comment_chars)
         message = await self.store.get_message(org_id, message_id)
         if message is None:
             raise MessageNotFound(message_id)

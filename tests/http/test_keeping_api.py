@@ -5,6 +5,7 @@ racing a running reply, with the database read directly afterwards."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,9 @@ async def test_feedback_is_shown_with_messages_counted_in_usage_replaced_and_cle
             400,
             "comment",
         ),
+        # The body is checked before the reply is looked up: a blank comment is 400, not 404.
+        ({"message_id": str(uuid.uuid4()), "rating": "up", "comment": ""}, 400, "comment"),
+        ({"message_id": str(uuid.uuid4()), "rating": "up", "comment": "  "}, 400, "comment"),
     ]:
         refused = await api.post(f"{API}/feedback", body)
         assert (refused.status_code, refused.json()["error"]["field"]) == (status, field)
