@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from gateway_bench import Bench, parse_args
 
@@ -49,33 +50,28 @@ def instructions(files: list[Path]) -> dict[int, int]:
     return counts
 
 
-def measured(bench: Bench, out: Path, phase: str, **command: object) -> tuple[int, dict[int, int]]:
-    """Run one load-generator phase with the service's instrumentation on; replies, counts."""
+def measured(bench: Bench, out: Path, phase: str, **command: object) -> dict[str, Any]:
+    """Run one load-generator phase with the service's instrumentation on: its result, with
+    the instructions each thread ran under "instructions"."""
     pid = str(bench.service.pid)
     control = shutil.which("callgrind_control") or "callgrind_control"
     subprocess.run([control, "-i", "on", pid], check=True, capture_output=True)
     subprocess.run([control, "-z", pid], check=True, capture_output=True)
     result = bench.run(phase, **command)
     subprocess.run([control, "-i", "off", pid], check=True, capture_output=True)
+    if result.get("errors"):
+        raise RuntimeError(f"{phase} had errors: {result['errors']}")
     before = set(out.parent.glob(out.name + "*"))
     subprocess.run([control, "-d", pid], check=True, capture_output=True)
     deadline = time.monotonic() + 60
-    while not (dumps := sorted(set(out.parent.glob(out.name + "*")) - before)):
+    while not set(out.parent.glob(out.name + "*")) - before:
         if time.monotonic() > deadline:
             raise RuntimeError("callgrind wrote no dump")
         time.sleep(0.2)
     time.sleep(1)  # every thread's dump written whole
     dumps = sorted(set(out.parent.glob(out.name + "*")) - before)
-    if "errors" in result and result["errors"]:
-        raise RuntimeError(f"{phase} had errors: {result['errors']}")
-    replies = (
-        int(command["count"])  # type: ignore[call-overload]
-        if phase == "ttfc"
-        else round(result["replies_per_s"] * result["seconds"])
-    )
-    for dump in dumps:
-        dump.rename(dump.with_name(dump.name + f".{phase}"))
-    return replies, instructions([dump.with_name(dump.name + f".{phase}") for dump in dumps])
+    kept = [dump.rename(dump.with_name(f"{dump.name}.{phase}")) for dump in dumps]
+    return {**result, "instructions": instructions(kept)}
 
 
 def line(title: str, replies: int, counts: dict[int, int]) -> str:
@@ -117,16 +113,17 @@ def main() -> None:
             f"the service under callgrind: sessions of {mine.history} earlier messages, "
             f"{mine.chunks}-chunk replies from the mock upstream"
         )
-        replies, counts = measured(
+        result = measured(
             bench, out, "ttfc", count=mine.replies, history=mine.history, warmup=0, **common
         )
-        print(line("one stream at a time:", replies, counts), flush=True)
+        print(line("one stream at a time:", mine.replies, result["instructions"]), flush=True)
         if mine.clients:
-            replies, counts = measured(
+            result = measured(
                 bench, out, "throughput", clients=mine.clients, seconds=mine.seconds,
                 warmup=0, history=mine.history, **{**common, "sessions": sessions[: mine.clients]},
             )  # fmt: skip
-            print(line(f"{mine.clients} clients back to back:", replies, counts))
+            replies = round(result["replies_per_s"] * result["seconds"])
+            print(line(f"{mine.clients} clients back to back:", replies, result["instructions"]))
     finally:
         bench.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -33,6 +33,12 @@ class Feedback:
     updated_at: datetime  # when it was last given
 
 
+def check_comment(comment: str | None, limits: InputLimits) -> str | None:
+    """A feedback comment as stored (None: no comment); InvalidField naming `comment` for
+    an empty, blank or too long one."""
+    return None if comment is None else check_text("comment", comment, limits.max_comment_chars)
+
+
 def give_feedback(
     *,
     message: Message,
@@ -49,14 +55,12 @@ def give_feedback(
     """
     if message.role is not MessageRole.ASSISTANT:
         raise InvalidField("message_id", "must name an assistant reply: feedback rates replies")
-    if comment is not None:
-        comment = check_text("comment", comment, limits.max_comment_chars)
     return Feedback(
         message_id=message.id,
         org_id=message.org_id,
         conversation_id=message.conversation_id,
         rating=rating,
-        comment=comment,
+        comment=check_comment(comment, limits),
         created_at=at if previous is None else previous.created_at,
         updated_at=at,
     )

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from conversation_service.domain.access import Action, authorize
 from conversation_service.domain.errors import ConversationNotFound, MessageNotFound
-from conversation_service.domain.feedback import Feedback, Rating, give_feedback
+from conversation_service.domain.feedback import Feedback, Rating, check_comment, give_feedback
 from conversation_service.domain.model import Conversation, Principal
 from conversation_service.domain.rules import InputLimits, check_text
 from conversation_service.domain.transfer import (
@@ -103,8 +103,7 @@ class KeepingUseCases:
     ) -> Feedback:
         """Rate an assistant reply (and say why, optionally); replaces earlier feedback."""
         authorize(who, org_id, Action.WRITE)
-        if comment is not None:  # the body before the lookup: a bad comment is 400, found or not
-            comment = check_text("comment", comment, self.limits.max_comment_chars)
+        check_comment(comment, self.limits)  # before the lookup: a bad comment is 400, found or not
         message = await self.store.get_message(org_id, message_id)
         if message is None:
             raise MessageNotFound(message_id)

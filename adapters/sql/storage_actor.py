@@ -40,7 +40,7 @@ from conversation_service.adapters.sql.dialects import (
     connection_lost,
     driver_connection,
 )
-from conversation_service.adapters.sql.statements import DriverConnection, ThreadOutcome, Work
+from conversation_service.adapters.sql.statements import DriverConnection, Work
 from conversation_service.domain.errors import DomainError
 from conversation_service.ports.storage import StaleVersion, StorageUnavailable
 from conversation_service.ports.telemetry import NO_TELEMETRY, Telemetry
@@ -318,10 +318,10 @@ class StorageActor:
         self._in_flight = []
 
 
-class _DirectOutcome(ThreadOutcome):
+class _DirectOutcome:
     """Stands in for the asyncio future aiosqlite's thread reports to: its
     `get_loop().call_soon_threadsafe(set_result, self, result)` runs on trio's thread, where
-    `finish` gets the results or the error."""
+    `finish` gets the results or the error. (A ThreadOutcome, structurally.)"""
 
     __slots__ = ("_token", "_finish", "_done")
 
