@@ -59,20 +59,31 @@ class EventStreamDecoder:
         self._pending = lines.pop()
         events = []
         for line in lines:
-            event = self._line(line.decode("utf-8", "replace"))
-            if event is not None:
-                events.append(event)
+            # Nearly every line of a model's stream is one of the first two kinds: read
+            # here, without a call for each.
+            if not line:
+                if self._event or self._data or self._retry is not None:
+                    events.append(self._dispatch())
+            elif line[:6] == b"data: ":
+                self._data.append(line[6:].decode("utf-8", "replace"))
+            else:
+                event = self._line(line.decode("utf-8", "replace"))
+                if event is not None:
+                    events.append(event)
         return events
+
+    def _dispatch(self) -> ServerSentEvent:
+        event = ServerSentEvent(
+            event=self._event, data="\n".join(self._data), id=self._id, retry=self._retry
+        )
+        self._event, self._data, self._retry = "", [], None  # the id carries on
+        return event
 
     def _line(self, line: str) -> ServerSentEvent | None:
         if not line:
             if not (self._event or self._data or self._retry is not None):
                 return None
-            event = ServerSentEvent(
-                event=self._event, data="\n".join(self._data), id=self._id, retry=self._retry
-            )
-            self._event, self._data, self._retry = "", [], None  # the id carries on
-            return event
+            return self._dispatch()
         if line[0] == ":":
             return None
         name, _, value = line.partition(":")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,6 +80,12 @@ class _Connection:
         self.idle_since = 0.0
         self.reused = False
 
+    @property
+    def plain(self) -> bool:
+        """No TLS: a readable socket is bytes to read at once. (Through TLS it may hold only
+        part of a record, and the read then waits for the rest.)"""
+        return isinstance(self.stream, trio.SocketStream)
+
     def readable(self) -> bool:
         """Whether the socket has something to read (or was closed): poll, no wait."""
         stream = self.stream
@@ -130,7 +136,7 @@ class Response:
 
     async def aiter_bytes(
         self, reading: Callable[[bool], None] | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         """The body's bytes as they come; at its end, the connection goes back to the pool.
 
         `reading(True)` is called before each wait on the network, `reading(False)` after
@@ -158,11 +164,20 @@ class Response:
             await connection.close()
 
     async def _read(self, connection: _Connection, reading: Callable[[bool], None] | None) -> bytes:
-        """The next bytes from the network (b"" at its end), gathered if the pool is busy."""
+        """The next bytes from the network (b"" at its end), gathered if the pool is busy.
+
+        `reading` hears only of reads that may wait: on a plain connection, bytes that are
+        there already are read without it (sparing the caller's two timeout changes).
+        """
         if self._pieces:  # never before the first piece: the first text is not held back
+            ready = connection.readable()
+            if ready and connection.plain:
+                return await _receive(connection)
             wait = self._pool.gathering.wait(self._pool.streams)
-            if wait and not connection.readable():
+            if wait and not ready:
                 await trio.sleep(wait)  # what arrives meanwhile is read, and sent on, as one
+                if connection.plain and connection.readable():
+                    return await _receive(connection)
         if reading is not None:
             reading(True)
         data = await _receive(connection)

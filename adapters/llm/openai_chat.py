@@ -36,15 +36,20 @@ class _ChatReply(Reply):
             detail = error_message(chunk, self.secret) or "no details"
             raise ModelFailure("upstream_error", f"the model failed mid-reply: {detail}")
         choices = chunk.get("choices") or []
-        if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        if not isinstance(choices, list):
             raise ModelFailure("upstream_bad_response", "the model sent malformed choices")
+        for choice in choices:
+            if not isinstance(choice, dict):
+                raise ModelFailure("upstream_bad_response", "the model sent malformed choices")
         if choices:
             choice = choices[0]
             delta = choice.get("delta") or {}
             await self.text(delta.get("content") if isinstance(delta, dict) else None, emit)
             if isinstance(choice.get("finish_reason"), str):
                 self.finish_reason = choice["finish_reason"]
-        self.usage = _usage(chunk.get("usage")) or self.usage
+        usage = chunk.get("usage")
+        if usage is not None:  # most chunks carry none; a null one, as OpenAI sends, is none
+            self.usage = _usage(usage) or self.usage
         return False
 
 

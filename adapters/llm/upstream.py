@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, ClassVar, TypeGuard, TypeVar
 
@@ -20,7 +20,6 @@ import trio
 
 from conversation_service.adapters.llm.event_stream import EventStreamDecoder, ServerSentEvent
 from conversation_service.adapters.llm.http1 import (
-    Response,
     UpstreamClient,
     UpstreamConnectError,
     UpstreamConnectTimeout,
@@ -182,10 +181,10 @@ def _wait_or_give_up(
 _DRAIN_SECONDS = 0.5
 
 
-async def _read_to_the_end(events: AsyncIterator[ServerSentEvent]) -> None:
+async def _read_to_the_end(body: AsyncIterator[bytes]) -> None:
     with trio.move_on_after(_DRAIN_SECONDS):
         try:
-            async for _ in events:
+            async for _ in body:
                 pass  # nothing follows the end marker but the end of the body
         except UpstreamTransportError:
             pass  # the reply is whole already; only the connection is lost
@@ -255,14 +254,18 @@ async def _stream(
                 else:
                     silence.deadline = first_event_due
 
-            async with aclosing(server_sent_events(response, reading)) as events:
-                async for event in events:
-                    reply.events += 1
-                    if await reply.take(event, emit):
-                        whole = True
-                        silence.deadline = math.inf
-                        await _read_to_the_end(events)
-                        return
+            # The events of each network read are taken in a plain loop: an async generator
+            # of events would cost a step of its own for every event.
+            decoder = EventStreamDecoder()
+            async with aclosing(response.aiter_bytes(reading)) as body:
+                async for data in body:
+                    for event in decoder.feed(data):
+                        reply.events += 1
+                        if await reply.take(event, emit):
+                            whole = True
+                            silence.deadline = math.inf
+                            await _read_to_the_end(body)
+                            return
         raise ModelFailure(
             "upstream_bad_response", f"the model's stream ended before {reply.end_marker}"
         )
@@ -282,17 +285,3 @@ async def _stream(
             "upstream_bad_response",
             f"the connection broke before the reply was complete: {described}",
         ) from e
-
-
-async def server_sent_events(
-    response: Response, reading: Callable[[bool], None] | None = None
-) -> AsyncGenerator[ServerSentEvent]:
-    """The events of an event stream's body (WHATWG rules, see `event_stream`).
-
-    `reading` is called around each wait on the network (see `Response.aiter_bytes`). An
-    event left without its closing empty line when the body ends is no event.
-    """
-    decoder = EventStreamDecoder()
-    async for data in response.aiter_bytes(reading):
-        for event in decoder.feed(data):
-            yield event

@@ -93,3 +93,12 @@ def test_the_id_carries_on_and_an_event_without_its_empty_line_is_none():
     first, second = decoder.feed(b"id: 7\ndata: a\n\ndata: b\n\ndata: c")
     assert (first.id, second.id) == ("7", "7")
     assert decoder.feed(b"") == []
+
+
+def test_a_data_value_keeps_all_but_the_one_space_after_its_colon():
+    text = "data:  two spaces \ndata:none\ndata\ndata: \n\n"
+    assert (
+        decoded([text.encode()])
+        == reference(text)
+        == [("message", " two spaces \nnone\n\n", "", None)]
+    )

@@ -415,3 +415,48 @@ async def test_a_busy_client_lets_paced_pieces_gather_but_never_the_first(nurser
     assert gathered[0] == b"0"  # the first is not held back for the next ones
     assert Gathering().wait(16) == 0 and Gathering().wait(17) == 0.001
     assert Gathering().wait(1000) == 0.05
+
+
+@pytest.mark.parametrize("tls", [False, True])
+async def test_reading_hears_of_the_reads_that_wait_and_on_tls_of_every_read(
+    nursery, authority, tls
+):
+    """Bytes already there are no wait on the network: the caller's silence timeout is not
+    touched for them. Through TLS a readable socket may hold part of a record, so every
+    read after the first is bounded."""
+    sent_all = trio.Event()
+
+    async def bursts(stream: trio.abc.Stream, _: int) -> None:
+        await read_request(stream)
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        await stream.send_all(head + b"1\r\na\r\n")
+        await trio.sleep(0.05)  # the client waits for this one
+        await stream.send_all(b"1\r\nb\r\n")
+        await trio.sleep(0.05)
+        await stream.send_all(b"1\r\nc\r\n" + b"1\r\nd\r\n0\r\n\r\n")
+        sent_all.set()
+        await trio.sleep(1)
+
+    server = Server(bursts, tls=server_context(authority) if tls else None)
+    url = await server.start(nursery)
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    calls: list[bool] = []
+    pieces: list[bytes] = []
+    async with UpstreamClient(tls=trusting) as client:
+        async with client.stream("POST", url, headers={}, json_body={}, connect_timeout=2) as r:
+            async for piece in r.aiter_bytes(calls.append):
+                pieces.append(piece)
+                if piece == b"b":
+                    await sent_all.wait()  # "c", "d" and the end are all there by now
+                    await trio.sleep(0.05)
+    assert b"".join(pieces) == b"abcd"
+    waits = calls.count(True)
+    assert calls == [True, False] * waits  # each wait told before and after
+    if tls:
+        assert waits == 2  # "b", then "c" and the rest, there already but read bounded
+    else:
+        assert waits == 1  # only "b" was waited for; the rest was there when read
