@@ -23,6 +23,11 @@ class ReplyStream(Protocol):
         everything was read."""
         ...
 
+    def ready_batch(self) -> Sequence[ReplyEvent] | None:
+        """What `next_batch` would return without waiting; None when it would wait. (A
+        reader that bounds its waits need not set up a timeout when events are ready.)"""
+        ...
+
 
 class LiveReply(Protocol):
     """A reply the runtime accepted: running, waiting its turn, or just finished."""

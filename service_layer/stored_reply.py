@@ -14,5 +14,8 @@ class StoredReplyStream:
         self._events: Sequence[ReplyEvent] | None = events
 
     async def next_batch(self) -> Sequence[ReplyEvent]:
+        return self.ready_batch()
+
+    def ready_batch(self) -> Sequence[ReplyEvent]:
         events, self._events = self._events, ()
         return events or ()

@@ -62,6 +62,9 @@ class RemoteFollower:
         self._after = -1 if after is None else after
         self._ended = False
 
+    def ready_batch(self) -> list[ReplyEvent] | None:
+        return [] if self._ended else None  # read from the store: always a wait
+
     async def next_batch(self) -> list[ReplyEvent]:
         reply = self._reply
         while not self._ended:

@@ -177,21 +177,34 @@ class ReplyLog:
         """Events [first, stop) of the log, leaving out the text up to event id `after`."""
         events: list[ReplyEvent] = []
         heads, contents = len(self._head), len(self._ends)
-        for index in range(first, stop):
-            if index < heads:
-                event: ReplyEvent = self._head[index]
-            elif index < heads + contents:
-                k = index - heads
-                end = self._ends[k]
-                begin = self._ends[k - 1] if k else 0
-                if after is not None:
-                    if end <= after:
-                        continue
-                    begin = max(begin, after)  # exactly once, even across chunk boundaries
-                text = self._text.slice(begin, end)
-                event = ReplyContent(id=end, message_id=self.message_id, text=text)
-            else:
-                event = self._tail[index - heads - contents]
+        index = first
+        while index < stop and index < heads:
+            event: ReplyEvent = self._head[index]
+            if after is None or event.id > after:
+                events.append(event)
+            index += 1
+        last = min(stop, heads + contents)
+        if index < last:
+            ends, k, k_stop = self._ends, index - heads, last - heads
+            begin = ends[k - 1] if k else 0
+            if after is not None:
+                while k < k_stop and ends[k] <= after:
+                    k += 1
+                begin = max(begin, after)  # exactly once, even across chunk boundaries
+            if k < k_stop:
+                # The batch's text in one slice of the log, cut at its chunks' ends.
+                text = self._text.slice(begin, ends[k_stop - 1])
+                offset, message_id = begin, self.message_id
+                for end in ends[k:k_stop]:
+                    events.append(
+                        ReplyContent(
+                            id=end, message_id=message_id, text=text[begin - offset : end - offset]
+                        )
+                    )
+                    begin = end
+            index = last
+        for at in range(max(index, heads + contents), stop):
+            event = self._tail[at - heads - contents]
             if after is None or event.id > after:
                 events.append(event)
         return events
@@ -212,14 +225,19 @@ class ReplyFollower:
     async def next_batch(self) -> list[ReplyEvent]:
         """Every event not yet read, waiting for one; [] once the reply ended and all was read."""
         log = self._log
-        while True:
-            while self._cursor >= log._count:
-                if log.ended:
-                    return []
-                log._watched = True
-                await log._changed.wait()
+        while (batch := self.ready_batch()) is None:
+            log._watched = True
+            await log._changed.wait()
+        return batch
+
+    def ready_batch(self) -> list[ReplyEvent] | None:
+        """Every event not yet read, or [] once the reply ended and all was read; None when
+        there is nothing yet."""
+        log = self._log
+        while self._cursor < log._count:
             count = log._count
             batch = log._events(self._cursor, count, self._after)
             self._cursor = count
             if batch:
                 return batch
+        return [] if log.ended else None

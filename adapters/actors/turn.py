@@ -69,6 +69,7 @@ class Turn:
         self._first_token_at: float | None = None
         self._unflushed = 0
         self._last_flush = 0.0
+        self._now = trio.lowlevel.current_clock().current_time  # read for every chunk
 
     @property
     def message_id(self) -> UUID:
@@ -136,7 +137,7 @@ class Turn:
             # before any reader runs: let the first text go out at once.
             await trio.lowlevel.checkpoint()
         self._unflushed += 1
-        now = trio.current_time()
+        now = self._now()
         if (
             self._unflushed >= self._flush.max_chunks
             or now - self._last_flush >= self._flush.interval

@@ -177,11 +177,12 @@ class Edge:
             nonlocal sent
             try:
                 while True:
-                    batch = None
-                    # The wait is bounded so idle proxies see a comment now and then; the
-                    # yield itself stays outside the cancel scope.
-                    with trio.move_on_after(keepalive):
-                        batch = await follower.next_batch()
+                    batch = follower.ready_batch()
+                    if batch is None:
+                        # The wait is bounded so idle proxies see a comment now and then;
+                        # the yield itself stays outside the cancel scope.
+                        with trio.move_on_after(keepalive):
+                            batch = await follower.next_batch()
                     if batch is None:
                         yield sse.KEEPALIVE
                         continue

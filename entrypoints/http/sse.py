@@ -5,7 +5,6 @@ The domain's typed events become the API's JSON here, and nowhere else.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -65,10 +64,22 @@ def frame(event: ReplyEvent) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.id, name.encode(), orjson.dumps(data))
 
 
-@lru_cache(maxsize=4096)
+_HEADS: dict[int, bytes] = {}
+_MAX_HEADS = 4096
+
+
 def _content_head(message_id: UUID) -> bytes:
-    """What every content event of a message repeats, made once (formatting a UUID is slow)."""
-    return b'event: content\ndata: {"message_id":"%s","content":' % str(message_id).encode()
+    """What every content event of a message repeats, made once (formatting a UUID is slow).
+    Kept by the id's integer: a UUID's own hash is a Python call, made for every event."""
+    key = message_id.int
+    head = _HEADS.get(key)
+    if head is None:
+        if len(_HEADS) >= _MAX_HEADS:
+            _HEADS.clear()
+        head = _HEADS[key] = (
+            b'event: content\ndata: {"message_id":"%s","content":' % str(message_id).encode()
+        )
+    return head
 
 
 def _id(value: object | None) -> str | None:
