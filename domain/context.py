@@ -29,7 +29,9 @@ def build_prompt(history: Iterable[Message]) -> tuple[PromptMessage, ...]:
 
 
 def _entry(message: Message) -> PromptMessage:
-    return PromptMessage(role=message.role.value, content=message.content)
+    # `_value_` is what `.value` returns, without its descriptor's two calls: this runs for
+    # every message of every prompt.
+    return PromptMessage(role=message.role._value_, content=message.content)
 
 
 # Chat formats wrap each message in a few tokens of markup (role, separators).

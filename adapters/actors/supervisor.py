@@ -323,7 +323,8 @@ VERDICT_DEADLINE = 30.0
 
 
 async def _verdict_of_a_send(verdict: Verdict[None]) -> None:
-    with trio.CancelScope(shield=True), trio.move_on_after(VERDICT_DEADLINE):
+    # One scope: shielded from the caller's cancellation, bounded by its own deadline.
+    with trio.CancelScope(shield=True, deadline=trio.current_time() + VERDICT_DEADLINE):
         await verdict.wait()
         return
     raise Unavailable("the chat session did not answer in time; try again")

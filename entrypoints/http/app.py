@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import time
 
+import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
 from quart import Response, g, request
 from quart_cors import cors
 from quart_trio import QuartTrio
+from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException, RequestHeaderFieldsTooLarge
 
 from conversation_service.domain.errors import DomainError
@@ -23,10 +26,27 @@ from conversation_service.entrypoints.http.errors import (
     on_unexpected,
     request_id_for,
 )
+from conversation_service.entrypoints.http.inputs import request_body
 from conversation_service.entrypoints.http.metrics_routes import build_metrics_routes
 from conversation_service.entrypoints.http.playground_routes import build_playground_routes
 from conversation_service.entrypoints.http.routes import HttpDeps, build_routes
 from conversation_service.entrypoints.http.routes_transfer import IMPORT_PATH
+
+
+class HttpConnection(TrioASGIHTTPConnection):
+    """Quart-Trio's handling of one request, run in the task the server runs the app in.
+
+    Quart-Trio starts two tasks per request, one reading the client's messages (it cancels
+    the other when the client leaves) and one handling the request, and then only waits for
+    them. Here the request is handled in the waiting task itself, under the same nursery:
+    the same cancellation, one task start (and its steps) fewer per request.
+    """
+
+    async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        request = self._create_request_from_scope(send)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.handle_messages, nursery, request, receive)
+            await self.handle_request(nursery, request, send)
 
 
 def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartTrio:
@@ -38,6 +58,7 @@ def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartT
     lifecycle = lifecycle or HttpLifecycle()
     # No static folder: Quart would otherwise serve ./static from the working directory.
     app = QuartTrio("conversation_service", static_folder=None)
+    app.asgi_http_class = HttpConnection
     app.config.update(
         MAX_CONTENT_LENGTH=deps.settings.max_body_bytes,
         BODY_TIMEOUT=deps.settings.body_timeout,
@@ -69,7 +90,7 @@ def create_app(deps: HttpDeps, lifecycle: HttpLifecycle | None = None) -> QuartT
             )
         # Read the whole body (capped by size and time) before any answer: Hypercorn closes
         # a connection answered before its body arrived, under a client still sending it.
-        await request.get_data()
+        await request_body()
         if lifecycle.stopping:
             raise ShuttingDown(STOPPING_MESSAGE)
 

@@ -23,6 +23,7 @@ from quart import Response, jsonify, request
 
 from conversation_service.domain.errors import Conflict, InvalidField
 from conversation_service.domain.model import Principal
+from conversation_service.entrypoints.http.inputs import request_body
 from conversation_service.ports.clock import Clock
 from conversation_service.ports.storage import IdempotencyStore
 
@@ -106,6 +107,5 @@ async def _fingerprint() -> str:
     digest.update(request.method.encode())
     digest.update(b"\0" + request.path.encode() + b"\0")
     digest.update(json.dumps(sorted(request.args.items(multi=True))).encode())
-    body = await request.get_data()
-    digest.update(b"\0" + (body if isinstance(body, bytes) else body.encode()))
+    digest.update(b"\0" + await request_body())
     return digest.hexdigest()

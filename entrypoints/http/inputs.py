@@ -13,7 +13,7 @@ from uuid import UUID
 
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
-from quart import request
+from quart import g, request
 
 from conversation_service.domain.errors import InvalidField
 
@@ -138,9 +138,19 @@ def structure(data: dict[str, Any], kind: type[T]) -> T:
         raise _first_problem(error) from None
 
 
+async def request_body() -> bytes:
+    """The request's whole body, read once: each read through Quart costs a timeout scope
+    and a trip through the scheduler, even once the body has arrived."""
+    body = g.get("body")
+    if body is None:
+        body = g.body = await request.get_data()
+    assert isinstance(body, bytes)
+    return body
+
+
 async def read_json_object(max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object; InvalidField naming `body` otherwise."""
-    raw = await request.get_data()  # cached: an Idempotency-Key fingerprint reads it too
+    raw = await request_body()  # an Idempotency-Key fingerprint reads it too
     if len(raw) > max_bytes:
         raise InvalidField("body", f"must be at most {max_bytes} bytes")
     if not raw:

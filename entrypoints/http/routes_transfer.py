@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import trio
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response
 
 from conversation_service.domain.access import Action, authorize
 from conversation_service.entrypoints.http import access_log, views
 from conversation_service.entrypoints.http.edge import Edge
 from conversation_service.entrypoints.http.idempotency import Answer
-from conversation_service.entrypoints.http.inputs import query_uuid
+from conversation_service.entrypoints.http.inputs import query_uuid, request_body
 from conversation_service.entrypoints.http.transfer_lines import (
     MEDIA_TYPE,
     check_file,
@@ -96,8 +96,7 @@ def register(api: Blueprint, edge: Edge) -> None:
         authorize(who, org_id, Action.ADMINISTER)  # before any line is read
 
         async def handle() -> Answer:
-            body = await request.get_data()
-            assert isinstance(body, bytes)
+            body = await request_body()
             # Parsing a large file takes a while: not on the thread that serves requests.
             await trio.to_thread.run_sync(check_file, body, service.limits)
             report = await service.import_records(who, org_id, lambda: records_of(body))
