@@ -70,8 +70,9 @@ class ReplyLog:
         self._text = _Text()
         self._ends = array("q")  # each content event's id: the text's length after it
         self._tail: list[ReplyEvent] = []  # error and end
-        self._changed = trio.Event()
-        self._watched = False  # a follower may be waiting on `_changed`
+        # The followers' tasks waiting for the next change: woken directly, with no event
+        # made and set for every chunk (a trio.Event and its parking lot are two objects).
+        self._waiting: list[trio.lowlevel.Task] = []
         self._ended = trio.Event()
         self._on_finished: list[Callable[[], None]] = []
         self.outcome: ReplyOutcome | None = None  # how it ended, once it has
@@ -163,11 +164,22 @@ class ReplyLog:
 
     def _notify(self) -> None:
         # Chunks that come while no follower waits (they are all running, or woken and not
-        # yet run) need no new event: a follower checks the log before it waits.
-        if self._watched:
-            self._watched = False
-            changed, self._changed = self._changed, trio.Event()
-            changed.set()
+        # yet run) wake nobody: a follower checks the log before it waits.
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for task in waiting:
+                trio.lowlevel.reschedule(task)
+
+    async def _wait_change(self) -> None:
+        """Until the log changes (or the caller is cancelled)."""
+        task = trio.lowlevel.current_task()
+        self._waiting.append(task)
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiting.remove(task)  # cancelled before any change woke it
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     @property
     def _count(self) -> int:
@@ -226,8 +238,7 @@ class ReplyFollower:
         """Every event not yet read, waiting for one; [] once the reply ended and all was read."""
         log = self._log
         while (batch := self.ready_batch()) is None:
-            log._watched = True
-            await log._changed.wait()
+            await log._wait_change()
         return batch
 
     def ready_batch(self) -> list[ReplyEvent] | None:

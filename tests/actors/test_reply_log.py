@@ -96,3 +96,25 @@ async def test_next_batch_waits_for_the_next_chunk_and_ready_batch_does_not() ->
     log.close(ReplyOutcome.completed("stop", None))
     assert [type(event) for event in follower.ready_batch() or []] == [ReplyEnd]
     assert await follower.next_batch() == []
+
+
+async def test_a_reader_whose_wait_was_cancelled_is_not_woken_and_reads_on_later() -> None:
+    log = new_log()
+    follower, other = log.follow(), log.follow()
+    log.start(uuid4())
+    await follower.next_batch()
+    await other.next_batch()
+    got: list[ReplyEvent] = []
+
+    async def read_other() -> None:
+        got.extend(await other.next_batch())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_other)
+        with trio.move_on_after(0.01) as waited:  # a keep-alive's timeout, say
+            await follower.next_batch()
+        assert waited.cancelled_caught
+        log.content("late")  # wakes the other reader only: the first no longer waits
+    assert [event.text for event in got if isinstance(event, ReplyContent)] == ["late"]
+    batch = await follower.next_batch()
+    assert [event.text for event in batch if isinstance(event, ReplyContent)] == ["late"]
