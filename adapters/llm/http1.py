@@ -170,13 +170,14 @@ class Response:
         there already are read without it (sparing the caller's two timeout changes).
         """
         if self._pieces:  # never before the first piece: the first text is not held back
-            ready = connection.readable()
-            if ready and connection.plain:
-                return await _receive(connection)
+            plain = connection.plain
+            if plain and connection.readable():
+                return await _receive(connection)  # there already: no wait, nothing to gather
             wait = self._pool.gathering.wait(self._pool.streams)
-            if wait and not ready:
+            # A plain socket was found unreadable just above; a TLS one is polled only here.
+            if wait and (plain or not connection.readable()):
                 await trio.sleep(wait)  # what arrives meanwhile is read, and sent on, as one
-                if connection.plain and connection.readable():
+                if plain and connection.readable():
                     return await _receive(connection)
         if reading is not None:
             reading(True)
