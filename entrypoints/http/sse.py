@@ -5,6 +5,7 @@ The domain's typed events become the API's JSON here, and nowhere else.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -58,28 +59,19 @@ def event_data(event: ReplyEvent) -> tuple[str, dict[str, Any]]:
 def frame(event: ReplyEvent) -> bytes:
     if type(event) is ReplyContent:  # nearly every event: framed without building a dict
         text = orjson.dumps(event.text)
-        return b"id: %d\n%s%s}\n\n" % (event.id, _content_head(event.message_id), text)
+        return b"id: %d\n%s%s}\n\n" % (event.id, _content_head(event.message_id.int), text)
     name, data = event_data(event)
     # JSON escapes newlines, so the data always fits on one `data:` line.
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.id, name.encode(), orjson.dumps(data))
 
 
-_HEADS: dict[int, bytes] = {}
-_MAX_HEADS = 4096
-
-
-def _content_head(message_id: UUID) -> bytes:
+@lru_cache(maxsize=4096)
+def _content_head(message_id: int) -> bytes:
     """What every content event of a message repeats, made once (formatting a UUID is slow).
     Kept by the id's integer: a UUID's own hash is a Python call, made for every event."""
-    key = message_id.int
-    head = _HEADS.get(key)
-    if head is None:
-        if len(_HEADS) >= _MAX_HEADS:
-            _HEADS.clear()
-        head = _HEADS[key] = (
-            b'event: content\ndata: {"message_id":"%s","content":' % str(message_id).encode()
-        )
-    return head
+    return (
+        b'event: content\ndata: {"message_id":"%s","content":' % str(UUID(int=message_id)).encode()
+    )
 
 
 def _id(value: object | None) -> str | None:
